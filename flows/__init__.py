@@ -1,0 +1,1 @@
+"""Prefect flows: wiring, caching, task runners. The computation lives in ``synthtext``."""

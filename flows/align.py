@@ -1,0 +1,112 @@
+"""Flow ``align``: landmarks, tracking and similarity alignment, one HDF5 per clip, one cached task per clip."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+
+import h5py
+from prefect import flow, task
+
+import synthtext.align
+import synthtext.clipfile
+import synthtext.landmarks
+import synthtext.template
+from flows.convert_fps import REPORT as CONVERT_REPORT
+from flows.runner import FanOut, clip_cache_key, fan_out, make_task_runner
+from synthtext.align import AlignParams, align_clip
+from synthtext.convert import outputs, read_sidecar
+from synthtext.errors import ClipRejected, SynthTextError
+from synthtext.files import remove_stale_temporaries, write_json_atomic
+from synthtext.hashing import code_version, stable_hash
+from synthtext.landmarks import LandmarkBackend, make_backend
+from synthtext.naming import parse_clip_name
+
+CODE_VERSION = code_version(synthtext.align, synthtext.clipfile, synthtext.landmarks, synthtext.template)
+_local = threading.local()
+
+
+def _backend(name: str, upsample: int) -> LandmarkBackend:
+    """One landmark model per worker thread/process, loaded on first use."""
+    cache = _local.__dict__.setdefault("backends", {})
+    if (name, upsample) not in cache:
+        cache[name, upsample] = make_backend(name, upsample)
+    return cache[name, upsample]
+
+
+@task(name="align-clip", cache_key_fn=clip_cache_key, persist_result=True)
+def align_one(clip_id: str, source: str, in_dir: str, dst: str, params: dict, fps: float,
+              source_md5: str, key: str) -> dict:
+    align_params = AlignParams(**params)
+    name = parse_clip_name(source)
+    mp4, wav, _ = outputs(Path(in_dir), clip_id)
+    try:
+        stats = align_clip(name, mp4, wav, Path(dst), _backend(align_params.backend, align_params.detect_upsample),
+                           align_params, fps, source_md5, key)
+    except ClipRejected as exc:
+        return {"clip_id": clip_id, "stage": "align", "status": "rejected", "reason": exc.reason,
+                "detail": exc.detail}
+    return {"clip_id": clip_id, "actor": name.actor, "emotion": name.emotion, "status": "ok", "key": key,
+            **stats}
+
+
+def _clip_key(path: Path) -> str | None:
+    try:
+        with h5py.File(path, "r") as f:
+            return f.attrs.get("cache_key")
+    except OSError:
+        return None
+
+
+@flow(name="align")
+def align_flow(in_dir: str, clips_dir: str, report_path: str, metrics_path: str, params: dict) -> FanOut:
+    """Align every clip that convert_fps wrote; list every unusable clip with its reason."""
+    align_params = AlignParams(**params)
+    source_dir, out = Path(in_dir), Path(clips_dir)
+    report_file = source_dir / CONVERT_REPORT
+    if not report_file.is_file():
+        raise SynthTextError(f"{report_file} not found: run the convert_fps stage first (dvc repro convert_fps)")
+    converted = json.loads(report_file.read_text())["clips"]
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)
+    jobs, earlier = [], []
+    for clip in converted:
+        sidecar = read_sidecar(source_dir, clip["clip_id"]) if clip["status"] == "ok" else None
+        if sidecar is None:
+            earlier.append({"stage": "convert_fps", **clip} if clip["status"] != "ok" else
+                           {"clip_id": clip["clip_id"], "stage": "convert_fps", "status": "rejected",
+                            "reason": "missing", "detail": "converted files are missing: rerun convert_fps"})
+            continue
+        key = stable_hash("align", sidecar["key"], asdict(align_params), CODE_VERSION)
+        jobs.append({"clip_id": clip["clip_id"], "source": sidecar["source"], "in_dir": str(source_dir),
+                     "dst": str(out / f"{clip['clip_id']}.h5"), "params": asdict(align_params),
+                     "fps": sidecar["fps"], "source_md5": sidecar["source_md5"], "key": key})
+
+    fan = fan_out(align_one, jobs, lambda r: _clip_key(out / f"{r['clip_id']}.h5") == r["key"], desc="align")
+    fan.results = sorted(fan.results + earlier, key=lambda r: r["clip_id"])
+    keep = {r["clip_id"] for r in fan.ok}
+    for path in out.glob("*.h5"):
+        if path.stem not in keep:
+            path.unlink()
+    write_json_atomic(report_path, {"params": asdict(align_params), "clips": fan.results})
+    write_json_atomic(metrics_path, align_metrics(fan))
+    return fan
+
+
+def align_metrics(fan: FanOut) -> dict:
+    """Small numbers for `dvc metrics show`: counts and landmark coverage."""
+    frames = sum(r["frames"] for r in fan.ok)
+    with_face = sum(r["frames_with_face"] for r in fan.ok)
+    return {"clips_in": len(fan.results), "clips_written": len(fan.ok), "clips_rejected": len(fan.rejected),
+            "rejected_by_reason": dict(sorted(Counter(r["reason"] for r in fan.rejected).items())),
+            "frames": frames, "face_frame_ratio": round(with_face / frames, 4) if frames else 0.0,
+            "detections_per_clip": round(sum(r["detections"] for r in fan.ok) / len(fan.ok), 3) if fan.ok else 0.0}
+
+
+def run(in_dir: str, clips_dir: str, report_path: str, metrics_path: str, params: dict, runner: dict) -> FanOut:
+    """Run the flow with the task runner named in params."""
+    flow_with_runner = align_flow.with_options(task_runner=make_task_runner(runner))
+    return flow_with_runner(in_dir, clips_dir, report_path, metrics_path, params)

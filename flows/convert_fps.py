@@ -1,0 +1,85 @@
+"""Flow ``convert-fps``: every raw clip -> 25 fps H.264 mp4 + 16 kHz mono wav, one cached task per clip."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from prefect import flow, task
+
+import synthtext.convert
+import synthtext.media
+from flows.runner import FanOut, clip_cache_key, fan_out, make_task_runner
+from synthtext.convert import ConvertParams, convert_clip, read_sidecar
+from synthtext.errors import ClipRejected
+from synthtext.files import remove_stale_temporaries, write_json_atomic
+from synthtext.hashing import code_version, file_md5, stable_hash
+from synthtext.naming import find_videos, parse_clip_name
+
+CODE_VERSION = code_version(synthtext.convert, synthtext.media)
+REPORT = "convert_report.json"
+
+
+@task(name="convert-clip", cache_key_fn=clip_cache_key, persist_result=True)
+def convert_one(src: str, out_dir: str, clip_id: str, params: dict, source_md5: str, key: str) -> dict:
+    try:
+        record = convert_clip(Path(src), Path(out_dir), clip_id, ConvertParams(**params), source_md5, key)
+    except ClipRejected as exc:
+        return {"clip_id": clip_id, "source": src, "status": "rejected", "reason": exc.reason,
+                "detail": exc.detail}
+    return {"status": "ok", **record}
+
+
+def plan_jobs(source: Path, out_dir: Path, params: ConvertParams) -> tuple[list[dict], list[dict]]:
+    """One job per usable clip name (with its content hash and cache key), and the name rejections."""
+    jobs, rejected, seen = [], [], set()
+    videos = find_videos(source)
+    with ThreadPoolExecutor(4) as pool:
+        hashes = list(pool.map(file_md5, videos))
+    for path, md5 in zip(videos, hashes, strict=True):
+        try:
+            name = parse_clip_name(path)
+            if name.clip_id in seen:
+                raise ClipRejected("duplicate", f"{path}: another file already gives clip id {name.clip_id}")
+        except ClipRejected as exc:
+            rejected.append({"clip_id": path.stem, "source": str(path), "status": "rejected",
+                             "reason": exc.reason, "detail": exc.detail})
+            continue
+        seen.add(name.clip_id)
+        key = stable_hash("convert_fps", md5, params.to_dict(), CODE_VERSION)
+        jobs.append({"src": str(path), "out_dir": str(out_dir), "clip_id": name.clip_id,
+                     "params": params.to_dict(), "source_md5": md5, "key": key})
+    return jobs, rejected
+
+
+def prune(out_dir: Path, keep: set[str]) -> None:
+    """Remove outputs of clips that are no longer in the raw folder or no longer usable."""
+    for path in out_dir.iterdir():
+        if path.name != REPORT and path.suffix in (".mp4", ".wav", ".json") and path.stem not in keep:
+            path.unlink()
+
+
+@flow(name="convert-fps")
+def convert_fps_flow(source: str, out_dir: str, params: dict) -> FanOut:
+    """Convert every video under ``source`` into ``out_dir``; writes ``convert_report.json`` there."""
+    convert_params = ConvertParams(**params)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)
+    jobs, name_rejects = plan_jobs(Path(source), out, convert_params)
+
+    def complete(result: dict) -> bool:
+        sidecar = read_sidecar(out, result["clip_id"])
+        return sidecar is not None and sidecar["key"] == result["key"]
+
+    fan = fan_out(convert_one, jobs, complete, desc="convert_fps")
+    fan.results = sorted(fan.results + name_rejects, key=lambda r: r["clip_id"])
+    prune(out, {r["clip_id"] for r in fan.ok})
+    write_json_atomic(out / REPORT, {"params": convert_params.to_dict(), "clips": fan.results})
+    return fan
+
+
+def run(source: str, out_dir: str, params: dict, runner: dict) -> FanOut:
+    """Run the flow with the task runner named in params."""
+    return convert_fps_flow.with_options(task_runner=make_task_runner(runner))(source, out_dir, params)
+

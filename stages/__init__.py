@@ -1,0 +1,29 @@
+"""DVC stage entry points: each reads its params section and calls one flow.
+
+Importing this package points Prefect at a project-local home (``.prefect/``) unless the user
+already configured one, and keeps per-task log lines out of the way of the progress bars.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("PREFECT_HOME", str(ROOT / ".prefect"))
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def main(stage: Callable[[dict], str]) -> None:
+    """Run ``stage(params)``, print its one-line summary; user errors exit 1 with one clear line."""
+    from synthtext.errors import SynthTextError
+    from synthtext.params import load_params
+
+    try:
+        print(stage(load_params(ROOT / "params.yaml")), flush=True)
+    except SynthTextError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,264 @@
+"""Face tracking and similarity alignment of a clip to the canonical template.
+
+The face is detected once and then tracked: each frame's landmarks are predicted inside a box
+derived from the previous frame's landmarks, and the detector runs again only when tracking
+degrades (the fitted shape stops looking like a face, or it jumps). The per-frame-detection
+approach it replaces (detect on every raw frame, then again on every aligned frame) is kept as
+``baseline_landmarks`` for benchmarks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+
+from synthtext import media
+from synthtext.clipfile import SCHEMA_VERSION, AlignedClip, audio_length, write_clip
+from synthtext.errors import ClipRejected
+from synthtext.landmarks import Box, LandmarkBackend
+from synthtext.naming import ClipName
+from synthtext.template import _TEMPLATE_IOD, RIGID_POINTS, eye_centres, template
+
+
+@dataclass(frozen=True)
+class AlignParams:
+    """The ``align`` section of params.yaml."""
+
+    size: int = 128
+    mode: int = 1  # 1: one transform from the first frame; 0: per-frame transforms, smoothed
+    backend: str = "dlib"
+    detect_upsample: int = 1
+    smooth_sigma: float = 2.0  # mode 0: Gaussian smoothing of landmarks over time, in frames
+    max_gap: int = 5  # longest run of face-less frames that is filled by interpolation
+    max_missing: float = 0.2  # reject a clip when more than this fraction of frames has no face
+    min_frames: int = 32  # one training window
+    max_shape_error: float = 0.12  # re-detect when the rigid-point fit error exceeds this (IOD units)
+    max_jump: float = 0.35  # re-detect when the face moves more than this between frames (IOD units)
+
+    def __post_init__(self):
+        if self.mode not in (0, 1):
+            raise ValueError(f"align.mode must be 0 or 1, not {self.mode}")
+
+
+@dataclass
+class Track:
+    """Landmarks of one clip in raw-frame pixels; NaN where no face was found."""
+
+    landmarks: np.ndarray  # [T, 68, 2]
+    detections: int = 0  # how many times the detector ran
+    max_faces: int = 0  # most faces seen in one detection
+    redetections: list[int] = field(default_factory=list)
+
+    @property
+    def found(self) -> np.ndarray:
+        return ~np.isnan(self.landmarks[:, 0, 0])
+
+
+def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity (rotation, uniform scale, translation) mapping src -> dst, as 2x3."""
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    a, b = src - mu_s, dst - mu_d
+    dot = float((a * b).sum())
+    cross = float((a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]).sum())
+    scale = np.hypot(dot, cross) / float((a * a).sum())
+    angle = np.arctan2(cross, dot)
+    rot = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    return np.hstack([rot, (mu_d - rot @ mu_s)[:, None]])
+
+
+def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Apply a 2x3 affine matrix to points [..., 2]."""
+    return points @ matrix[:, :2].T + matrix[:, 2]
+
+
+def _face_frame(points: np.ndarray) -> tuple[np.ndarray, float]:
+    """Centre of the rigid points and the inter-ocular distance: a frame that ignores the mouth."""
+    left, right = eye_centres(points)
+    return points[RIGID_POINTS].mean(0), float(np.linalg.norm(right - left))
+
+
+def shape_error(points: np.ndarray) -> float:
+    """RMS distance of the rigid points from the template after a similarity fit, in IOD units."""
+    rigid = _TEMPLATE_IOD[RIGID_POINTS]
+    fitted = transform_points(similarity(rigid, points[RIGID_POINTS]), rigid)
+    _, iod = _face_frame(points)
+    return float(np.sqrt(((fitted - points[RIGID_POINTS]) ** 2).sum(1).mean()) / max(iod, 1e-6))
+
+
+class FaceTracker:
+    """Detect once, then predict each frame's landmarks from the previous frame's face."""
+
+    def __init__(self, backend: LandmarkBackend, params: AlignParams):
+        self.backend = backend
+        self.params = params
+        self._box_in_face: np.ndarray | None = None  # detector box relative to the face frame
+        self._previous: np.ndarray | None = None
+
+    def _box_from_points(self, points: np.ndarray) -> Box:
+        centre, iod = _face_frame(points)
+        left, top, right, bottom = self._box_in_face * iod + np.r_[centre, centre]
+        return float(left), float(top), float(right), float(bottom)
+
+    def _detect(self, frame: np.ndarray, track: Track) -> np.ndarray | None:
+        track.detections += 1
+        boxes = self.backend.detect(frame)
+        track.max_faces = max(track.max_faces, len(boxes))
+        if not boxes:
+            self._previous = None
+            return None
+        box = boxes[0]  # largest face
+        points = self.backend.landmarks(frame, box)
+        centre, iod = _face_frame(points)
+        self._box_in_face = (np.asarray(box) - np.r_[centre, centre]) / max(iod, 1e-6)
+        return points
+
+    def _degraded(self, points: np.ndarray, frame_shape: tuple[int, ...]) -> bool:
+        height, width = frame_shape[:2]
+        if not (np.all(points >= -0.25 * width) and np.all(points[:, 0] <= 1.25 * width)
+                and np.all(points[:, 1] <= 1.25 * height)):
+            return True
+        if shape_error(points) > self.params.max_shape_error:
+            return True
+        centre, iod = _face_frame(points)
+        old_centre, old_iod = _face_frame(self._previous)
+        return (np.linalg.norm(centre - old_centre) / old_iod > self.params.max_jump
+                or abs(iod / old_iod - 1) > self.params.max_jump)
+
+    def track(self, frames: Iterable[np.ndarray]) -> Track:
+        """Landmarks for every frame; frames without a face are NaN."""
+        rows: list[np.ndarray] = []
+        track = Track(landmarks=np.empty((0, 68, 2)))
+        for index, frame in enumerate(frames):
+            points = None
+            if self._previous is not None:
+                points = self.backend.landmarks(frame, self._box_from_points(self._previous))
+                if self._degraded(points, frame.shape):
+                    track.redetections.append(index)
+                    points = None
+            if points is None:
+                points = self._detect(frame, track)
+            self._previous = points
+            rows.append(np.full((68, 2), np.nan) if points is None else points)
+        track.landmarks = np.stack(rows) if rows else np.empty((0, 68, 2))
+        return track
+
+
+def fill_gaps(landmarks: np.ndarray, params: AlignParams) -> np.ndarray:
+    """Interpolate short runs of face-less frames; reject clips with too many or too long gaps."""
+    found = ~np.isnan(landmarks[:, 0, 0])
+    total = len(landmarks)
+    if not found.any():
+        raise ClipRejected("no_face", f"no face found in any of {total} frames")
+    missing = total - int(found.sum())
+    if missing / total > params.max_missing:
+        raise ClipRejected("face_missing", f"no face in {missing} of {total} frames "
+                           f"(more than align.max_missing={params.max_missing:.0%})")
+    longest, run = 0, 0
+    for ok in found:
+        run = 0 if ok else run + 1
+        longest = max(longest, run)
+    if longest > params.max_gap:
+        raise ClipRejected("face_missing", f"face lost for {longest} consecutive frames "
+                           f"(more than align.max_gap={params.max_gap})")
+    if missing == 0:
+        return landmarks
+    t = np.arange(total)
+    flat = landmarks.reshape(total, -1).copy()
+    for column in range(flat.shape[1]):
+        flat[~found, column] = np.interp(t[~found], t[found], flat[found, column])
+    return flat.reshape(landmarks.shape)
+
+
+def alignment_transforms(landmarks: np.ndarray, params: AlignParams) -> np.ndarray:
+    """Per-frame 2x3 transforms [T, 2, 3] from raw frames to the aligned crop."""
+    target = template(params.size)[RIGID_POINTS]
+    if params.mode == 1:
+        matrix = similarity(landmarks[0][RIGID_POINTS], target)
+        return np.repeat(matrix[None], len(landmarks), axis=0)
+    smooth = gaussian_filter1d(landmarks, params.smooth_sigma, axis=0, mode="nearest") \
+        if params.smooth_sigma > 0 else landmarks
+    return np.stack([similarity(points[RIGID_POINTS], target) for points in smooth])
+
+
+def warp_frame(frame: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """The aligned ``size`` x ``size`` crop of one frame."""
+    return cv2.warpAffine(frame, matrix, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+
+
+@dataclass
+class AlignedFrames:
+    video: np.ndarray  # uint8 [T, S, S, 3]
+    landmarks: np.ndarray  # float32 [T, 68, 2] in crop pixels
+    track: Track
+
+
+def align_frames(frames_twice, backend: LandmarkBackend, params: AlignParams) -> AlignedFrames:
+    """Track, fill gaps and warp. ``frames_twice()`` returns a fresh frame iterator on each call.
+
+    Two streaming passes (landmarks, then warping) keep memory flat in the clip's length.
+    """
+    track = FaceTracker(backend, params).track(frames_twice())
+    total = len(track.landmarks)
+    if total < params.min_frames:
+        raise ClipRejected("too_short", f"{total} frames, fewer than one training window "
+                           f"(align.min_frames={params.min_frames})")
+    landmarks = fill_gaps(track.landmarks, params)
+    matrices = alignment_transforms(landmarks, params)
+    video = np.empty((total, params.size, params.size, 3), dtype=np.uint8)
+    count = 0
+    for index, frame in enumerate(frames_twice()):
+        if index == total:
+            break
+        video[index] = warp_frame(frame, matrices[index], params.size)
+        count += 1
+    if count != total:
+        raise ClipRejected("corrupt", f"video decoded to {total} frames, then to {count}")
+    aligned = np.stack([transform_points(m, p) for m, p in zip(matrices, landmarks, strict=True)])
+    return AlignedFrames(video=video, landmarks=aligned.astype(np.float32), track=track)
+
+
+def baseline_landmarks(frames: Iterable[np.ndarray], backend: LandmarkBackend,
+                       params: AlignParams) -> np.ndarray:
+    """The per-frame-detection approach: detect and fit on every raw frame, align each frame,
+    then detect and fit again on the aligned crop. Returns crop landmarks [T, 68, 2] (NaN if lost).
+    """
+    out = []
+    target = template(params.size)[RIGID_POINTS]
+    for frame in frames:
+        boxes = backend.detect(frame)
+        if not boxes:
+            out.append(np.full((68, 2), np.nan))
+            continue
+        points = backend.landmarks(frame, boxes[0])
+        crop = warp_frame(frame, similarity(points[RIGID_POINTS], target), params.size)
+        crop_boxes = backend.detect(crop)
+        out.append(backend.landmarks(crop, crop_boxes[0]) if crop_boxes else np.full((68, 2), np.nan))
+    return np.stack(out)
+
+
+def align_clip(name: ClipName, mp4: Path, wav: Path, dst: Path, backend: LandmarkBackend,
+               params: AlignParams, fps: float, source_md5: str, key: str) -> dict:
+    """Align one converted clip and write its HDF5 file (schema v1) atomically.
+
+    Returns what was measured; raises ClipRejected when the clip can't be used.
+    """
+    aligned = align_frames(lambda: media.iter_frames(mp4), backend, params)
+    audio, sample_rate = media.read_audio(wav)
+    samples = audio_length(len(aligned.video), sample_rate, fps)
+    audio = np.pad(audio[:samples], (0, max(0, samples - audio.size)))
+    attrs = {"schema_version": SCHEMA_VERSION, "clip_id": name.clip_id, "actor": name.actor,
+             "sentence": name.sentence, "emotion": name.emotion, "intensity": name.intensity,
+             "fps": fps, "sample_rate": sample_rate, "source_md5": source_md5,
+             "landmark_backend": backend.name, "align_mode": params.mode, "size": params.size,
+             "cache_key": key}
+    write_clip(dst, AlignedClip(video=aligned.video, landmarks=aligned.landmarks, audio=audio, attrs=attrs))
+    track = aligned.track
+    return {"frames": len(aligned.video), "frames_with_face": int(track.found.sum()),
+            "detections": track.detections, "faces_in_frame": track.max_faces,
+            "redetections": len(track.redetections)}
+

@@ -1,0 +1,31 @@
+"""Content hashes for caching and lineage."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from types import ModuleType
+
+
+def file_md5(path: str | Path, chunk: int = 1 << 20) -> str:
+    """MD5 of a file's bytes (DVC's hash, so it can be matched against dvc.lock)."""
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def stable_hash(*parts: object) -> str:
+    """SHA-256 of JSON-serialisable parts (dict keys sorted), as hex."""
+    text = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def code_version(*modules: ModuleType) -> str:
+    """A short hash of the source files of ``modules``: changes when their code changes."""
+    digest = hashlib.sha256()
+    for module in modules:
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,138 @@
+"""Video and audio I/O through the ffmpeg binary shipped in ``imageio-ffmpeg`` and OpenCV."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import imageio_ffmpeg
+import numpy as np
+import soundfile as sf
+
+from synthtext.errors import ClipRejected
+
+
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg binary (no system ffmpeg needed)."""
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    has_video: bool
+    has_audio: bool
+    duration: float
+    fps: float
+    width: int
+    height: int
+
+
+_DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
+_VIDEO = re.compile(r"Stream #\S+.*?: Video: .*?(\d{2,5})x(\d{2,5})")
+_FPS = re.compile(r"(\d+(?:\.\d+)?) fps")
+
+
+def probe(path: str | Path) -> MediaInfo:
+    """Read stream information from ``ffmpeg -i``; raise ClipRejected for empty or unreadable files."""
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise ClipRejected("empty_file", f"{path.name} is zero bytes")
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True,
+                          errors="replace")
+    text = proc.stderr
+    video = _VIDEO.search(text)
+    if "Invalid data found" in text or video is None:
+        last = text.strip().splitlines()[-1] if text.strip() else "no output"
+        raise ClipRejected("corrupt", f"{path.name}: ffmpeg found no readable video stream ({last})")
+    duration = _DURATION.search(text)
+    seconds = 0.0
+    if duration:
+        h, m, s = duration.groups()
+        seconds = int(h) * 3600 + int(m) * 60 + float(s)
+    video_line = text[video.start():].splitlines()[0]
+    fps = _FPS.search(video_line)
+    return MediaInfo(
+        has_video=True,
+        has_audio=re.search(r"Stream #\S+.*?: Audio: ", text) is not None,
+        duration=seconds,
+        fps=float(fps.group(1)) if fps else 0.0,
+        width=int(video.group(1)),
+        height=int(video.group(2)),
+    )
+
+
+def _run_ffmpeg(args: list[str], src: Path, what: str) -> None:
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-v", "error", "-y", *args], capture_output=True,
+                          text=True, errors="replace")
+    if proc.returncode != 0:
+        last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
+        raise ClipRejected("corrupt", f"{src.name}: ffmpeg could not decode the {what} ({last})")
+
+
+def tmp_name(path: Path) -> Path:
+    """A temporary sibling of ``path`` with the same suffix (ffmpeg picks the format from it)."""
+    return path.with_name(f".{path.stem}.tmp{path.suffix}")
+
+
+def convert_video(src: Path, dst: Path, fps: int, crf: int) -> None:
+    """Resample ``src``'s video to ``fps`` as H.264 mp4 (bit-exact, reproducible), written atomically."""
+    tmp = tmp_name(dst)
+    try:
+        _run_ffmpeg(["-i", str(src), "-map", "0:v:0", "-vf", f"fps={fps}", "-an", "-c:v", "libx264",
+                     "-preset", "veryfast", "-crf", str(crf), "-pix_fmt", "yuv420p", "-threads", "1",
+                     "-fflags", "+bitexact", "-flags:v", "+bitexact", "-map_metadata", "-1",
+                     "-movflags", "+faststart", str(tmp)], src, "video")
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def extract_audio(src: Path, dst: Path, sample_rate: int) -> None:
+    """Write ``src``'s first audio stream as mono 16-bit PCM wav at ``sample_rate``, atomically."""
+    tmp = tmp_name(dst)
+    try:
+        _run_ffmpeg(["-i", str(src), "-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(sample_rate),
+                     "-c:a", "pcm_s16le", "-fflags", "+bitexact", "-flags:a", "+bitexact",
+                     "-map_metadata", "-1", str(tmp)], src, "audio")
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
+    """Mono float32 samples in [-1, 1] and the sample rate."""
+    audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    return audio.mean(axis=1), sr
+
+
+def audio_level_db(audio: np.ndarray) -> float:
+    """RMS level in dBFS (-inf for digital silence)."""
+    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if audio.size else 0.0
+    return 20 * np.log10(rms) if rms > 0 else float("-inf")
+
+
+def iter_frames(path: str | Path):
+    """Yield RGB uint8 frames of a video one at a time (memory stays flat in clip length)."""
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise ClipRejected("corrupt", f"{Path(path).name}: OpenCV could not open the video")
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                return
+            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+    finally:
+        cap.release()
+
+
+def read_frames(path: str | Path) -> np.ndarray:
+    """All frames of a video as an RGB uint8 array [T, H, W, 3]."""
+    frames = list(iter_frames(path))
+    if not frames:
+        raise ClipRejected("corrupt", f"{Path(path).name}: the video has no decodable frames")
+    return np.stack(frames)
