@@ -80,7 +80,7 @@ def align_flow(in_dir: str, clips_dir: str, report_path: str, metrics_path: str,
                            {"clip_id": clip["clip_id"], "stage": "convert_fps", "status": "rejected",
                             "reason": "missing", "detail": "converted files are missing: rerun convert_fps"})
             continue
-        key = stable_hash("align", sidecar["key"], asdict(align_params), CODE_VERSION)
+        key = stable_hash("align", str(out), sidecar["key"], asdict(align_params), CODE_VERSION)
         jobs.append({"clip_id": clip["clip_id"], "source": sidecar["source"], "in_dir": str(source_dir),
                      "dst": str(out / f"{clip['clip_id']}.h5"), "params": asdict(align_params),
                      "fps": sidecar["fps"], "source_md5": sidecar["source_md5"], "key": key})

@@ -46,7 +46,8 @@ def plan_jobs(source: Path, out_dir: Path, params: ConvertParams) -> tuple[list[
                              "reason": exc.reason, "detail": exc.detail})
             continue
         seen.add(name.clip_id)
-        key = stable_hash("convert_fps", md5, params.to_dict(), CODE_VERSION)
+        # the clip id and output folder are in the key: two files with equal bytes are still two clips
+        key = stable_hash("convert_fps", name.clip_id, str(out_dir), md5, params.to_dict(), CODE_VERSION)
         jobs.append({"src": str(path), "out_dir": str(out_dir), "clip_id": name.clip_id,
                      "params": params.to_dict(), "source_md5": md5, "key": key})
     return jobs, rejected

@@ -64,9 +64,10 @@ class FanOut:
         """One line: clips in, written (cached), rejected by reason, frames/s of fresh work."""
         reasons = Counter(r["reason"] for r in self.rejected)
         fresh_frames = sum(r.get(frames_key, 0) for r in self.ok if r["clip_id"] not in self.cached)
+        reused = sum(1 for r in self.ok if r["clip_id"] in self.cached)
         rate = fresh_frames / self.seconds if self.seconds > 0 else 0.0
         rejected = ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items())) or "none"
-        return (f"{stage}: {len(self.results)} clips in, {len(self.ok)} written ({len(self.cached)} from cache), "
+        return (f"{stage}: {len(self.results)} clips in, {len(self.ok)} written ({reused} from cache), "
                 f"{len(self.rejected)} rejected ({rejected}), {rate:.0f} frames/s")
 
 

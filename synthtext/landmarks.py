@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import warnings
 from pathlib import Path
 from typing import Protocol
 
@@ -96,10 +97,13 @@ class FaceAlignmentBackend(_DlibDetection):
         import face_alignment
 
         try:
-            self._fa = face_alignment.FaceAlignment(
-                face_alignment.LandmarksType.TWO_D, device=device, face_detector="dlib",
-                flip_input=False, compile=False,
-            )
+            with warnings.catch_warnings():
+                # we detect with dlib ourselves; face-alignment's own dlib wrapper warns it is deprecated
+                warnings.simplefilter("ignore", UserWarning)
+                self._fa = face_alignment.FaceAlignment(
+                    face_alignment.LandmarksType.TWO_D, device=device, face_detector="dlib",
+                    flip_input=False, compile=False,
+                )
         except OSError as exc:  # URLError is an OSError: no network and no cached weights
             raise SynthTextError(
                 f"face-alignment could not load its FAN weights ({exc}); put 2DFAN4-11f355bf06.pth.tar "

@@ -1,0 +1,79 @@
+"""Shared fixtures: an isolated Prefect home, one Prefect test server, small generated clips."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Before anything imports Prefect: a throwaway home, quiet logs, no telemetry.
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="synthtext-prefect-")
+os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+
+REPO = Path(__file__).resolve().parents[1]
+REALDATA = REPO.parent / "shared" / "realdata"
+
+needs_realdata = pytest.mark.skipif(not REALDATA.is_dir(), reason="../shared/realdata is not present")
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """One Prefect test server for the whole session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory) -> Path:
+    """Four small CREMA-D-format clips (2 actors x 2), generated once per session."""
+    from synthtext.demo_clips import make_demo_clips
+
+    folder = tmp_path_factory.mktemp("demo-raw")
+    make_demo_clips(folder, actors=2, clips_per_actor=2, seconds=1.6, seed=3)
+    return folder
+
+
+@pytest.fixture
+def raw_copy(demo_dir, tmp_path) -> Path:
+    """A private, writable copy of the demo clips."""
+    folder = tmp_path / "raw"
+    shutil.copytree(demo_dir, folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def dlib_backend():
+    from synthtext.landmarks import make_backend
+
+    return make_backend("dlib")
+
+
+def ffmpeg(*args: str) -> None:
+    """Run the bundled ffmpeg (used to build broken inputs for the tests)."""
+    import subprocess
+
+    from synthtext.media import ffmpeg_exe
+
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-v", "error", "-y", *args], check=True)
+
+
+def add_bad_clips(folder: Path, good_clip: Path) -> dict[str, str]:
+    """Put one clip of each kind of trouble into ``folder``; returns clip id -> expected reason."""
+    (folder / "1010_DFA_ANG_XX.flv").write_bytes(b"FLV\x01" + bytes(range(256)) * 40)  # corrupt
+    (folder / "1011_DFA_ANG_XX.flv").write_bytes(b"")  # zero-length
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=480x360:rate=30", "-f", "lavfi", "-i", "sine=frequency=300",
+           "-t", "2", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(folder / "1012_DFA_SAD_XX.mp4"))
+    ffmpeg("-i", str(good_clip), "-an", "-c:v", "libx264", str(folder / "1013_DFA_NEU_XX.mp4"))
+    ffmpeg("-i", str(good_clip), "-af", "volume=0", "-c:v", "libx264", "-c:a", "aac",
+           str(folder / "1014_DFA_NEU_XX.mp4"))
+    ffmpeg("-i", str(good_clip), "-t", "0.6", "-c:v", "libx264", "-c:a", "aac", str(folder / "1015_DFA_NEU_XX.mp4"))
+    shutil.copy(good_clip, folder / "my holiday.mp4")
+    return {"1010_DFA_ANG_XX": "corrupt", "1011_DFA_ANG_XX": "empty_file", "1012_DFA_SAD_XX": "no_face",
+            "1013_DFA_NEU_XX": "no_audio", "1014_DFA_NEU_XX": "silent_audio", "1015_DFA_NEU_XX": "too_short",
+            "my holiday": "bad_name"}

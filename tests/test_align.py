@@ -1,0 +1,116 @@
+"""Alignment math, gap handling and the tracker against per-frame detection on real frames."""
+
+import numpy as np
+import pytest
+
+from synthtext import media
+from synthtext.align import (
+    AlignParams,
+    FaceTracker,
+    align_frames,
+    alignment_transforms,
+    baseline_landmarks,
+    fill_gaps,
+    shape_error,
+    similarity,
+    transform_points,
+)
+from synthtext.errors import ClipRejected
+from synthtext.template import RIGID_POINTS, eye_centres, template
+
+
+def test_similarity_recovers_a_known_transform():
+    rng = np.random.default_rng(0)
+    src = rng.uniform(0, 100, (20, 2))
+    angle, scale, shift = 0.3, 1.7, np.array([12.0, -5.0])
+    rot = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    dst = src @ rot.T + shift
+    np.testing.assert_allclose(transform_points(similarity(src, dst), src), dst, atol=1e-9)
+
+
+def test_template_is_a_face_shape():
+    assert shape_error(template(128)) < 1e-9
+    left, right = eye_centres(template(128))
+    assert left[0] < right[0] and abs(left[1] - right[1]) < 1e-9
+    assert template(128).min() > 0 and template(128).max() < 128
+
+
+def test_fill_gaps_interpolates_short_gaps():
+    lm = np.stack([np.full((68, 2), float(t)) for t in range(40)])
+    lm[10:13] = np.nan
+    filled = fill_gaps(lm, AlignParams(max_gap=3))
+    np.testing.assert_allclose(filled[11], 11.0)
+
+
+@pytest.mark.parametrize("gap,params,reason", [
+    (slice(0, 40), AlignParams(), "no_face"),
+    (slice(5, 15), AlignParams(max_gap=20, max_missing=0.2), "face_missing"),
+    (slice(5, 12), AlignParams(max_gap=5, max_missing=0.5), "face_missing"),
+])
+def test_fill_gaps_rejects(gap, params, reason):
+    lm = np.ones((40, 68, 2))
+    lm[gap] = np.nan
+    with pytest.raises(ClipRejected) as info:
+        fill_gaps(lm, params)
+    assert info.value.reason == reason
+
+
+def test_mode_1_is_one_transform_and_mode_0_follows_the_face():
+    moving = np.stack([template(200) + [t * 2.0, 0] for t in range(30)])
+    one = alignment_transforms(moving, AlignParams(mode=1))
+    assert np.allclose(one, one[0])
+    every = alignment_transforms(moving, AlignParams(mode=0, smooth_sigma=0))
+    aligned = np.stack([transform_points(m, p) for m, p in zip(every, moving, strict=True)])
+    np.testing.assert_allclose(aligned[:, RIGID_POINTS], np.broadcast_to(template(128)[RIGID_POINTS],
+                                                                         (30, 16, 2)), atol=1e-6)
+
+
+def test_tracker_detects_once_and_matches_per_frame_detection(demo_dir, dlib_backend):
+    clip = sorted(demo_dir.iterdir())[0]
+    frames = list(media.iter_frames(clip))
+    track = FaceTracker(dlib_backend, AlignParams()).track(frames)
+    assert track.found.all()
+    assert track.detections <= 2  # detected once, tracked after that
+    detected = np.stack([dlib_backend.landmarks(f, dlib_backend.detect(f)[0]) for f in frames])
+    error = np.linalg.norm(track.landmarks - detected, axis=-1).mean()
+    assert error < 1.5, f"tracked landmarks are {error:.2f} px from per-frame detection"
+
+
+def test_align_frames_crops_and_matches_baseline(demo_dir, dlib_backend):
+    clip = sorted(demo_dir.iterdir())[1]
+    params = AlignParams(size=128, mode=0)
+    aligned = align_frames(lambda: media.iter_frames(clip), dlib_backend, params)
+    assert aligned.video.shape[1:] == (128, 128, 3) and aligned.video.dtype == np.uint8
+    assert aligned.landmarks.shape == (len(aligned.video), 68, 2)
+    eyes = np.linalg.norm(eye_centres(aligned.landmarks.astype(float)) - eye_centres(template(128)), axis=-1)
+    assert eyes.max() < 2.0
+    base = baseline_landmarks(media.iter_frames(clip), dlib_backend, params)
+    assert np.nanmean(np.linalg.norm(base - aligned.landmarks, axis=-1)) < 1.5
+
+
+def test_too_short_clip_is_rejected(demo_dir, dlib_backend):
+    clip = sorted(demo_dir.iterdir())[0]
+    with pytest.raises(ClipRejected) as info:
+        align_frames(lambda: media.iter_frames(clip), dlib_backend, AlignParams(min_frames=1000))
+    assert info.value.reason == "too_short"
+
+
+def test_largest_face_wins(dlib_backend):
+    from skimage import data
+
+    face = data.astronaut()[20:300, 100:360]
+    small = face[::2, ::2]
+    canvas = np.full((400, 720, 3), 90, np.uint8)
+    canvas[60:340, 20:280] = face
+    canvas[100:240, 500:630] = small
+    boxes = dlib_backend.detect(canvas)
+    assert len(boxes) == 2
+    assert boxes[0][2] < 300  # the bigger face, on the left, comes first
+    track = FaceTracker(dlib_backend, AlignParams()).track([canvas])
+    assert track.max_faces == 2 and track.landmarks[0, :, 0].max() < 300
+
+
+def test_no_face_frames(dlib_backend):
+    blank = np.full((240, 320, 3), 128, np.uint8)
+    track = FaceTracker(dlib_backend, AlignParams()).track([blank] * 3)
+    assert not track.found.any() and track.detections == 3

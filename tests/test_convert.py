@@ -1,0 +1,57 @@
+"""FPS conversion of single clips with the real ffmpeg binary."""
+
+import json
+
+import cv2
+import pytest
+
+from synthtext import media
+from synthtext.convert import ConvertParams, convert_clip, outputs
+from synthtext.errors import ClipRejected
+from tests.conftest import ffmpeg
+
+
+def test_converts_to_25fps_h264_and_16k_mono(demo_dir, tmp_path):
+    src = sorted(demo_dir.iterdir())[0]
+    source_info = media.probe(src)
+    assert abs(source_info.fps - 29.97) < 0.01 and (source_info.width, source_info.height) == (480, 360)
+    record = convert_clip(src, tmp_path, src.stem, ConvertParams(), "md5", "key1")
+    mp4, wav, sidecar = outputs(tmp_path, src.stem)
+    capture = cv2.VideoCapture(str(mp4))
+    assert capture.get(cv2.CAP_PROP_FPS) == 25
+    frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    assert abs(frames - source_info.duration * 25) <= 2 and record["frames"] == frames
+    audio, sr = media.read_audio(wav)
+    assert sr == 16000 and audio.ndim == 1 and abs(audio.size / sr - source_info.duration) < 0.1
+    assert json.loads(sidecar.read_text())["key"] == "key1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in (mp4, wav, sidecar))
+
+
+def test_conversion_is_reproducible(demo_dir, tmp_path):
+    src = sorted(demo_dir.iterdir())[1]
+    for out in ("a", "b"):
+        (tmp_path / out).mkdir()
+        convert_clip(src, tmp_path / out, src.stem, ConvertParams(), "md5", "k")
+    for a, b in zip(outputs(tmp_path / "a", src.stem), outputs(tmp_path / "b", src.stem), strict=True):
+        assert a.read_bytes() == b.read_bytes()
+
+
+@pytest.fixture
+def broken(demo_dir, tmp_path):
+    good = sorted(demo_dir.iterdir())[0]
+    ffmpeg("-i", str(good), "-an", "-c:v", "libx264", str(tmp_path / "noaudio.mp4"))
+    ffmpeg("-i", str(good), "-af", "volume=0", "-c:v", "libx264", "-c:a", "aac", str(tmp_path / "silent.mp4"))
+    (tmp_path / "empty.flv").write_bytes(b"")
+    (tmp_path / "corrupt.flv").write_bytes(b"FLV" + b"\x00" * 5000)
+    return tmp_path
+
+
+@pytest.mark.parametrize("name,reason", [("empty.flv", "empty_file"), ("corrupt.flv", "corrupt"),
+                                         ("noaudio.mp4", "no_audio"), ("silent.mp4", "silent_audio")])
+def test_bad_inputs_are_rejected_and_leave_nothing(broken, tmp_path, name, reason):
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(ClipRejected) as info:
+        convert_clip(broken / name, out, "1001_DFA_ANG_XX", ConvertParams(), "md5", "k")
+    assert info.value.reason == reason
+    assert list(out.iterdir()) == []

@@ -1,0 +1,88 @@
+"""The convert_fps and align flows: per-clip caching, bad clips, task runners."""
+
+import json
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+
+from flows import align as align_flow
+from flows import convert_fps as convert_flow
+from synthtext.params import load_params
+from tests.conftest import REPO, add_bad_clips
+
+PARAMS = load_params(REPO / "params.yaml")
+THREADS = {"kind": "threads", "workers": 2}
+
+
+def convert(raw, out, runner=THREADS, **overrides):
+    return convert_flow.run(str(raw), str(out), {**PARAMS["convert_fps"], **overrides}, runner)
+
+
+def test_per_clip_cache_follows_content(prefect_server, raw_copy, tmp_path):
+    out = tmp_path / "fps25"
+    first = convert(raw_copy, out)
+    ids = {r["clip_id"] for r in first.ok}
+    assert len(ids) == 4 and first.cached == set()
+
+    second = convert(raw_copy, out)
+    assert second.cached == ids  # nothing recomputed
+
+    clips = sorted(raw_copy.iterdir())
+    shutil.copy(clips[0], raw_copy / "1003_TIE_FEA_XX.mp4")  # a new clip arrives
+    clips[1].write_bytes(clips[2].read_bytes())  # and one file changes content
+    third = convert(raw_copy, out)
+    assert {r["clip_id"] for r in third.ok} - third.cached == {"1003_TIE_FEA_XX", clips[1].stem}
+
+    (out / f"{clips[3].stem}.mp4").unlink()  # an output disappears: the cache hit is not trusted
+    fourth = convert(raw_copy, out)
+    assert clips[3].stem not in fourth.cached and (out / f"{clips[3].stem}.mp4").is_file()
+
+    changed = convert(raw_copy, out, crf=30)  # params are part of the key
+    assert changed.cached == set()
+
+    clips[0].unlink()  # a clip removed from the raw folder is removed from the outputs
+    convert(raw_copy, out)
+    assert not (out / f"{clips[0].stem}.mp4").exists()
+
+
+def test_bad_clips_are_reported_with_reasons(prefect_server, raw_copy, tmp_path):
+    expected = add_bad_clips(raw_copy, sorted(raw_copy.iterdir())[0])
+    fps25, clips = tmp_path / "fps25", tmp_path / "clips"
+    convert(raw_copy, fps25)
+    fan = align_flow.run(str(fps25), str(clips), str(tmp_path / "report.json"), str(tmp_path / "metrics.json"),
+                         PARAMS["align"], THREADS)
+    report = {c["clip_id"]: c for c in json.loads((tmp_path / "report.json").read_text())["clips"]}
+    for clip_id, reason in expected.items():
+        assert report[clip_id]["status"] == "rejected" and report[clip_id]["reason"] == reason, report[clip_id]
+        assert report[clip_id]["detail"]
+    good = {c for c, r in report.items() if r["status"] == "ok"}
+    assert len(good) == 4 and {p.stem for p in clips.iterdir()} == good
+    assert not [p for p in tmp_path.rglob(".*tmp*")]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["clips_written"] == 4 and metrics["face_frame_ratio"] >= 0.99
+    assert metrics["rejected_by_reason"]["no_face"] == 1
+    assert "7 rejected" in fan.summary("align")
+    with h5py.File(clips / f"{sorted(good)[0]}.h5") as f:
+        assert f["video"].shape[1:] == (128, 128, 3)
+        assert f.attrs["emotion"] in ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")
+        assert len(f["audio"]) == round(len(f["video"]) * 16000 / 25)
+
+
+def _digest(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runner", [{"kind": "processes", "workers": 2}, {"kind": "dask", "workers": 2}])
+def test_other_task_runners_give_the_same_outputs(prefect_server, demo_dir, tmp_path, runner):
+    convert(demo_dir, tmp_path / "threads", crf=20)
+    fan = convert(demo_dir, tmp_path / "other", runner=runner, crf=20)
+    assert len(fan.ok) == 4
+    reference = _digest(tmp_path / "threads")
+    other = _digest(tmp_path / "other")
+    assert other.keys() == reference.keys()
+    for name in reference:
+        if name.endswith((".mp4", ".wav")):
+            assert np.array_equal(np.frombuffer(other[name], np.uint8), np.frombuffer(reference[name], np.uint8))
