@@ -24,6 +24,7 @@ from synthtext.files import remove_stale_temporaries, write_json_atomic
 from synthtext.hashing import code_version, stable_hash
 from synthtext.landmarks import LandmarkBackend, make_backend
 from synthtext.naming import parse_clip_name
+from synthtext.preview import contact_sheet
 
 CODE_VERSION = code_version(synthtext.align, synthtext.clipfile, synthtext.landmarks, synthtext.template)
 _local = threading.local()
@@ -62,8 +63,10 @@ def _clip_key(path: Path) -> str | None:
 
 
 @flow(name="align")
-def align_flow(in_dir: str, clips_dir: str, report_path: str, metrics_path: str, params: dict) -> FanOut:
-    """Align every clip that convert_fps wrote; list every unusable clip with its reason."""
+def align_flow(in_dir: str, clips_dir: str, report_path: str, metrics_path: str, params: dict,
+               preview_path: str | None = None) -> FanOut:
+    """Align every clip that convert_fps wrote; list every unusable clip with its reason;
+    draw a contact sheet of the aligned clips with their landmarks at ``preview_path``."""
     align_params = AlignParams(**params)
     source_dir, out = Path(in_dir), Path(clips_dir)
     report_file = source_dir / CONVERT_REPORT
@@ -93,6 +96,8 @@ def align_flow(in_dir: str, clips_dir: str, report_path: str, metrics_path: str,
             path.unlink()
     write_json_atomic(report_path, {"params": asdict(align_params), "clips": fan.results})
     write_json_atomic(metrics_path, align_metrics(fan))
+    if preview_path:
+        contact_sheet(sorted(out.glob("*.h5")), preview_path)
     return fan
 
 
@@ -106,7 +111,8 @@ def align_metrics(fan: FanOut) -> dict:
             "detections_per_clip": round(sum(r["detections"] for r in fan.ok) / len(fan.ok), 3) if fan.ok else 0.0}
 
 
-def run(in_dir: str, clips_dir: str, report_path: str, metrics_path: str, params: dict, runner: dict) -> FanOut:
+def run(in_dir: str, clips_dir: str, report_path: str, metrics_path: str, params: dict, runner: dict,
+        preview_path: str | None = None) -> FanOut:
     """Run the flow with the task runner named in params."""
     flow_with_runner = align_flow.with_options(task_runner=make_task_runner(runner))
-    return flow_with_runner(in_dir, clips_dir, report_path, metrics_path, params)
+    return flow_with_runner(in_dir, clips_dir, report_path, metrics_path, params, preview_path)

@@ -1,4 +1,5 @@
-"""Stage align: converted clips -> data/processed/clips/<clip>.h5 + align_report.json + metrics/align.json."""
+"""Stage align: converted clips -> data/processed/clips/<clip>.h5, align_report.json, align_preview.png,
+metrics/align.json."""
 
 from stages import main
 
@@ -8,7 +9,8 @@ def stage(params: dict) -> str:
     from synthtext.params import section
 
     fan = run("data/interim/fps25", "data/processed/clips", "data/processed/align_report.json",
-              "metrics/align.json", section(params, "align"), params.get("runner", {}))
+              "metrics/align.json", section(params, "align"), params.get("runner", {}),
+              preview_path="data/processed/align_preview.png")
     return fan.summary("align")
 
 

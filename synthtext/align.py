@@ -224,22 +224,23 @@ def align_frames(frames_twice, backend: LandmarkBackend, params: AlignParams) ->
 
 def baseline_landmarks(frames: Iterable[np.ndarray], backend: LandmarkBackend,
                        params: AlignParams) -> np.ndarray:
-    """The per-frame-detection approach: detect and fit on every raw frame, align each frame,
-    then detect and fit again on the aligned crop. Returns crop landmarks [T, 68, 2] (NaN if lost).
+    """The per-frame-detection approach this module replaces, for benchmarks.
+
+    Detect and fit on every raw frame, align with the same ``params.mode``, then detect and fit
+    again on every aligned crop. Returns crop landmarks [T, 68, 2] (NaN where a detection failed).
     """
-    out = []
-    target = template(params.size)[RIGID_POINTS]
+    frames = list(frames)
+    raw = []
     for frame in frames:
         boxes = backend.detect(frame)
-        if not boxes:
-            out.append(np.full((68, 2), np.nan))
-            continue
-        points = backend.landmarks(frame, boxes[0])
-        crop = warp_frame(frame, similarity(points[RIGID_POINTS], target), params.size)
-        crop_boxes = backend.detect(crop)
-        out.append(backend.landmarks(crop, crop_boxes[0]) if crop_boxes else np.full((68, 2), np.nan))
+        raw.append(backend.landmarks(frame, boxes[0]) if boxes else np.full((68, 2), np.nan))
+    matrices = alignment_transforms(fill_gaps(np.stack(raw), params), params)
+    out = []
+    for frame, matrix in zip(frames, matrices, strict=True):
+        crop = warp_frame(frame, matrix, params.size)
+        boxes = backend.detect(crop)
+        out.append(backend.landmarks(crop, boxes[0]) if boxes else np.full((68, 2), np.nan))
     return np.stack(out)
-
 
 def align_clip(name: ClipName, mp4: Path, wav: Path, dst: Path, backend: LandmarkBackend,
                params: AlignParams, fps: float, source_md5: str, key: str) -> dict:
