@@ -16,7 +16,8 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml requirements.lock
 
 demo: $(VENV)/.installed
 	dvc repro
-	@echo "Pipeline outputs: data/interim/fps25, data/processed (clips, align_report.json, splits), metrics/"
+	@echo "Look at: data/raw/sample/contact_sheet.png (the corpus), data/processed/align_preview.png (aligned clips)"
+	@echo "Outputs: data/interim/fps25, data/processed (clips, align_report.json, splits), metrics/align.json"
 
 test: $(VENV)/.installed
 	python -m pytest
@@ -25,4 +26,5 @@ lint: $(VENV)/.installed
 	ruff check .
 
 bench: $(VENV)/.installed
-	python benchmarks/bench_align.py data/raw/demo
+	python benchmarks/bench_corpus.py
+	python benchmarks/bench_align.py data/raw/sample

@@ -1,7 +1,7 @@
 """DVC stage entry points: each reads its params section and calls one flow.
 
-Importing this package points Prefect at a project-local home (``.prefect/``) unless the user
-already configured one, and keeps per-task log lines out of the way of the progress bars.
+Importing this package points Prefect at a project-local home (``.prefect/``, where the per-clip
+cache lives) unless the user already configured one.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PREFECT_HOME", str(ROOT / ".prefect"))
-os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 def main(stage: Callable[[dict], str]) -> None:

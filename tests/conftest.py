@@ -29,19 +29,37 @@ def prefect_server():
         yield
 
 
-@pytest.fixture(scope="session")
-def demo_dir(tmp_path_factory) -> Path:
-    """Four small CREMA-D-format clips (2 actors x 2), generated once per session."""
-    from synthtext.demo_clips import make_demo_clips
+TINY_CORPUS = {"identities": 2, "sentences": 1, "intensity": "HI", "seed": 0}
 
-    folder = tmp_path_factory.mktemp("demo-raw")
-    make_demo_clips(folder, actors=2, clips_per_actor=2, seconds=1.6, seed=3)
+
+@pytest.fixture(scope="session")
+def corpus_dir(tmp_path_factory) -> Path:
+    """A tiny sample corpus (2 identities x 6 emotions x 1 sentence = 12 clips), made once per session
+    with the library directly (the flow and the CLI have their own tests)."""
+    from synthtext.corpus.generate import CorpusParams, build_identities, contact_sheet, plan, render_clip
+    from synthtext.tts import PiperEngine
+
+    folder = tmp_path_factory.mktemp("corpus")
+    params = CorpusParams(**TINY_CORPUS)
+    identities, engine = build_identities(params), PiperEngine()
+    summaries = [render_clip(spec, identities[spec.identity], engine, folder, params.seed) for spec in plan(params)]
+    contact_sheet(folder, summaries, params.identities)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def demo_dir(corpus_dir, tmp_path_factory) -> Path:
+    """Four clips of the tiny corpus (two actors, two emotions each), videos only."""
+    folder = tmp_path_factory.mktemp("four-clips")
+    for path in sorted(corpus_dir.glob("*.flv")):
+        if path.stem.split("_")[2] in ("ANG", "HAP"):
+            shutil.copy(path, folder / path.name)
     return folder
 
 
 @pytest.fixture
 def raw_copy(demo_dir, tmp_path) -> Path:
-    """A private, writable copy of the demo clips."""
+    """A private, writable copy of the four clips."""
     folder = tmp_path / "raw"
     shutil.copytree(demo_dir, folder)
     return folder

@@ -58,6 +58,9 @@ def project(tmp_path_factory) -> tuple[Path, dict]:
             shutil.copy2(REPO / name, work / name)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "PREFECT_HOME": str(work / ".prefect")}
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["sample"].update(identities=2, sentences=1)  # 12 clips keep the test short
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
                 ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"]):
         run(cmd, work, env)
@@ -67,12 +70,13 @@ def project(tmp_path_factory) -> tuple[Path, dict]:
 def test_repro_kill_resume_and_granular_params(project):
     work, env = project
     first = run(["dvc", "repro"], work, env)
-    for stage in ("demo_clips", "convert_fps", "align", "split"):
+    for stage in ("sample_corpus", "convert_fps", "align", "split"):
         assert f"Running stage '{stage}'" in first.stdout
-    assert "align: 8 clips in, 8 written" in first.stdout
+    assert "align: 12 clips in, 12 written" in first.stdout
+    assert (work / "data/raw/sample/contact_sheet.png").is_file()
     clips_dir = work / "data/processed/clips"
     clean = clip_contents(clips_dir)
-    assert len(clean) == 8
+    assert len(clean) == 12
     train = (work / "data/processed/splits/train.txt").read_text().split()
     val = (work / "data/processed/splits/val.txt").read_text().split()
     assert train and val and not {c[:4] for c in train} & {c[:4] for c in val}
@@ -91,7 +95,7 @@ def test_repro_kill_resume_and_granular_params(project):
         time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert len(list(clips_dir.glob("*.h5"))) < 8, "killed too late to test a resume"
+    assert len(list(clips_dir.glob("*.h5"))) < 12, "killed too late to test a resume"
     for path in clips_dir.glob("*.h5"):  # whatever is visible is complete
         with h5py.File(path) as f:
             assert f["video"].shape[0] == len(f["landmarks"])
@@ -109,3 +113,15 @@ def test_repro_kill_resume_and_granular_params(project):
     assert "Running stage 'align'" in resized.stdout and "Running stage 'split'" in resized.stdout
     with h5py.File(next(clips_dir.glob("*.h5"))) as f:
         assert f["video"].shape[1:] == (64, 64, 3)
+
+
+def test_data_source_switches_to_a_real_folder(project, demo_dir):
+    work, env = project
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["data"]["source"] = str(demo_dir)
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    switched = run(["dvc", "repro"], work, env)
+    assert "sample_corpus: skipped" in switched.stdout
+    assert "convert_fps: 4 clips in, 4 written" in switched.stdout
+    assert sorted(p.name for p in (work / "data/raw/sample").iterdir()) == ["SKIPPED.txt"]
+    assert len(list((work / "data/processed/clips").glob("*.h5"))) == 4

@@ -1,4 +1,4 @@
-"""The ``synthtext`` command line."""
+"""The ``synthtext`` command line: user input in, flows run, one clear line on a mistake."""
 
 from __future__ import annotations
 
@@ -26,11 +26,18 @@ def _inspect(args: argparse.Namespace) -> None:
         print(f"contact sheet: {contact_sheet(args.clips, args.sheet, frames=args.frames)}")
 
 
-def _demo_clips(args: argparse.Namespace) -> None:
-    from synthtext.demo_clips import make_demo_clips
+def _sample_corpus(args: argparse.Namespace) -> None:
+    from flows.sample_corpus import run
+    from synthtext.corpus.generate import CorpusParams, check_output_folder, plan
 
-    paths = make_demo_clips(args.out, args.actors, args.clips_per_actor, args.seconds, args.seed)
-    print(f"{len(paths)} clips written to {args.out}")
+    check_output_folder(Path(args.out))
+    params = {"identities": args.identities, "sentences": args.sentences, "intensity": args.intensity,
+              "seed": args.seed, "photos": args.photos, "voice": args.voice}
+    plan(CorpusParams(**params))  # bad sizes fail here, before a Prefect server starts
+    fan, seconds = run(args.out, params, {"kind": "threads", "workers": args.workers})
+    frames = sum(r["frames"] for r in fan.results)
+    print(f"{len(fan.results)} clips ({frames} frames) written to {args.out} in {seconds:.1f} s; "
+          f"contact sheet: {Path(args.out) / 'contact_sheet.png'}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,13 +48,17 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--sheet", help="write a PNG contact sheet (frames with landmarks) here")
     inspect.add_argument("--frames", type=int, default=6, help="frames per clip on the sheet")
     inspect.set_defaults(run=_inspect)
-    demo = commands.add_parser("demo-clips", help="write small CREMA-D-format clips made from a bundled photo")
-    demo.add_argument("--out", required=True)
-    demo.add_argument("--actors", type=int, default=4)
-    demo.add_argument("--clips-per-actor", type=int, default=2)
-    demo.add_argument("--seconds", type=float, default=2.2)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.set_defaults(run=_demo_clips)
+    corpus = commands.add_parser("sample-corpus", help="generate a small corpus in CREMA-D's format (speech, "
+                                 "lip motion, emotional faces, ground truth)")
+    corpus.add_argument("--out", required=True, help="a new or empty folder (or an earlier sample corpus)")
+    corpus.add_argument("--identities", type=int, default=4)
+    corpus.add_argument("--sentences", type=int, default=2, help="CREMA-D sentences per identity (1-12)")
+    corpus.add_argument("--intensity", default="HI", choices=["LO", "MD", "HI"])
+    corpus.add_argument("--seed", type=int, default=0)
+    corpus.add_argument("--photos", help="a folder of face photos to use besides the bundled portrait")
+    corpus.add_argument("--voice", help="a Piper .onnx voice (default: the bundled en_US joe voice)")
+    corpus.add_argument("--workers", type=int, default=2)
+    corpus.set_defaults(run=_sample_corpus)
     return parser
 
 

@@ -1,0 +1,72 @@
+"""Flow ``sample-corpus``: speak, animate and encode every clip of the generated corpus in parallel."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from prefect import flow, task
+
+from flows.runner import FanOut, fan_out, make_task_runner
+from synthtext.corpus.generate import (
+    ClipSpec,
+    CorpusParams,
+    Identity,
+    build_identities,
+    check_output_folder,
+    contact_sheet,
+    plan,
+    render_clip,
+)
+from synthtext.files import write_json_atomic
+from synthtext.tts import PiperEngine
+
+_local = threading.local()
+
+
+def _engine(voice: str | None) -> PiperEngine:
+    """One voice per worker thread/process."""
+    if getattr(_local, "voice", object()) != voice:
+        _local.engine, _local.voice = PiperEngine(voice), voice
+    return _local.engine
+
+
+@task(name="render-clip")
+def render_task(clip_id: str, spec: dict, identity: Identity, folder: str, seed: int, voice: str | None) -> dict:
+    summary = render_clip(ClipSpec(**spec), identity, _engine(voice), Path(folder), seed)
+    return {"status": "ok", **summary}
+
+
+@flow(name="sample-corpus")
+def sample_corpus_flow(out_dir: str, params: dict) -> FanOut:
+    """Generate the corpus into a temporary folder and move it into place when complete."""
+    corpus = CorpusParams(**params)
+    specs = plan(corpus)
+    out = Path(out_dir)
+    check_output_folder(out)
+    staging = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    identities = build_identities(corpus)
+    jobs = [{"clip_id": s.clip_id, "spec": asdict(s), "identity": identities[s.identity], "folder": str(staging),
+             "seed": corpus.seed, "voice": corpus.voice} for s in specs]
+    fan = fan_out(render_task, jobs, lambda result: True, desc="sample_corpus")
+    failed = fan.rejected
+    if failed:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise RuntimeError(f"{len(failed)} clips failed, first: {failed[0]['detail']}")
+    contact_sheet(staging, fan.results, corpus.identities)
+    write_json_atomic(staging / "corpus.json", {"params": asdict(corpus), "clips": [s.clip_id for s in specs]})
+    shutil.rmtree(out, ignore_errors=True)
+    staging.rename(out)
+    return fan
+
+
+def run(out_dir: str, params: dict, runner: dict) -> tuple[FanOut, float]:
+    """Run the flow with the task runner named in params; returns the fan-out and the wall time."""
+    started = time.perf_counter()
+    fan = sample_corpus_flow.with_options(task_runner=make_task_runner(runner))(out_dir, params)
+    return fan, time.perf_counter() - started

@@ -1,0 +1,67 @@
+"""Measurements that show a corpus has something to learn: lips that follow the speech, faces that
+carry the emotion. Computed on aligned clips (what the landmark model measured, not the generator's truth)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from synthtext.clipfile import AlignedClip
+from synthtext.template import RIGID_POINTS, template
+
+INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
+
+
+def inner_lip_distance(landmarks: np.ndarray) -> np.ndarray:
+    """Mean vertical gap between the inner lips per frame [T] (pixels)."""
+    return np.mean([np.linalg.norm(landmarks[:, a] - landmarks[:, b], axis=-1) for a, b in INNER_LIP_PAIRS], axis=0)
+
+
+def audio_rms_per_frame(clip: AlignedClip) -> np.ndarray:
+    """RMS of the audio samples that each frame covers [T]."""
+    return np.array([np.sqrt(np.mean(np.square(clip.audio_for_frame(t)))) if clip.audio_for_frame(t).size else 0.0
+                     for t in range(len(clip.video))])
+
+
+def lip_audio_correlation(clip: AlignedClip) -> float:
+    """Pearson r between the measured inner-lip distance and the audio RMS envelope."""
+    lips, rms = inner_lip_distance(clip.landmarks), audio_rms_per_frame(clip)
+    if lips.std() == 0 or rms.std() == 0:
+        return 0.0
+    return float(np.corrcoef(lips, rms)[0, 1])
+
+
+def expression_features(landmarks: np.ndarray) -> np.ndarray:
+    """Landmark geometry of a clip, independent of where the face sits: each frame mapped onto the
+    template by its rigid points, expressed relative to the template, averaged over the clip."""
+    from synthtext.align import similarity, transform_points
+
+    target = template(1)[RIGID_POINTS]
+    frames = [transform_points(similarity(points[RIGID_POINTS], target), points) - template(1)
+              for points in landmarks.astype(np.float64)]
+    return np.mean(frames, axis=0).ravel()
+
+
+def emotion_accuracy_by_identity(clips: list[AlignedClip], speaker_normalise: bool = True) -> dict[str, float]:
+    """Leave-one-identity-out accuracy of a logistic regression on landmark geometry.
+
+    For each actor, train on all the others' clips and test on this actor's. With
+    ``speaker_normalise`` each actor's mean geometry is subtracted first (standard speaker
+    normalisation: it removes face shape, which is not emotion, and needs no labels).
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    features = np.array([expression_features(c.landmarks) for c in clips])
+    labels = np.array([c.attrs["emotion"] for c in clips])
+    actors = np.array([str(c.attrs["actor"]) for c in clips])
+    if speaker_normalise:
+        for actor in set(actors):
+            features[actors == actor] -= features[actors == actor].mean(0)
+    scores = {}
+    for actor in sorted(set(actors)):
+        held = actors == actor
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
+        model.fit(features[~held], labels[~held])
+        scores[actor] = float((model.predict(features[held]) == labels[held]).mean())
+    return scores

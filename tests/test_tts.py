@@ -1,0 +1,56 @@
+"""Emotional TTS with the bundled Piper voice: presets, determinism, and that the voice carries the emotion."""
+
+import numpy as np
+import pytest
+
+from synthtext.errors import SynthTextError
+from synthtext.tts import PRESETS, PiperEngine, Prosody, prosody_for
+
+TEXT = "I think I have a doctor's appointment."
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return PiperEngine()
+
+
+def test_presets_scale_with_intensity():
+    assert prosody_for("NEU", "HI") == Prosody()
+    high, low = prosody_for("SAD", "HI"), prosody_for("SAD", "LO")
+    assert high == PRESETS["SAD"]
+    assert low.rate == pytest.approx(1 + (high.rate - 1) / 2) and low.pitch == pytest.approx(high.pitch / 2)
+    with pytest.raises(SynthTextError, match="unknown emotion"):
+        prosody_for("JOY")
+    with pytest.raises(SynthTextError, match="unknown intensity"):
+        prosody_for("HAP", "MAX")
+
+
+def test_seeded_synthesis_is_reproducible(engine):
+    first = engine.synthesize(TEXT, prosody_for("HAP"), seed=4)
+    assert np.array_equal(first, engine.synthesize(TEXT, prosody_for("HAP"), seed=4))
+    assert first.dtype == np.float32 and np.abs(first).max() <= 1.0
+
+
+def test_user_mistakes(engine, tmp_path):
+    with pytest.raises(SynthTextError, match="empty"):
+        engine.synthesize("   ")
+    with pytest.raises(SynthTextError, match="not found"):
+        PiperEngine(tmp_path / "nope.onnx")
+
+
+def _stats(audio, sample_rate):
+    import librosa
+
+    f0 = librosa.yin(audio, fmin=60, fmax=400, sr=sample_rate, frame_length=1024)
+    rms = librosa.feature.rms(y=audio, frame_length=1024, hop_length=256)[0]
+    voiced = f0[(rms[: len(f0)] > 0.3 * rms.max())]
+    return len(audio) / sample_rate, 20 * np.log10(np.sqrt(np.mean(audio ** 2))), float(np.median(voiced))
+
+
+def test_emotions_are_heard_in_the_intended_direction(engine):
+    stats = {e: _stats(engine.synthesize(TEXT, prosody_for(e), seed=1), engine.sample_rate)
+             for e in ("ANG", "FEA", "NEU", "SAD")}
+    duration, level, pitch = ({e: s[i] for e, s in stats.items()} for i in range(3))
+    assert duration["SAD"] > duration["NEU"] > duration["FEA"]
+    assert level["ANG"] > level["NEU"] + 3 > level["SAD"] + 6
+    assert pitch["FEA"] > pitch["NEU"] * 1.1 and pitch["SAD"] < pitch["NEU"] * 0.95
