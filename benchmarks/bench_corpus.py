@@ -22,6 +22,7 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
+import librosa
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -95,11 +96,10 @@ def main() -> None:
         for normalise in (True, False):
             scores = emotion_accuracy_by_identity(clips, speaker_normalise=normalise)
             label = "speaker-normalised" if normalise else "raw landmarks     "
-            print(f"emotion    : {label} leave-one-identity-out accuracy "
-                  + ", ".join(f"{a}: {s:.2f}" for a, s in scores.items()) + f" (mean {np.mean(list(scores.values())):.3f})")
+            per_actor = ", ".join(f"{a}: {s:.2f}" for a, s in scores.items())
+            print(f"emotion    : {label} leave-one-identity-out accuracy {per_actor} "
+                  f"(mean {np.mean(list(scores.values())):.3f})")
         prosody = defaultdict(list)
-        import librosa
-
         for clip in clips:
             truth = json.loads((work / "corpus" / f"{clip.attrs['clip_id']}.json").read_text())
             speech = clip.audio[int(truth["speech_start_s"] * 16000):int(truth["speech_end_s"] * 16000)]

@@ -73,6 +73,7 @@ def align_flow(in_dir: str, clips_dir: str, report_path: str, metrics_path: str,
     if not report_file.is_file():
         raise SynthTextError(f"{report_file} not found: run the convert_fps stage first (dvc repro convert_fps)")
     converted = json.loads(report_file.read_text())["clips"]
+    _backend(align_params.backend, align_params.detect_upsample)  # a bad backend setting fails here, once
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
     jobs, earlier = [], []

@@ -22,7 +22,7 @@ from synthtext.clipfile import SCHEMA_VERSION, AlignedClip, audio_length, write_
 from synthtext.errors import ClipRejected
 from synthtext.landmarks import Box, LandmarkBackend
 from synthtext.naming import ClipName
-from synthtext.template import _TEMPLATE_IOD, RIGID_POINTS, eye_centres, template
+from synthtext.template import RIGID_POINTS, TEMPLATE_IOD, eye_centres, template
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ def _face_frame(points: np.ndarray) -> tuple[np.ndarray, float]:
 
 def shape_error(points: np.ndarray) -> float:
     """RMS distance of the rigid points from the template after a similarity fit, in IOD units."""
-    rigid = _TEMPLATE_IOD[RIGID_POINTS]
+    rigid = TEMPLATE_IOD[RIGID_POINTS]
     fitted = transform_points(similarity(rigid, points[RIGID_POINTS]), rigid)
     _, iod = _face_frame(points)
     return float(np.sqrt(((fitted - points[RIGID_POINTS]) ** 2).sum(1).mean()) / max(iod, 1e-6))

@@ -136,3 +136,26 @@ def read_frames(path: str | Path) -> np.ndarray:
     if not frames:
         raise ClipRejected("corrupt", f"{Path(path).name}: the video has no decodable frames")
     return np.stack(frames)
+
+
+def write_video(path: str | Path, frames: np.ndarray, fps: float, audio: np.ndarray | None = None,
+                sample_rate: int = 16000) -> None:
+    """Encode RGB uint8 frames [T, H, W, 3] (+ mono audio) as H.264 + AAC mp4 with +faststart, atomically."""
+    import tempfile
+
+    path = Path(path)
+    tmp = tmp_name(path)
+    with tempfile.TemporaryDirectory() as scratch:
+        inputs = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{frames.shape[2]}x{frames.shape[1]}",
+                  "-r", str(fps), "-i", "-"]
+        if audio is not None:
+            wav = Path(scratch) / "audio.wav"
+            sf.write(wav, audio, sample_rate, subtype="PCM_16")
+            inputs += ["-i", str(wav), "-c:a", "aac", "-b:a", "128k", "-shortest"]
+        cmd = [ffmpeg_exe(), "-hide_banner", "-v", "error", "-y", *inputs, "-c:v", "libx264", "-pix_fmt", "yuv420p",
+               "-preset", "veryfast", "-crf", "18", "-movflags", "+faststart", str(tmp)]
+        try:
+            subprocess.run(cmd, input=np.ascontiguousarray(frames).tobytes(), check=True, capture_output=True)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)

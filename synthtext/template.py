@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-_TEMPLATE_IOD = np.array([
+TEMPLATE_IOD = np.array([
     (-1.1072, +0.0540), (-1.0860, +0.3525), (-1.0477, +0.6404), (-1.0085, +0.9335),
     (-0.9229, +1.2119), (-0.7659, +1.4530), (-0.5497, +1.6516), (-0.2950, +1.8055),
     (+0.0000, +1.8497), (+0.2950, +1.8055), (+0.5497, +1.6516), (+0.7659, +1.4530),
@@ -53,7 +53,7 @@ MIRROR = np.array(
 
 def template(size: int) -> np.ndarray:
     """The 68 template points [68, 2] (x, y) in pixel coordinates of a ``size`` x ``size`` crop."""
-    return _TEMPLATE_IOD * (EYE_DISTANCE * size) + np.array([0.5 * size, EYE_Y * size])
+    return TEMPLATE_IOD * (EYE_DISTANCE * size) + np.array([0.5 * size, EYE_Y * size])
 
 
 def eye_centres(points: np.ndarray) -> np.ndarray:

@@ -29,12 +29,12 @@ def prefect_server():
         yield
 
 
-TINY_CORPUS = {"identities": 2, "sentences": 1, "intensity": "HI", "seed": 0}
+TINY_CORPUS = {"identities": 2, "sentences": 2, "intensity": "HI", "seed": 0}
 
 
 @pytest.fixture(scope="session")
 def corpus_dir(tmp_path_factory) -> Path:
-    """A tiny sample corpus (2 identities x 6 emotions x 1 sentence = 12 clips), made once per session
+    """A tiny sample corpus (2 identities x 6 emotions x 2 sentences = 24 clips), made once per session
     with the library directly (the flow and the CLI have their own tests)."""
     from synthtext.corpus.generate import CorpusParams, build_identities, contact_sheet, plan, render_clip
     from synthtext.tts import PiperEngine
@@ -49,10 +49,12 @@ def corpus_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_dir(corpus_dir, tmp_path_factory) -> Path:
-    """Four clips of the tiny corpus (two actors, two emotions each), videos only."""
+    """Four clips of the tiny corpus (two actors, one sentence, two emotions each), videos only."""
     folder = tmp_path_factory.mktemp("four-clips")
+    first_sentence = {}
     for path in sorted(corpus_dir.glob("*.flv")):
-        if path.stem.split("_")[2] in ("ANG", "HAP"):
+        actor, sentence, emotion, _ = path.stem.split("_")
+        if emotion in ("ANG", "HAP") and first_sentence.setdefault(actor, sentence) == sentence:
             shutil.copy(path, folder / path.name)
     return folder
 
@@ -63,6 +65,24 @@ def raw_copy(demo_dir, tmp_path) -> Path:
     folder = tmp_path / "raw"
     shutil.copytree(demo_dir, folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def aligned_corpus(prefect_server, corpus_dir, tmp_path_factory) -> tuple[Path, dict]:
+    """The tiny corpus through the real convert_fps and align flows: (work folder, align metrics)."""
+    import json
+
+    from flows import align as align_flow
+    from flows import convert_fps as convert_flow
+    from synthtext.params import load_params
+
+    work = tmp_path_factory.mktemp("aligned")
+    params = load_params(REPO / "params.yaml")
+    runner = {"kind": "threads", "workers": 2}
+    convert_flow.run(str(corpus_dir), str(work / "fps25"), params["convert_fps"], runner)
+    align_flow.run(str(work / "fps25"), str(work / "clips"), str(work / "report.json"), str(work / "metrics.json"),
+                   params["align"], runner)
+    return work, json.loads((work / "metrics.json").read_text())
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ import yaml
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
+TRAINING = ("pretrain_emotion", "pretrain_generator", "train_gan")
 
 
 def run(cmd: list[str], cwd: Path, env: dict, check: bool = True) -> subprocess.CompletedProcess:
@@ -47,7 +48,35 @@ def assert_same_contents(a: dict, b: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> tuple[Path, dict]:
+def prefect_api(tmp_path_factory):
+    """One real Prefect server for all the stage runs (saves each stage starting a temporary one)."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    home = tmp_path_factory.mktemp("prefect-server")
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_UI_ENABLED": "false"}
+    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                               "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=2)
+            break
+        except OSError:
+            assert server.poll() is None and time.monotonic() < deadline, "prefect server did not start"
+            time.sleep(0.5)
+    yield url
+    server.terminate()
+    server.wait(30)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, prefect_api) -> tuple[Path, dict]:
     """A copy of this repository's files in a fresh git repo, and an environment to run DVC in."""
     work = tmp_path_factory.mktemp("project")
     listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
@@ -57,9 +86,13 @@ def project(tmp_path_factory) -> tuple[Path, dict]:
             (work / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, work / name)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "PREFECT_HOME": str(work / ".prefect")}
+           "PREFECT_HOME": str(work / ".prefect"), "PREFECT_API_URL": prefect_api}
+    env.pop("MLFLOW_TRACKING_URI", None)
     params = yaml.safe_load((work / "params.yaml").read_text())
     params["sample"].update(identities=2, sentences=1)  # 12 clips keep the test short
+    for stage in TRAINING:  # a few steps of the tiny profile: the real stages, made small
+        params[stage].update(profile="tiny", steps=4, batch=2, workers=0, checkpoint_every=2, log_every=1,
+                             image_every=2)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
                 ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"]):
@@ -70,7 +103,7 @@ def project(tmp_path_factory) -> tuple[Path, dict]:
 def test_repro_kill_resume_and_granular_params(project):
     work, env = project
     first = run(["dvc", "repro"], work, env)
-    for stage in ("sample_corpus", "convert_fps", "align", "split"):
+    for stage in ("sample_corpus", "convert_fps", "align", "split", *TRAINING):
         assert f"Running stage '{stage}'" in first.stdout
     assert "align: 12 clips in, 12 written" in first.stdout
     assert (work / "data/raw/sample/contact_sheet.png").is_file()
@@ -81,6 +114,12 @@ def test_repro_kill_resume_and_granular_params(project):
     val = (work / "data/processed/splits/val.txt").read_text().split()
     assert train and val and not {c[:4] for c in train} & {c[:4] for c in val}
     assert (work / "data/processed/align_report.json").is_file() and (work / "metrics/align.json").is_file()
+
+    check_registry(work)
+    metrics = run(["dvc", "metrics", "show", "--json"], work, env).stdout
+    assert "train_gan" in metrics and "accuracy" in metrics
+    plots = run(["dvc", "plots", "show", "--json"], work, env).stdout
+    assert "pretrain_generator_history.csv" in plots
 
     again = run(["dvc", "repro"], work, env)
     assert "Running stage" not in again.stdout and "up to date" in again.stdout
@@ -113,6 +152,28 @@ def test_repro_kill_resume_and_granular_params(project):
     assert "Running stage 'align'" in resized.stdout and "Running stage 'split'" in resized.stdout
     with h5py.File(next(clips_dir.glob("*.h5"))) as f:
         assert f["video"].shape[1:] == (64, 64, 3)
+
+
+def check_registry(work: Path) -> None:
+    """Both models registered with alias candidate; the registered files are the DVC model folder's."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from flows.train import folder_md5
+
+    mlflow.set_tracking_uri(f"sqlite:///{work / 'mlflow.db'}")
+    client = MlflowClient()
+    for name, folder in (("synthtext-emotion", "models/emotion"), ("synthtext-generator", "models/generator")):
+        version = client.get_model_version_by_alias(name, "candidate")
+        local = Path(mlflow.artifacts.download_artifacts(version.source))
+        assert folder_md5(local) == folder_md5(work / folder), name
+        run_tags = client.get_run(version.run_id).data.tags
+        assert run_tags["stage"] in TRAINING and "git_commit" in run_tags
+        assert any(k.startswith("input.data/processed/clips") for k in run_tags), run_tags
+        artifacts = [a.path for a in client.list_artifacts(version.run_id)]
+        assert "images" in artifacts or name == "synthtext-emotion" or any(a.endswith(".mp4") for a in artifacts)
+    gan_run = client.get_model_version_by_alias("synthtext-generator", "candidate").run_id
+    assert any(a.path.endswith("_sample.mp4") for a in client.list_artifacts(gan_run))
 
 
 def test_data_source_switches_to_a_real_folder(project, demo_dir):

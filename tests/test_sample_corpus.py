@@ -6,8 +6,6 @@ import cv2
 import numpy as np
 import pytest
 
-from flows import align as align_flow
-from flows import convert_fps as convert_flow
 from synthtext import EMOTIONS
 from synthtext.clipfile import read_clip
 from synthtext.corpus.checks import emotion_accuracy_by_identity, lip_audio_correlation
@@ -15,14 +13,13 @@ from synthtext.corpus.generate import CorpusParams, build_identities, plan, rend
 from synthtext.errors import SynthTextError
 from synthtext.media import iter_frames, probe
 from synthtext.naming import CREMA_SENTENCES, parse_clip_name
-from synthtext.params import load_params
 from synthtext.tts import PiperEngine
-from tests.conftest import REPO, TINY_CORPUS
+from tests.conftest import TINY_CORPUS
 
 
 def test_files_are_crema_d_clips(corpus_dir):
     videos = sorted(corpus_dir.glob("*.flv"))
-    assert len(videos) == 12
+    assert len(videos) == 24
     names = [parse_clip_name(v) for v in videos]
     assert {n.actor for n in names} == {"1001", "1002"}
     assert sorted({n.emotion for n in names}) == sorted(EMOTIONS)
@@ -74,15 +71,11 @@ def test_plan_validates_its_params():
         plan(CorpusParams(intensity="MAX"))
 
 
-def test_prep_accepts_it_and_it_has_something_to_learn(prefect_server, corpus_dir, tmp_path):
-    params = load_params(REPO / "params.yaml")
-    runner = {"kind": "threads", "workers": 2}
-    convert_flow.run(str(corpus_dir), str(tmp_path / "fps25"), params["convert_fps"], runner)
-    fan = align_flow.run(str(tmp_path / "fps25"), str(tmp_path / "clips"), str(tmp_path / "report.json"),
-                         str(tmp_path / "metrics.json"), params["align"], runner)
-    assert len(fan.ok) == 12 and not fan.rejected
-    assert json.loads((tmp_path / "metrics.json").read_text())["face_frame_ratio"] >= 0.99
-    clips = [read_clip(p) for p in sorted((tmp_path / "clips").glob("*.h5"))]
+def test_prep_accepts_it_and_it_has_something_to_learn(aligned_corpus):
+    work, metrics = aligned_corpus
+    assert metrics["clips_written"] == 24 and metrics["clips_rejected"] == 0
+    assert metrics["face_frame_ratio"] >= 0.99
+    clips = [read_clip(p) for p in sorted((work / "clips").glob("*.h5"))]
     correlations = [lip_audio_correlation(c) for c in clips]
     assert np.median(correlations) >= 0.6, correlations
     accuracy = emotion_accuracy_by_identity(clips)

@@ -1,0 +1,154 @@
+"""Flows for the three training stages: data lists in, MLflow run with lineage tags, training
+(in-process or under torchrun), model folder out, registered model version with alias ``candidate``."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import yaml
+from prefect import flow, task
+
+from synthtext.errors import SynthTextError
+from synthtext.files import write_json_atomic
+from synthtext.train.loop import TrainParams
+
+MODEL_KIND = {"pretrain_emotion": "emotion", "pretrain_generator": None, "train_gan": "generator"}
+
+
+def read_split(splits: Path, clips: Path, name: str) -> list[str]:
+    path = splits / f"{name}.txt"
+    if not path.is_file():
+        raise SynthTextError(f"{path} not found: run the split stage first (dvc repro split)")
+    files = [str(clips / f"{clip}.h5") for clip in path.read_text().split()]
+    missing = [f for f in files if not Path(f).is_file()]
+    if missing:
+        raise SynthTextError(f"{len(missing)} clips in {path} have no aligned file, e.g. {missing[0]}: dvc repro align")
+    return files
+
+
+def dvc_hashes(repo: Path, paths: list[str]) -> dict[str, str]:
+    """The hashes dvc.lock records for these paths (as outputs of earlier stages): lineage by hash."""
+    lock = repo / "dvc.lock"
+    found = {}
+    if lock.is_file():
+        for stage in (yaml.safe_load(lock.read_text()) or {}).get("stages", {}).values():
+            for out in stage.get("outs", []):
+                if out["path"] in paths:
+                    found[out["path"]] = out.get("md5", "")
+    return found
+
+
+def folder_md5(folder: Path) -> str:
+    """A hash of a model folder's files (names and bytes)."""
+    digest = hashlib.md5()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@task(name="train")
+def train_task(spec: dict, nproc: int) -> dict:
+    """Train in this process, or in ``nproc`` processes under torchrun (DDP)."""
+    if nproc <= 1:
+        from synthtext.train import worker
+
+        return worker.run(spec)
+    with tempfile.TemporaryDirectory() as scratch:
+        spec_file = Path(scratch) / "spec.json"
+        spec = {**spec, "result": str(Path(scratch) / "result.json")}
+        spec_file.write_text(json.dumps(spec))
+        done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                               f"--nproc_per_node={nproc}", "-m", "synthtext.train.worker", str(spec_file)])
+        if done.returncode != 0:
+            raise RuntimeError(f"torchrun exited with {done.returncode}")
+        return json.loads(Path(spec["result"]).read_text())
+
+
+@flow(name="train-stage")
+def train_stage_flow(stage: str, repo: str, params: dict, compute: dict, paths: dict) -> dict:
+    """One training stage as one MLflow run. ``paths``: clips, splits, out_dir, ckpt_dir, metrics, plots,
+    and emotion_dir / generator_dir where the stage starts from earlier models."""
+    import mlflow
+
+    from synthtext import tracking
+
+    root = Path(repo)
+    train_params = TrainParams(**{**params, "device": compute.get("device", "auto")})
+    clips, splits = root / paths["clips"], root / paths["splits"]
+    train_files, val_files = read_split(splits, clips, "train"), read_split(splits, clips, "val")
+    experiment = tracking.setup(root)
+    inputs = [paths["clips"], paths["splits"], *(paths[k] for k in ("emotion_dir", "generator_dir") if k in paths)]
+    lineage = {f"input.{k}": v for k, v in dvc_hashes(root, inputs).items()}
+    with mlflow.start_run(experiment_id=experiment, run_name=stage) as active:
+        mlflow.set_tags({"stage": stage, **tracking.git_state(root), **lineage})
+        mlflow.log_params(tracking.flatten({stage: asdict(train_params), "compute": compute}))
+        spec = {"stage": stage, "params": asdict(train_params), "train": train_files, "val": val_files,
+                "out_dir": str(root / paths["out_dir"]), "ckpt_dir": str(root / paths["ckpt_dir"]),
+                "tracking_uri": tracking.tracking_uri(root), "run_id": active.info.run_id,
+                "identity": {"params": asdict(train_params), "train": train_files, **lineage},
+                **{k: str(root / paths[k]) for k in ("emotion_dir", "generator_dir") if k in paths}}
+        metrics = train_task(spec, int(compute.get("nproc", 1)))
+        history = metrics.pop("history", [])
+        out_dir = root / paths["out_dir"]
+        write_plots(root / paths["plots"], history)
+        summary = {k: v for k, v in metrics.items() if k != "confusion"}
+        if "confusion" in metrics:
+            write_confusion(root / paths["plots"].replace(".csv", "_confusion.csv"), metrics["confusion"])
+        if stage != "pretrain_emotion":
+            sample = render(stage, out_dir, val_files or train_files)
+            mlflow.log_artifact(str(sample))
+        mlflow.log_artifact(str(root / paths["plots"]))
+        kind = MODEL_KIND[stage]
+        summary["model_md5"] = folder_md5(out_dir)
+        if kind:
+            summary["registered_version"] = int(tracking.register_folder(active.info.run_id, out_dir, kind))
+            summary["registered_model"] = tracking.MODEL_NAMES[kind]
+        summary["mlflow_run_id"] = active.info.run_id
+        mlflow.set_tag("model_md5", summary["model_md5"])
+    write_json_atomic(root / paths["metrics"], summary)
+    return summary
+
+
+def write_plots(path: Path, history: list[dict]) -> None:
+    """Loss curves as CSV (a DVC plot): one row per logged step."""
+    keys = sorted({k for row in history for k in row} - {"step"})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["step", *keys])
+        for row in history:
+            writer.writerow([row["step"], *(round(row[k], 6) if k in row else "" for k in keys)])
+    tmp.replace(path)
+
+
+def write_confusion(path: Path, confusion: list[list[int]]) -> None:
+    """Confusion matrix as actual/predicted rows (DVC's confusion plot template)."""
+    from synthtext import EMOTIONS
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["actual", "predicted"])
+        for i, row in enumerate(confusion):
+            for j, count in enumerate(row):
+                writer.writerows([[EMOTIONS[i], EMOTIONS[j]]] * count)
+    tmp.replace(path)
+
+
+def render(stage: str, model_dir: Path, files: list[str]) -> Path:
+    from synthtext.models import Generator
+    from synthtext.train.loop import load_model
+    from synthtext.train.sample import render_sample
+
+    generator, _ = load_model(model_dir, Generator)
+    out = Path(tempfile.mkdtemp()) / f"{stage}_sample.mp4"
+    return render_sample(generator, Path(files[0]), out)

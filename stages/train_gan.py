@@ -1,0 +1,13 @@
+"""Stage train_gan (trained by flows/train.py): a model folder, metrics and a loss-curve CSV."""
+
+from stages import main
+
+
+def stage(params: dict) -> str:
+    from stages.train_common import run_stage
+
+    return run_stage("train_gan", params)
+
+
+if __name__ == "__main__":
+    main(stage)

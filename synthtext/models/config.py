@@ -1,0 +1,79 @@
+"""One dataclass for every architecture size; named profiles for the paper and for CPU runs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from synthtext import EMOTIONS
+from synthtext.clipfile import SCHEMA_VERSION
+from synthtext.errors import SynthTextError
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    image_size: int = 64  # aligned face crops are image_size x image_size
+    filters: tuple[int, ...] = (32, 64, 128, 256)  # image-encoder pyramid (the decoder mirrors it)
+    frames: int = 8  # training window, video frames
+    speech_dim: int = 128  # per-frame speech code
+    image_dim: int = 128  # reference-face code
+    emotion_dim: int = 16
+    noise_dim: int = 16
+    n_mels: int = 40
+    mel_per_frame: int = 4  # mel hop = sample_rate / (fps * mel_per_frame)
+    mel_context: int = 12  # mel frames seen for each video frame (about 120 ms)
+    sample_rate: int = 16000
+    fps: int = 25
+    emotions: tuple[str, ...] = field(default=EMOTIONS)
+    schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self):
+        if self.image_size % 2 ** len(self.filters) or self.image_size // 2 ** len(self.filters) < 2:
+            raise SynthTextError(f"image_size {self.image_size} must be a multiple of 2**{len(self.filters)} "
+                                 f"and at least {2 ** (len(self.filters) + 1)}")
+
+    @property
+    def bottleneck(self) -> int:
+        """Side of the smallest feature map."""
+        return self.image_size // 2 ** len(self.filters)
+
+    @property
+    def hop(self) -> int:
+        return self.sample_rate // (self.fps * self.mel_per_frame)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelConfig:
+        data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        if tuple(data.get("emotions", EMOTIONS)) != EMOTIONS:
+            raise SynthTextError(f"model emotion order {data['emotions']} differs from {EMOTIONS}")
+        return cls(**data)
+
+    def save(self, path: Path) -> None:
+        path.write_text(self.to_json() + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> ModelConfig:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+PROFILES: dict[str, ModelConfig] = {
+    # The paper: 128x128 faces, filters 64-128-256-512-512, 32-frame windows, 512-d codes, 128-d noise.
+    "paper": ModelConfig(image_size=128, filters=(64, 128, 256, 512, 512), frames=32, speech_dim=512,
+                         image_dim=512, emotion_dim=64, noise_dim=128),
+    # The CPU demo default.
+    "cpu": ModelConfig(),
+    # For tests: seconds per step.
+    "tiny": ModelConfig(image_size=32, filters=(8, 16, 32), frames=4, speech_dim=32, image_dim=32, emotion_dim=8,
+                        noise_dim=8, n_mels=20),
+}
+
+
+def profile(name: str, **overrides) -> ModelConfig:
+    """A named profile, optionally with some fields changed."""
+    if name not in PROFILES:
+        raise SynthTextError(f"unknown model profile {name!r}: use one of {', '.join(PROFILES)}")
+    return replace(PROFILES[name], **overrides)

@@ -1,0 +1,140 @@
+"""The generator: speech, image, emotion and noise encoders feeding a recurrent up-sampling decoder."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from synthtext.models.config import ModelConfig
+
+
+def conv_block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1), nn.GroupNorm(min(8, cout), cout), nn.LeakyReLU(0.2))
+
+
+class SpeechEncoder(nn.Module):
+    """Log-mel windows [B, T, n_mels, mel_context] -> one code per video frame [B, T, speech_dim]."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        width = cfg.speech_dim
+        self.frame = nn.Sequential(
+            nn.Conv1d(cfg.n_mels, width, 3, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv1d(width, width, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
+            nn.AdaptiveAvgPool1d(1),
+        )
+        self.lstm = nn.LSTM(width, cfg.speech_dim, batch_first=True)
+
+    def forward(self, mels: torch.Tensor) -> torch.Tensor:
+        b, t = mels.shape[:2]
+        per_frame = self.frame(mels.flatten(0, 1)).view(b, t, -1)  # temporal context within each frame
+        return self.lstm(per_frame)[0]  # and across frames
+
+
+class ImageEncoder(nn.Module):
+    """Reference face [B, 3, S, S] -> code [B, image_dim] and per-level features (decoder skips)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        channels = (3, *cfg.filters)
+        pairs = zip(channels[:-1], channels[1:], strict=True)
+        self.levels = nn.ModuleList(conv_block(a, b, stride=2) for a, b in pairs)
+        self.code = nn.Linear(cfg.filters[-1] * cfg.bottleneck ** 2, cfg.image_dim)
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        skips, x = [], image
+        for level in self.levels:
+            x = level(x)
+            skips.append(x)
+        return torch.tanh(self.code(x.flatten(1))), skips
+
+
+class NoiseEncoder(nn.Module):
+    """Per-frame Gaussian noise through an LSTM: smooth, varied motion not explained by speech."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.noise_dim = cfg.noise_dim
+        self.lstm = nn.LSTM(cfg.noise_dim, cfg.noise_dim, batch_first=True)
+
+    def forward(self, batch: int, frames: int, device: torch.device, generator: torch.Generator | None = None):
+        noise = torch.randn(batch, frames, self.noise_dim, device=device, generator=generator) * 0.33
+        return self.lstm(noise)[0]
+
+
+class ConvGRUCell(nn.Module):
+    """A convolutional GRU: a recurrent state with the spatial layout of a feature map."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.gates = nn.Conv2d(2 * channels, 2 * channels, 3, padding=1)
+        self.candidate = nn.Conv2d(2 * channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        update, reset = torch.sigmoid(self.gates(torch.cat([x, h], 1))).chunk(2, 1)
+        candidate = torch.tanh(self.candidate(torch.cat([x, reset * h], 1)))
+        return (1 - update) * h + update * candidate
+
+
+class Decoder(nn.Module):
+    """Per-frame codes [B, T, D] + encoder skips -> frames [B, T, 3, S, S] in [-1, 1]."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        code_dim = cfg.speech_dim + cfg.image_dim + cfg.emotion_dim + cfg.noise_dim
+        top = cfg.filters[-1]
+        self.side = cfg.bottleneck
+        self.project = nn.Linear(code_dim, top * self.side ** 2)
+        self.recurrent = ConvGRUCell(top)
+        # Up-sampling pyramid mirroring the encoder; each level also sees the same-size encoder skip.
+        reversed_filters = list(reversed(cfg.filters))
+        outs = [*reversed_filters[1:], reversed_filters[-1]]
+        self.ups = nn.ModuleList(
+            conv_block(cin + skip, cout) for cin, skip, cout in zip([top, *outs[:-1]], reversed_filters, outs,
+                                                                   strict=True))
+        self.to_rgb = nn.Conv2d(outs[-1], 3, 3, padding=1)
+
+    def forward(self, codes: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
+        b, t, _ = codes.shape
+        x = self.project(codes).view(b, t, -1, self.side, self.side)
+        h = torch.zeros_like(x[:, 0])
+        states = []
+        for step in range(t):  # temporal coherence at the bottleneck
+            h = self.recurrent(x[:, step], h)
+            states.append(h)
+        y = torch.stack(states, 1).flatten(0, 1)  # [B*T, C, s, s]
+        for up, skip in zip(self.ups, reversed(skips), strict=True):
+            skip = skip.repeat_interleave(t, 0)
+            y = up(torch.cat([y, skip], 1))
+            y = F.interpolate(y, scale_factor=2, mode="nearest")
+        return torch.tanh(self.to_rgb(y)).view(b, t, 3, *y.shape[-2:])
+
+
+class Generator(nn.Module):
+    """Speech + reference face + emotion + noise -> a talking-face clip, plus an emotion guess from speech."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.speech = SpeechEncoder(cfg)
+        self.image = ImageEncoder(cfg)
+        self.emotion = nn.Embedding(len(cfg.emotions), cfg.emotion_dim)
+        self.noise = NoiseEncoder(cfg)
+        self.decoder = Decoder(cfg)
+        self.aux_emotion = nn.Linear(cfg.speech_dim, len(cfg.emotions))
+
+    def forward(self, mels: torch.Tensor, reference: torch.Tensor, emotion: torch.Tensor,
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """mels [B, T, n_mels, ctx], reference [B, 3, S, S] in [-1, 1], emotion [B] class ids ->
+        (video [B, T, 3, S, S], emotion logits from speech [B, 6])."""
+        b, t = mels.shape[:2]
+        speech = self.speech(mels)  # [B, T, speech_dim]
+        image, skips = self.image(reference)  # [B, image_dim]
+        codes = torch.cat([
+            speech,
+            image[:, None].expand(b, t, -1),
+            self.emotion(emotion)[:, None].expand(b, t, -1),
+            self.noise(b, t, mels.device, generator),
+        ], dim=-1)
+        return self.decoder(codes, skips), self.aux_emotion(speech.mean(1))

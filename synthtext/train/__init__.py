@@ -1,0 +1,1 @@
+"""Training: data windows from the aligned clips, losses, and the three training stages."""

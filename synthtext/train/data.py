@@ -1,0 +1,112 @@
+"""Random training windows from the aligned HDF5 clips, with the seed's augmentation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from synthtext import EMOTIONS
+from synthtext.models.config import ModelConfig
+
+
+def log_mel(audio: np.ndarray, cfg: ModelConfig) -> np.ndarray:
+    """Log-mel spectrogram [n_mels, frames] with ``mel_per_frame`` frames per video frame, frame k
+    centred on sample k * hop."""
+    import librosa
+
+    mel = librosa.feature.melspectrogram(y=audio.astype(np.float32), sr=cfg.sample_rate, n_fft=4 * cfg.hop,
+                                         hop_length=cfg.hop, n_mels=cfg.n_mels, fmin=50, fmax=cfg.sample_rate // 2)
+    return ((np.log10(mel + 1e-6) + 3.0) / 3.0).astype(np.float32)
+
+
+def mel_windows(mel: np.ndarray, start: int, frames: int, cfg: ModelConfig) -> np.ndarray:
+    """The mel context of video frames start..start+frames: [frames, n_mels, mel_context].
+
+    Video frame t is centred on mel frame ``mel_per_frame * t + mel_per_frame // 2``.
+    """
+    half = cfg.mel_context // 2
+    padded = np.pad(mel, ((0, 0), (cfg.mel_context, cfg.mel_context)), mode="edge")
+    out = np.empty((frames, cfg.n_mels, cfg.mel_context), np.float32)
+    for i in range(frames):
+        centre = cfg.mel_per_frame * (start + i) + cfg.mel_per_frame // 2 + cfg.mel_context
+        out[i] = padded[:, centre - half:centre - half + cfg.mel_context]
+    return out
+
+
+def mouth_weights(landmarks: np.ndarray, size: int, source_size: int) -> np.ndarray:
+    """Per-frame attention maps [T, 1, size, size]: 1 everywhere, up to 1 + 4 on the mouth."""
+    scale = size / source_size
+    out = np.ones((len(landmarks), 1, size, size), np.float32)
+    for t, points in enumerate(landmarks):
+        mouth = points[48:68] * scale
+        mask = np.zeros((size, size), np.float32)
+        hull = cv2.convexHull(np.round(mouth).astype(np.int32))
+        cv2.fillConvexPoly(mask, hull, 1.0)
+        mask = cv2.dilate(mask, np.ones((max(3, size // 16),) * 2, np.uint8))
+        out[t, 0] += 4.0 * cv2.GaussianBlur(mask, (0, 0), max(1.0, size / 32))
+    return out
+
+
+def to_tensor_frames(frames: np.ndarray, size: int) -> np.ndarray:
+    """uint8 [T, H, W, 3] -> float32 [T, 3, size, size] in [-1, 1]."""
+    if frames.shape[1] != size:
+        frames = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
+    return (frames.astype(np.float32) / 127.5 - 1.0).transpose(0, 3, 1, 2)
+
+
+class ClipWindows(Dataset):
+    """Random windows of ``cfg.frames`` frames: item i is a window of clip ``i mod clips``, drawn with
+    a generator seeded by (seed, i) — so ``length`` items cover a whole training run without epochs
+    (default: ``windows`` per clip).
+
+    Each item: video [T, 3, S, S], reference [3, S, S] (a random frame of the same clip), mels
+    [T, n_mels, ctx], emotion id, mouth weights [T, 1, S, S]. Files are opened per item, so it
+    works in DataLoader worker processes.
+    """
+
+    def __init__(self, files: list[Path], cfg: ModelConfig, windows: int = 4, augment: bool = True, seed: int = 0,
+                 length: int | None = None):
+        self.files, self.cfg, self.augment, self.seed = list(files), cfg, augment, seed
+        self.length = length or len(self.files) * windows
+        with_lengths = []
+        for path in self.files:
+            with h5py.File(path, "r") as f:
+                with_lengths.append(len(f["video"]))
+        self.lengths = with_lengths
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        clip = index % len(self.files)
+        rng = np.random.default_rng([self.seed, index])
+        length = self.lengths[clip]
+        start = int(rng.integers(0, max(1, length - cfg.frames + 1)))
+        with h5py.File(self.files[clip], "r") as f:
+            video = f["video"][start:start + cfg.frames]
+            reference = f["video"][int(rng.integers(0, length))]
+            landmarks = f["landmarks"][start:start + cfg.frames]
+            audio = f["audio"][()]
+            emotion = EMOTIONS.index(f.attrs["emotion"])
+            source_size = video.shape[1]
+        if len(video) < cfg.frames:  # a clip shorter than the window: repeat the last frame
+            extra = cfg.frames - len(video)
+            video = np.concatenate([video, np.repeat(video[-1:], extra, 0)])
+            landmarks = np.concatenate([landmarks, np.repeat(landmarks[-1:], extra, 0)])
+        frames = to_tensor_frames(video, cfg.image_size)
+        ref = to_tensor_frames(reference[None], cfg.image_size)[0]
+        if self.augment:  # the same colour jitter on the clip and its reference, noise on the reference
+            gain, bias = rng.uniform(0.85, 1.15, 3).astype(np.float32), rng.uniform(-0.08, 0.08, 3).astype(np.float32)
+            frames = np.clip(frames * gain[:, None, None] + bias[:, None, None], -1, 1)
+            ref = np.clip(ref * gain[:, None, None] + bias[:, None, None]
+                          + rng.normal(0, 0.03, ref.shape).astype(np.float32), -1, 1)
+        mels = mel_windows(log_mel(audio, cfg), start, cfg.frames, cfg)
+        return {"video": torch.from_numpy(np.ascontiguousarray(frames)), "reference": torch.from_numpy(ref),
+                "mels": torch.from_numpy(mels), "emotion": torch.tensor(emotion),
+                "mouth": torch.from_numpy(mouth_weights(landmarks, cfg.image_size, source_size))}

@@ -1,0 +1,463 @@
+"""The three training stages: emotion discriminator, generator pre-training, joint GAN training.
+
+All share: device auto-detection (cuda, mps, cpu) with an override, AMP on CUDA, fixed seeds,
+atomic checkpoints every N steps that a killed run resumes from (step, weights, optimizer state,
+history), DDP when started by ``torchrun`` (gloo on CPU), and data from random HDF5 windows in
+worker processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from synthtext import EMOTIONS, GENERATED_CLASS
+from synthtext.errors import SynthTextError
+from synthtext.models import EmotionDiscriminator, FrameDiscriminator, Generator, ModelConfig, gradient_penalty
+from synthtext.models.config import profile
+from synthtext.train.data import ClipWindows
+from synthtext.train.losses import EmotionFeatures, VGG19Features, perceptual_loss, reconstruction_loss
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """One training stage's section of params.yaml."""
+
+    profile: str = "cpu"
+    steps: int = 200
+    batch: int = 4
+    lr: float = 2e-4  # generator / classifier
+    lr_d: float = 1e-4  # discriminators in the GAN stage
+    windows: int = 4  # random windows per clip and epoch
+    workers: int = 2  # DataLoader worker processes
+    checkpoint_every: int = 50
+    log_every: int = 10
+    image_every: int = 50
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | mps
+    rec: float = 1.0
+    perceptual: float = 0.1
+    perceptual_net: str = "emotion"  # emotion | vgg19
+    vgg19_weights: str | None = None
+    aux: float = 0.1
+    disc_frame: float = 0.01
+    disc_emo: float = 0.001
+    gp: float = 10.0
+
+    def model_config(self) -> ModelConfig:
+        return profile(self.profile)
+
+
+Log = Callable[[int, dict[str, float], dict[str, np.ndarray]], None]
+"""log(step, metrics, images): the caller decides where it goes (MLflow, CSV)."""
+
+
+def pick_device(name: str) -> torch.device:
+    if name != "auto":
+        if name == "cuda" and not torch.cuda.is_available():
+            raise SynthTextError("device cuda asked for but no CUDA GPU is available: use device: auto")
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class Dist:
+    """Process-group facts: rank 0 alone logs and writes."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Dist()
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Dist(rank=dist.get_rank(), world=world)
+
+
+def wrap(module: nn.Module, dist: Dist) -> nn.Module:
+    if dist.world == 1:
+        return module
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(module)
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    return getattr(module, "module", module)
+
+
+def batches(files: list[Path], run: Run) -> Iterator[dict]:
+    """Endless batches of random windows, loaded by worker processes.
+
+    One dataset covers the whole run (``steps * batch`` windows per process), so workers persist and
+    nothing repeats by epoch. Workers are spawned, not forked: the flow that runs training has threads.
+    """
+    params = run.params
+    per_process = params.steps * params.batch
+    dataset = ClipWindows(files, run.cfg, params.windows, seed=params.seed, length=per_process * run.dist.world)
+    sampler = DistributedSampler(dataset, run.dist.world, run.dist.rank, shuffle=False) if run.dist.world > 1 else None
+    workers = params.workers
+    loader = DataLoader(dataset, batch_size=params.batch, sampler=sampler, num_workers=workers,
+                        multiprocessing_context="spawn" if workers else None, persistent_workers=workers > 0,
+                        drop_last=False)
+    while True:
+        for batch in loader:
+            yield {k: v.to(run.device, non_blocking=True) for k, v in batch.items()}
+
+
+# ---------------------------------------------------------------- model folders and checkpoints
+
+
+def save_model(folder: Path, model: nn.Module, cfg: ModelConfig, extra: dict[str, nn.Module] | None = None) -> None:
+    """``model.pt`` (state_dict) + ``config.json`` [+ other state_dicts], written to a temporary
+    folder and renamed into place when complete."""
+    folder = Path(folder)
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    torch.save(unwrap(model).state_dict(), tmp / "model.pt")
+    for name, module in (extra or {}).items():
+        torch.save(unwrap(module).state_dict(), tmp / f"{name}.pt")
+    cfg.save(tmp / "config.json")
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+
+
+def load_model(folder: str | Path, kind: type[nn.Module], file: str = "model.pt") -> tuple[nn.Module, ModelConfig]:
+    """A model from a model folder (weights_only: no pickled code is ever loaded)."""
+    folder = Path(folder)
+    if not (folder / file).is_file() or not (folder / "config.json").is_file():
+        raise SynthTextError(f"{folder} is not a model folder (needs {file} and config.json)")
+    cfg = ModelConfig.load(folder / "config.json")
+    model = kind(cfg)
+    model.load_state_dict(torch.load(folder / file, map_location="cpu", weights_only=True))
+    return model, cfg
+
+
+class Checkpoint:
+    """Everything needed to continue a run: step, weights, optimizer states, metric history, RNG."""
+
+    def __init__(self, folder: Path, stage: str):
+        self.path = Path(folder) / f"{stage}.pt"
+
+    def load(self, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+             identity: dict) -> tuple[int, list[dict]]:
+        if not self.path.is_file():
+            return 0, []
+        state = torch.load(self.path, map_location="cpu", weights_only=True)
+        if state["identity"] != {k: str(v) for k, v in identity.items()}:
+            return 0, []  # params or data changed: start afresh
+        for name, module in modules.items():
+            unwrap(module).load_state_dict(state["modules"][name])
+        for name, optimizer in optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])
+        torch.set_rng_state(state["torch_rng"])
+        return int(state["step"]), list(state["history"])
+
+    def save(self, step: int, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+             identity: dict, history: list[dict]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        torch.save({"step": step, "identity": {k: str(v) for k, v in identity.items()},
+                    "modules": {k: unwrap(m).state_dict() for k, m in modules.items()},
+                    "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+                    "torch_rng": torch.get_rng_state(), "history": history}, tmp)
+        os.replace(tmp, self.path)
+
+
+# ---------------------------------------------------------------- pictures
+
+
+def to_uint8(frames: torch.Tensor) -> np.ndarray:
+    """[N, 3, S, S] in [-1, 1] -> [N, S, S, 3] uint8."""
+    return ((frames.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+def sample_grid(real: torch.Tensor, fake: torch.Tensor, items: int = 4, frames: int = 4) -> np.ndarray:
+    """Rows: real, generated (for up to ``items`` clips); columns: the first ``frames`` frames."""
+    rows = []
+    for i in range(min(items, real.shape[0])):
+        step = max(1, real.shape[1] // frames)
+        for video in (real[i], fake[i]):
+            rows.append(np.concatenate(list(to_uint8(video[::step][:frames])), axis=1))
+    return np.concatenate(rows, axis=0)
+
+
+def confusion_image(matrix: np.ndarray, labels: tuple[str, ...]) -> np.ndarray:
+    """A confusion matrix drawn as an RGB picture (rows: true, columns: predicted)."""
+    import cv2
+
+    cell, margin = 48, 40
+    n = len(labels)
+    image = np.full((margin + n * cell, margin + n * cell, 3), 255, np.uint8)
+    norm = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
+    for i in range(n):
+        cv2.putText(image, labels[i], (4, margin + i * cell + 28), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
+        cv2.putText(image, labels[i], (margin + i * cell + 8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
+        for j in range(n):
+            shade = int(255 - 200 * norm[i, j])
+            y, x = margin + i * cell, margin + j * cell
+            image[y:y + cell - 2, x:x + cell - 2] = (shade, shade, 255)
+            cv2.putText(image, str(int(matrix[i, j])), (x + 14, y + 28), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1)
+    return image
+
+
+# ---------------------------------------------------------------- the stages
+
+
+@dataclass
+class Run:
+    """What every stage sets up the same way."""
+
+    params: TrainParams
+    cfg: ModelConfig
+    device: torch.device
+    dist: Dist
+    amp: bool
+
+    @classmethod
+    def start(cls, params: TrainParams) -> Run:
+        device = pick_device(params.device)
+        dist = init_distributed(device)
+        seed_everything(params.seed + dist.rank)
+        return cls(params, params.model_config(), device, dist, device.type == "cuda")
+
+    def autocast(self):
+        return torch.autocast("cuda", dtype=torch.float16) if self.amp else contextlib.nullcontext()
+
+
+def _loop(run: Run, stage: str, ckpt: Checkpoint, identity: dict, modules: dict, optimizers: dict,
+          step_fn: Callable[[int], tuple[dict[str, float], dict[str, np.ndarray]]], log: Log) -> list[dict]:
+    """Resume, then call ``step_fn`` until ``params.steps``; log every ``log_every``, checkpoint every
+    ``checkpoint_every`` and at the end. Returns the metric history."""
+    params = run.params
+    start, history = ckpt.load(modules, optimizers, identity)
+    bar = tqdm(total=params.steps, initial=start, desc=stage, unit="step", disable=not run.dist.main)
+    for step in range(start + 1, params.steps + 1):
+        metrics, images = step_fn(step)
+        if run.dist.main and (step % params.log_every == 0 or step == params.steps or images):
+            row = {"step": step, **metrics}
+            history.append(row)
+            log(step, metrics, images)
+            bar.set_postfix({k: f"{v:.3f}" for k, v in list(metrics.items())[:3]})
+        if run.dist.main and (step % params.checkpoint_every == 0 or step == params.steps):
+            ckpt.save(step, modules, optimizers, identity, history)
+        bar.update()
+    bar.close()
+    return history
+
+
+def train_emotion(params: TrainParams, train: list[Path], val: list[Path], out_dir: Path, ckpt_dir: Path,
+                  log: Log, identity: dict) -> dict:
+    """Pretrain the emotion discriminator as a 6-way classifier on real clips; evaluate on val."""
+    run = Run.start(params)
+    net = EmotionDiscriminator(run.cfg).to(run.device)
+    model = wrap(net, run.dist)
+    optimizer = torch.optim.Adam(model.parameters(), lr=params.lr, betas=(0.5, 0.999))
+    scaler = torch.amp.GradScaler(enabled=run.amp)
+    data = batches(train, run)
+
+    def step(_: int):
+        batch = next(data)
+        with run.autocast():
+            loss = F.cross_entropy(model(batch["video"]), batch["emotion"])
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        return {"loss": loss.item()}, {}
+
+    history = _loop(run, "pretrain_emotion", Checkpoint(ckpt_dir, "pretrain_emotion"), identity,
+                    {"emotion": model}, {"emotion": optimizer}, step, log)
+    metrics = {}
+    if run.dist.main:
+        metrics, confusion = evaluate_emotion(net, val or train, run)
+        log(params.steps, {f"val_{k}": v for k, v in metrics.items() if not isinstance(v, list)},
+            {"confusion_matrix": confusion_image(np.array(metrics["confusion"]), EMOTIONS)})
+        save_model(out_dir, net, run.cfg)
+    metrics["history"] = history
+    return metrics
+
+
+@torch.no_grad()
+def evaluate_emotion(net: EmotionDiscriminator, files: list[Path], run: Run) -> tuple[dict, np.ndarray]:
+    """Accuracy, per-class recall and the confusion matrix over 4 windows of every clip."""
+    net.eval()
+    dataset = ClipWindows(files, run.cfg, windows=4, augment=False, seed=run.params.seed + 1)
+    confusion = np.zeros((len(EMOTIONS), len(EMOTIONS)), np.int64)
+    for batch in DataLoader(dataset, batch_size=8):
+        logits = net(batch["video"].to(run.device))[:, :len(EMOTIONS)]
+        for truth, guess in zip(batch["emotion"].tolist(), logits.argmax(1).tolist(), strict=True):
+            confusion[truth, guess] += 1
+    net.train()
+    recall = confusion.diagonal() / np.maximum(confusion.sum(1), 1)
+    metrics = {"accuracy": float(confusion.trace() / max(confusion.sum(), 1)),
+               **{f"recall_{e}": float(r) for e, r in zip(EMOTIONS, recall, strict=True)},
+               "confusion": confusion.tolist()}
+    return metrics, confusion
+
+
+def _perceptual_extractor(params: TrainParams, emotion_dir: Path, device: torch.device) -> nn.Module:
+    if params.perceptual_net == "vgg19":
+        if not params.vgg19_weights:
+            raise SynthTextError("loss perceptual_net: vgg19 needs vgg19_weights: a VGG19 state_dict file")
+        return VGG19Features(params.vgg19_weights).to(device)
+    if params.perceptual_net != "emotion":
+        raise SynthTextError(f"perceptual_net must be emotion or vgg19, not {params.perceptual_net!r}")
+    net, _ = load_model(emotion_dir, EmotionDiscriminator)
+    return EmotionFeatures(net).to(device)
+
+
+def _generator_losses(run: Run, gen: nn.Module, extractor: nn.Module, batch: dict):
+    params = run.params
+    fake, aux_logits = gen(batch["mels"], batch["reference"], batch["emotion"])
+    rec = reconstruction_loss(fake, batch["video"], batch["mouth"])
+    perc = perceptual_loss(extractor, fake.flatten(0, 1), batch["video"].flatten(0, 1))
+    aux = F.cross_entropy(aux_logits, batch["emotion"])
+    total = params.rec * rec + params.perceptual * perc + params.aux * aux
+    return fake, total, {"rec": rec.item(), "perceptual": perc.item(), "aux": aux.item()}
+
+
+def train_generator(params: TrainParams, train: list[Path], val: list[Path], emotion_dir: Path, out_dir: Path,
+                    ckpt_dir: Path, log: Log, identity: dict) -> dict:
+    """Pretrain the generator: mouth-weighted reconstruction + perceptual + auxiliary emotion loss."""
+    run = Run.start(params)
+    net = Generator(run.cfg).to(run.device)
+    gen = wrap(net, run.dist)
+    extractor = _perceptual_extractor(params, emotion_dir, run.device)
+    optimizer = torch.optim.Adam(gen.parameters(), lr=params.lr, betas=(0.5, 0.999))
+    scaler = torch.amp.GradScaler(enabled=run.amp)
+    data = batches(train, run)
+
+    def step(number: int):
+        batch = next(data)
+        with run.autocast():
+            fake, loss, metrics = _generator_losses(run, gen, extractor, batch)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        images = {"samples": sample_grid(batch["video"], fake)} if number % params.image_every == 0 else {}
+        return {"loss": loss.item(), **metrics}, images
+
+    history = _loop(run, "pretrain_generator", Checkpoint(ckpt_dir, "pretrain_generator"), identity,
+                    {"generator": gen}, {"generator": optimizer}, step, log)
+    metrics = {}
+    if run.dist.main:
+        metrics = evaluate_generator(net, val or train, run)
+        log(params.steps, {f"val_{k}": v for k, v in metrics.items()}, {})
+        save_model(out_dir, net, run.cfg)
+    metrics["history"] = history
+    return metrics
+
+
+@torch.no_grad()
+def evaluate_generator(net: Generator, files: list[Path], run: Run) -> dict:
+    """L1 over whole frames and mouth-weighted L1 on 2 windows of every val clip (fixed noise)."""
+    net.eval()
+    dataset = ClipWindows(files, run.cfg, windows=2, augment=False, seed=run.params.seed + 1)
+    total, mouth, count = 0.0, 0.0, 0
+    noise = torch.Generator(device=run.device).manual_seed(0)
+    for batch in DataLoader(dataset, batch_size=4):
+        batch = {k: v.to(run.device) for k, v in batch.items()}
+        fake, _ = net(batch["mels"], batch["reference"], batch["emotion"], generator=noise)
+        total += float((fake - batch["video"]).abs().mean()) * len(fake)
+        mouth += float(reconstruction_loss(fake, batch["video"], batch["mouth"])) * len(fake)
+        count += len(fake)
+    net.train()
+    return {"l1": total / max(count, 1), "mouth_l1": mouth / max(count, 1)}
+
+
+def train_gan(params: TrainParams, train: list[Path], val: list[Path], generator_dir: Path, emotion_dir: Path,
+              out_dir: Path, ckpt_dir: Path, log: Log, identity: dict) -> dict:
+    """Joint training from the pretrained generator and emotion discriminator.
+
+    Generator loss = reconstruction + perceptual + disc_frame * frame-adversarial + disc_emo *
+    emotion-adversarial; the frame critic learns with WGAN-GP; the emotion discriminator keeps
+    learning with real clips labelled by emotion and generated clips labelled "generated".
+    """
+    run = Run.start(params)
+    gen_net, _ = load_model(generator_dir, Generator)
+    emo_net, _ = load_model(emotion_dir, EmotionDiscriminator)
+    frame_net = FrameDiscriminator(run.cfg)
+    gen, emo, critic = (wrap(m.to(run.device), run.dist) for m in (gen_net, emo_net, frame_net))
+    extractor_net, _ = load_model(emotion_dir, EmotionDiscriminator)  # a frozen copy for the perceptual loss
+    extractor = (VGG19Features(params.vgg19_weights) if params.perceptual_net == "vgg19"
+                 else EmotionFeatures(extractor_net)).to(run.device)
+    opt_g = torch.optim.Adam(gen.parameters(), lr=params.lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(critic.parameters(), lr=params.lr_d, betas=(0.5, 0.999))
+    opt_e = torch.optim.Adam(emo.parameters(), lr=params.lr_d, betas=(0.5, 0.999))
+    data = batches(train, run)
+    generated = torch.full((params.batch,), GENERATED_CLASS, device=run.device)
+
+    def step(number: int):
+        batch = next(data)
+        reference = batch["reference"][:, None].expand_as(batch["video"]).flatten(0, 1)
+        real = batch["video"].flatten(0, 1)
+        # Discriminator steps.
+        with torch.no_grad():
+            fake_video, _ = gen(batch["mels"], batch["reference"], batch["emotion"])
+        fake = fake_video.flatten(0, 1)
+        wasserstein = critic(fake, reference).mean() - critic(real, reference).mean()
+        penalty = gradient_penalty(unwrap(critic), real, fake, reference)
+        opt_d.zero_grad(set_to_none=True)
+        (wasserstein + params.gp * penalty).backward()
+        opt_d.step()
+        emo_loss = F.cross_entropy(emo(batch["video"]), batch["emotion"]) + \
+            F.cross_entropy(emo(fake_video), generated[:len(fake_video)])
+        opt_e.zero_grad(set_to_none=True)
+        emo_loss.backward()
+        opt_e.step()
+        # Generator step.
+        fake_video, base, metrics = _generator_losses(run, gen, extractor, batch)
+        adv_frame = -critic(fake_video.flatten(0, 1), reference).mean()
+        adv_emo = F.cross_entropy(emo(fake_video), batch["emotion"])
+        loss = base + params.disc_frame * adv_frame + params.disc_emo * adv_emo
+        opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_g.step()
+        images = {"samples": sample_grid(batch["video"], fake_video)} if number % params.image_every == 0 else {}
+        return {"loss_g": loss.item(), **metrics, "adv_frame": adv_frame.item(), "adv_emo": adv_emo.item(),
+                "wasserstein": -wasserstein.item(), "gp": penalty.item(), "loss_emo": emo_loss.item()}, images
+
+    modules = {"generator": gen, "critic": critic, "emotion": emo}
+    optimizers = {"generator": opt_g, "critic": opt_d, "emotion": opt_e}
+    history = _loop(run, "train_gan", Checkpoint(ckpt_dir, "train_gan"), identity, modules, optimizers, step, log)
+    metrics = {}
+    if run.dist.main:
+        metrics = evaluate_generator(gen_net, val or train, run)
+        log(params.steps, {f"val_{k}": v for k, v in metrics.items()}, {})
+        save_model(out_dir, gen_net, run.cfg, {"frame_discriminator": frame_net, "emotion_discriminator": emo_net})
+    metrics["history"] = history
+    return metrics

@@ -1,0 +1,181 @@
+"""Networks and training: shapes, the gradient penalty, learning, resume, DDP, VGG19 loading."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from synthtext.errors import SynthTextError
+from synthtext.models import PROFILES, EmotionDiscriminator, FrameDiscriminator, Generator, gradient_penalty, profile
+from synthtext.train import loop
+from synthtext.train.data import ClipWindows
+from synthtext.train.losses import VGG19Features, reconstruction_loss, vgg19_features
+
+TINY = {"profile": "tiny", "batch": 2, "workers": 0, "log_every": 1, "image_every": 1000, "checkpoint_every": 5}
+
+
+@pytest.mark.parametrize("name", list(PROFILES))
+def test_forward_backward_shapes(name):
+    cfg = profile(name)
+    batch = 1 if name == "paper" else 2
+    gen, critic, emo = Generator(cfg), FrameDiscriminator(cfg), EmotionDiscriminator(cfg)
+    mels = torch.randn(batch, cfg.frames, cfg.n_mels, cfg.mel_context)
+    reference = torch.rand(batch, 3, cfg.image_size, cfg.image_size) * 2 - 1
+    video, aux = gen(mels, reference, torch.zeros(batch, dtype=torch.long))
+    assert video.shape == (batch, cfg.frames, 3, cfg.image_size, cfg.image_size) and aux.shape == (batch, 6)
+    assert video.abs().max() <= 1
+    scores = critic(video.flatten(0, 1), reference.repeat_interleave(cfg.frames, 0))
+    logits = emo(video)
+    assert scores.shape == (batch * cfg.frames,) and logits.shape == (batch, 7)
+    (scores.mean() + logits.mean() + video.mean() + aux.mean()).backward()
+    for module in (gen, critic, emo):
+        assert all(p.grad is not None for p in module.parameters() if p.requires_grad)
+
+
+class LinearCritic(torch.nn.Module):
+    """critic(x) = <w, x>: its gradient is w everywhere, so the penalty is (|w| - 1)^2."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.randn(shape))
+
+    def forward(self, frames, reference):
+        return (frames * self.w).flatten(1).sum(1)
+
+
+def test_gradient_penalty_is_exact_for_a_linear_critic():
+    critic = LinearCritic((3, 8, 8))
+    real, fake, ref = torch.randn(4, 3, 8, 8), torch.randn(4, 3, 8, 8), torch.randn(4, 3, 8, 8)
+    expected = (critic.w.detach().norm() - 1) ** 2
+    assert torch.allclose(gradient_penalty(critic, real, fake, ref), expected, rtol=1e-5)
+    with torch.no_grad():
+        critic.w.mul_(1 / critic.w.norm())
+    assert gradient_penalty(critic, real, fake, ref) < 1e-8
+
+
+def test_generator_overfits_one_clip(aligned_corpus):
+    work, _ = aligned_corpus
+    torch.manual_seed(0)
+    cfg = profile("tiny")
+    clip = sorted((work / "clips").glob("*.h5"))[0]
+    item = ClipWindows([clip], cfg, windows=1, augment=False)[0]
+    batch = {k: v[None] for k, v in item.items()}
+    gen = Generator(cfg)
+    optimizer = torch.optim.Adam(gen.parameters(), lr=2e-3)
+    noise = torch.Generator().manual_seed(1)
+    losses = []
+    for _ in range(300):
+        fake, _ = gen(batch["mels"], batch["reference"], batch["emotion"], generator=noise.manual_seed(1))
+        loss = reconstruction_loss(fake, batch["video"], batch["mouth"])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] * 5 <= losses[0], (losses[0], losses[-1])
+
+
+def split_by_actor(work: Path) -> tuple[list[Path], list[Path]]:
+    clips = sorted((work / "clips").glob("*.h5"))
+    return [c for c in clips if c.name.startswith("1001")], [c for c in clips if c.name.startswith("1002")]
+
+
+def test_emotion_discriminator_learns_above_chance_on_a_new_identity(aligned_corpus, tmp_path):
+    train, val = split_by_actor(aligned_corpus[0])
+    params = loop.TrainParams(**{**TINY, "steps": 150, "batch": 8, "lr": 2e-3, "checkpoint_every": 1000,
+                                 "log_every": 50})
+    metrics = loop.train_emotion(params, train, val, tmp_path / "emotion", tmp_path / "ckpt",
+                                 lambda *a: None, {"test": 1})
+    assert metrics["accuracy"] > 1 / 6 + 0.1, metrics
+    assert (tmp_path / "emotion" / "model.pt").is_file() and (tmp_path / "emotion" / "config.json").is_file()
+    model, cfg = loop.load_model(tmp_path / "emotion", EmotionDiscriminator)
+    assert cfg == profile("tiny")
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint(aligned_corpus, tmp_path):
+    train, val = split_by_actor(aligned_corpus[0])
+    params = loop.TrainParams(**{**TINY, "steps": 10, "checkpoint_every": 4})
+    emotion_dir = tmp_path / "emotion"
+    loop.save_model(emotion_dir, EmotionDiscriminator(profile("tiny")), profile("tiny"))
+
+    def crash_at_7(step, metrics, images):
+        if step == 7:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        loop.train_generator(params, train, val, emotion_dir, tmp_path / "gen", tmp_path / "ckpt", crash_at_7, {"a": 1})
+    saved = torch.load(tmp_path / "ckpt" / "pretrain_generator.pt", weights_only=True)
+    assert saved["step"] == 4
+    steps = []
+    metrics = loop.train_generator(params, train, val, emotion_dir, tmp_path / "gen", tmp_path / "ckpt",
+                                   lambda step, m, i: steps.append(step), {"a": 1})
+    assert steps[0] == 5 and steps[-1] == 10  # continued where the checkpoint stopped
+    final = torch.load(tmp_path / "ckpt" / "pretrain_generator.pt", weights_only=True)
+    adam_steps = {int(s["step"]) for s in final["optimizers"]["generator"]["state"].values()}
+    assert final["step"] == 10 and adam_steps == {10}  # optimizer state carried over: 4 + 6 updates
+    assert [row["step"] for row in metrics["history"]] == list(range(1, 11))
+
+
+def test_changed_params_start_afresh(aligned_corpus, tmp_path):
+    train, val = split_by_actor(aligned_corpus[0])
+    params = loop.TrainParams(**{**TINY, "steps": 4})
+    loop.train_emotion(params, train, val, tmp_path / "e", tmp_path / "ckpt", lambda *a: None, {"lr": 1})
+    steps = []
+    loop.train_emotion(params, train, val, tmp_path / "e", tmp_path / "ckpt", lambda s, m, i: steps.append(s),
+                       {"lr": 2})
+    assert steps[0] == 1
+
+
+@pytest.mark.slow
+def test_ddp_with_two_cpu_processes(aligned_corpus, tmp_path):
+    train, val = split_by_actor(aligned_corpus[0])
+    spec = {"stage": "pretrain_emotion", "params": {**TINY, "steps": 4, "device": "cpu"},
+            "train": [str(p) for p in train], "val": [str(p) for p in val], "out_dir": str(tmp_path / "emotion"),
+            "ckpt_dir": str(tmp_path / "ckpt"), "identity": {"ddp": 1}, "result": str(tmp_path / "result.json")}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           "-m", "synthtext.train.worker", str(tmp_path / "spec.json")], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((tmp_path / "result.json").read_text())["accuracy"] >= 0
+    assert torch.load(tmp_path / "ckpt" / "pretrain_emotion.pt", weights_only=True)["step"] == 4
+
+
+def test_vgg19_loading(tmp_path):
+    torch.manual_seed(0)
+    state = {f"features.{k}": v for k, v in vgg19_features().state_dict().items()}
+    state["classifier.0.weight"] = torch.zeros(2, 2)  # a full torchvision-style file also has these
+    torch.save(state, tmp_path / "vgg19.pth")
+    features = VGG19Features(tmp_path / "vgg19.pth")
+    out = features(torch.rand(2, 3, 32, 32) * 2 - 1)
+    assert [f.shape[1] for f in out] == [64, 128, 256, 512, 512]
+    torch.save({"0.weight": torch.zeros(1)}, tmp_path / "wrong.pth")
+    with pytest.raises(SynthTextError, match="not a VGG19"):
+        VGG19Features(tmp_path / "wrong.pth")
+    with pytest.raises(SynthTextError, match="not found"):
+        VGG19Features(tmp_path / "missing.pth")
+
+
+def test_model_folder_round_trip_and_bad_folder(tmp_path):
+    cfg = profile("tiny")
+    gen = Generator(cfg)
+    loop.save_model(tmp_path / "g", gen, cfg)
+    back, back_cfg = loop.load_model(tmp_path / "g", Generator)
+    assert back_cfg == cfg
+    for a, b in zip(gen.state_dict().values(), back.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(SynthTextError, match="not a model folder"):
+        loop.load_model(tmp_path, Generator)
+    assert np.array_equal(json.loads((tmp_path / "g" / "config.json").read_text())["emotions"],
+                          ["ANG", "DIS", "FEA", "HAP", "NEU", "SAD"])
