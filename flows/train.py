@@ -45,6 +45,20 @@ def dvc_hashes(repo: Path, paths: list[str]) -> dict[str, str]:
     return found
 
 
+def training_code_version() -> str:
+    """Changes when the networks, losses, data windows or loop change: a checkpoint from other code is not resumed."""
+    import synthtext.models.config
+    import synthtext.models.discriminators
+    import synthtext.models.generator
+    import synthtext.train.data
+    import synthtext.train.loop
+    import synthtext.train.losses
+    from synthtext.hashing import code_version
+
+    return code_version(synthtext.models.config, synthtext.models.generator, synthtext.models.discriminators,
+                        synthtext.train.data, synthtext.train.losses, synthtext.train.loop)
+
+
 def folder_md5(folder: Path) -> str:
     """A hash of a model folder's files (names and bytes)."""
     digest = hashlib.md5()
@@ -93,7 +107,8 @@ def train_stage_flow(stage: str, repo: str, params: dict, compute: dict, paths: 
         spec = {"stage": stage, "params": asdict(train_params), "train": train_files, "val": val_files,
                 "out_dir": str(root / paths["out_dir"]), "ckpt_dir": str(root / paths["ckpt_dir"]),
                 "tracking_uri": tracking.tracking_uri(root), "run_id": active.info.run_id,
-                "identity": {"params": asdict(train_params), "train": train_files, **lineage},
+                "identity": {"params": asdict(train_params), "train": train_files, "code": training_code_version(),
+                             **lineage},
                 **{k: str(root / paths[k]) for k in ("emotion_dir", "generator_dir") if k in paths}}
         metrics = train_task(spec, int(compute.get("nproc", 1)))
         history = metrics.pop("history", [])
