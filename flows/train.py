@@ -118,8 +118,8 @@ def train_stage_flow(stage: str, repo: str, params: dict, compute: dict, paths: 
         if "confusion" in metrics:
             write_confusion(root / paths["plots"].replace(".csv", "_confusion.csv"), metrics["confusion"])
         if stage != "pretrain_emotion":
-            sample = render(stage, out_dir, val_files or train_files)
-            mlflow.log_artifact(str(sample))
+            with tempfile.TemporaryDirectory() as scratch:
+                mlflow.log_artifact(str(render(stage, out_dir, val_files or train_files, Path(scratch))))
         mlflow.log_artifact(str(root / paths["plots"]))
         kind = MODEL_KIND[stage]
         summary["model_md5"] = folder_md5(out_dir)
@@ -159,11 +159,11 @@ def write_confusion(path: Path, confusion: list[list[int]]) -> None:
     tmp.replace(path)
 
 
-def render(stage: str, model_dir: Path, files: list[str]) -> Path:
+def render(stage: str, model_dir: Path, files: list[str], folder: Path) -> Path:
+    """A sample mp4 (real | generated, with the clip's audio) of the first file, by the trained generator."""
     from synthtext.models import Generator
     from synthtext.train.loop import load_model
     from synthtext.train.sample import render_sample
 
     generator, _ = load_model(model_dir, Generator)
-    out = Path(tempfile.mkdtemp()) / f"{stage}_sample.mp4"
-    return render_sample(generator, Path(files[0]), out)
+    return render_sample(generator, Path(files[0]), folder / f"{stage}_sample.mp4")
