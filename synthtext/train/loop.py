@@ -257,6 +257,14 @@ class Run:
         return torch.autocast("cuda", dtype=torch.float16) if self.amp else contextlib.nullcontext()
 
 
+def _optimize(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, loss: torch.Tensor) -> None:
+    """One update; with AMP the loss is scaled (a disabled scaler passes it through)."""
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+
+
 def _loop(run: Run, stage: str, ckpt: Checkpoint, identity: dict, modules: dict, optimizers: dict,
           step_fn: Callable[[int], tuple[dict[str, float], dict[str, np.ndarray]]], log: Log) -> list[dict]:
     """Resume, then call ``step_fn`` until ``params.steps``; log every ``log_every``, checkpoint every
@@ -292,10 +300,7 @@ def train_emotion(params: TrainParams, train: list[Path], val: list[Path], out_d
         batch = next(data)
         with run.autocast():
             loss = F.cross_entropy(model(batch["video"]), batch["emotion"])
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        _optimize(optimizer, scaler, loss)
         return {"loss": loss.item()}, {}
 
     history = _loop(run, "pretrain_emotion", Checkpoint(ckpt_dir, "pretrain_emotion"), identity,
@@ -364,10 +369,7 @@ def train_generator(params: TrainParams, train: list[Path], val: list[Path], emo
         batch = next(data)
         with run.autocast():
             fake, loss, metrics = _generator_losses(run, gen, extractor, batch)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        _optimize(optimizer, scaler, loss)
         images = {"samples": sample_grid(batch["video"], fake)} if number % params.image_every == 0 else {}
         return {"loss": loss.item(), **metrics}, images
 
@@ -412,9 +414,7 @@ def train_gan(params: TrainParams, train: list[Path], val: list[Path], generator
     emo_net, _ = load_model(emotion_dir, EmotionDiscriminator)
     frame_net = FrameDiscriminator(run.cfg)
     gen, emo, critic = (wrap(m.to(run.device), run.dist) for m in (gen_net, emo_net, frame_net))
-    extractor_net, _ = load_model(emotion_dir, EmotionDiscriminator)  # a frozen copy for the perceptual loss
-    extractor = (VGG19Features(params.vgg19_weights) if params.perceptual_net == "vgg19"
-                 else EmotionFeatures(extractor_net)).to(run.device)
+    extractor = _perceptual_extractor(params, emotion_dir, run.device)  # a frozen copy, apart from `emo`
     opt_g = torch.optim.Adam(gen.parameters(), lr=params.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(critic.parameters(), lr=params.lr_d, betas=(0.5, 0.999))
     opt_e = torch.optim.Adam(emo.parameters(), lr=params.lr_d, betas=(0.5, 0.999))
