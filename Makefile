@@ -17,7 +17,8 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml requirements.lock
 demo: $(VENV)/.installed
 	dvc repro
 	@echo "Look at: data/raw/sample/contact_sheet.png (the corpus), data/processed/align_preview.png (aligned clips)"
-	@echo "Outputs: data/interim/fps25, data/processed (clips, align_report.json, splits), metrics/align.json"
+	@echo "Outputs: data/processed (clips, splits), models/ (emotion, generator), metrics/ (dvc metrics show)"
+	@echo "Training runs and registered models: mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db"
 
 test: $(VENV)/.installed
 	python -m pytest
@@ -28,3 +29,4 @@ lint: $(VENV)/.installed
 bench: $(VENV)/.installed
 	python benchmarks/bench_corpus.py
 	python benchmarks/bench_align.py data/raw/sample
+	python benchmarks/bench_train.py
