@@ -60,10 +60,10 @@ class FanOut:
     def rejected(self) -> list[dict]:
         return [r for r in self.results if r["status"] != "ok"]
 
-    def summary(self, stage: str, frames_key: str = "frames") -> str:
+    def summary(self, stage: str) -> str:
         """One line: clips in, written (cached), rejected by reason, frames/s of fresh work."""
         reasons = Counter(r["reason"] for r in self.rejected)
-        fresh_frames = sum(r.get(frames_key, 0) for r in self.ok if r["clip_id"] not in self.cached)
+        fresh_frames = sum(r.get("frames", 0) for r in self.ok if r["clip_id"] not in self.cached)
         reused = sum(1 for r in self.ok if r["clip_id"] in self.cached)
         rate = fresh_frames / self.seconds if self.seconds > 0 else 0.0
         rejected = ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items())) or "none"

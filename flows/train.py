@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import yaml
 from prefect import flow, task
 
 from synthtext.errors import SynthTextError
-from synthtext.files import write_json_atomic
+from synthtext.files import write_json_atomic, write_text_atomic
 from synthtext.train.loop import TrainParams
 
 MODEL_KIND = {"pretrain_emotion": "emotion", "pretrain_generator": None, "train_gan": "generator"}
@@ -135,28 +136,23 @@ def train_stage_flow(stage: str, repo: str, params: dict, compute: dict, paths: 
 def write_plots(path: Path, history: list[dict]) -> None:
     """Loss curves as CSV (a DVC plot): one row per logged step."""
     keys = sorted({k for row in history for k in row} - {"step"})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["step", *keys])
-        for row in history:
-            writer.writerow([row["step"], *(round(row[k], 6) if k in row else "" for k in keys)])
-    tmp.replace(path)
+    write_csv_atomic(path, [["step", *keys], *([row["step"], *(round(row[k], 6) if k in row else "" for k in keys)]
+                                              for row in history)])
 
 
 def write_confusion(path: Path, confusion: list[list[int]]) -> None:
     """Confusion matrix as actual/predicted rows (DVC's confusion plot template)."""
     from synthtext import EMOTIONS
 
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["actual", "predicted"])
-        for i, row in enumerate(confusion):
-            for j, count in enumerate(row):
-                writer.writerows([[EMOTIONS[i], EMOTIONS[j]]] * count)
-    tmp.replace(path)
+    rows = [[EMOTIONS[i], EMOTIONS[j]] for i, row in enumerate(confusion) for j, count in enumerate(row)
+            for _ in range(count)]
+    write_csv_atomic(path, [["actual", "predicted"], *rows])
+
+
+def write_csv_atomic(path: Path, rows: list[list]) -> None:
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows(rows)
+    write_text_atomic(path, text.getvalue())
 
 
 def render(stage: str, model_dir: Path, files: list[str], folder: Path) -> Path:

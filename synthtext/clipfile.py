@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 
 from synthtext.errors import SynthTextError
+from synthtext.files import tmp_path
 
 SCHEMA_VERSION = 1
 REQUIRED_ATTRS = ("schema_version", "clip_id", "actor", "sentence", "emotion", "intensity", "fps",
@@ -48,7 +49,7 @@ def write_clip(path: str | Path, clip: AlignedClip) -> None:
         raise ValueError(f"video must be uint8 [T, S, S, 3], got {clip.video.dtype} {clip.video.shape}")
     if clip.landmarks.shape != (t, 68, 2):
         raise ValueError(f"landmarks must be [T, 68, 2], got {clip.landmarks.shape}")
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = tmp_path(path)
     try:
         with h5py.File(tmp, "w", track_order=True) as f:
             f.create_dataset("video", data=clip.video, chunks=(1, s, s, 3), compression="gzip",

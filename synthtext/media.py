@@ -14,6 +14,7 @@ import numpy as np
 import soundfile as sf
 
 from synthtext.errors import ClipRejected
+from synthtext.files import tmp_path
 
 
 def ffmpeg_exe() -> str:
@@ -73,14 +74,9 @@ def _run_ffmpeg(args: list[str], src: Path, what: str) -> None:
         raise ClipRejected("corrupt", f"{src.name}: ffmpeg could not decode the {what} ({last})")
 
 
-def tmp_name(path: Path) -> Path:
-    """A temporary sibling of ``path`` with the same suffix (ffmpeg picks the format from it)."""
-    return path.with_name(f".{path.stem}.tmp{path.suffix}")
-
-
 def convert_video(src: Path, dst: Path, fps: int, crf: int) -> None:
     """Resample ``src``'s video to ``fps`` as H.264 mp4 (bit-exact, reproducible), written atomically."""
-    tmp = tmp_name(dst)
+    tmp = tmp_path(dst, keep_suffix=True)
     try:
         _run_ffmpeg(["-i", str(src), "-map", "0:v:0", "-vf", f"fps={fps}", "-an", "-c:v", "libx264",
                      "-preset", "veryfast", "-crf", str(crf), "-pix_fmt", "yuv420p", "-threads", "1",
@@ -93,7 +89,7 @@ def convert_video(src: Path, dst: Path, fps: int, crf: int) -> None:
 
 def extract_audio(src: Path, dst: Path, sample_rate: int) -> None:
     """Write ``src``'s first audio stream as mono 16-bit PCM wav at ``sample_rate``, atomically."""
-    tmp = tmp_name(dst)
+    tmp = tmp_path(dst, keep_suffix=True)
     try:
         _run_ffmpeg(["-i", str(src), "-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(sample_rate),
                      "-c:a", "pcm_s16le", "-fflags", "+bitexact", "-flags:a", "+bitexact",
@@ -130,12 +126,6 @@ def iter_frames(path: str | Path):
         cap.release()
 
 
-def read_frames(path: str | Path) -> np.ndarray:
-    """All frames of a video as an RGB uint8 array [T, H, W, 3]."""
-    frames = list(iter_frames(path))
-    if not frames:
-        raise ClipRejected("corrupt", f"{Path(path).name}: the video has no decodable frames")
-    return np.stack(frames)
 
 
 def write_video(path: str | Path, frames: np.ndarray, fps: float, audio: np.ndarray | None = None,
@@ -144,7 +134,7 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, audio: np.ndar
     import tempfile
 
     path = Path(path)
-    tmp = tmp_name(path)
+    tmp = tmp_path(path, keep_suffix=True)
     with tempfile.TemporaryDirectory() as scratch:
         inputs = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{frames.shape[2]}x{frames.shape[1]}",
                   "-r", str(fps), "-i", "-"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import cv2
 import numpy as np
 
 from synthtext.clipfile import read_clip
+from synthtext.files import write_png_atomic
 from synthtext.template import eye_centres, template
 
 
@@ -43,8 +43,4 @@ def contact_sheet(paths: Sequence[str | Path], out: str | Path, frames: int = 6,
         cv2.putText(sheet, "no aligned clips", (8, 36), cv2.FONT_HERSHEY_PLAIN, 1.0, (255, 255, 255), 1)
     else:
         sheet = np.concatenate(strips, axis=0)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp.png")
-    cv2.imwrite(str(tmp), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
-    os.replace(tmp, out)
-    return out
+    return write_png_atomic(out, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))

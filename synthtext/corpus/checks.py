@@ -18,8 +18,8 @@ def inner_lip_distance(landmarks: np.ndarray) -> np.ndarray:
 
 def audio_rms_per_frame(clip: AlignedClip) -> np.ndarray:
     """RMS of the audio samples that each frame covers [T]."""
-    return np.array([np.sqrt(np.mean(np.square(clip.audio_for_frame(t)))) if clip.audio_for_frame(t).size else 0.0
-                     for t in range(len(clip.video))])
+    chunks = (clip.audio_for_frame(t) for t in range(len(clip.video)))
+    return np.array([np.sqrt(np.mean(np.square(chunk))) if chunk.size else 0.0 for chunk in chunks])
 
 
 def lip_audio_correlation(clip: AlignedClip) -> float:

@@ -18,8 +18,8 @@ from synthtext import EMOTIONS
 from synthtext.corpus.motion import blink_offsets, expression_offsets, face_frame, make_motion, mouth_offsets
 from synthtext.corpus.render import HEIGHT, WIDTH, Identity, PiecewiseAffine, make_identity, render_frame
 from synthtext.errors import SynthTextError
-from synthtext.files import write_json_atomic
-from synthtext.media import ffmpeg_exe, tmp_name
+from synthtext.files import tmp_path, write_json_atomic, write_png_atomic
+from synthtext.media import ffmpeg_exe
 from synthtext.naming import CREMA_SENTENCES
 from synthtext.tts import PiperEngine, prosody_for
 from synthtext.tts.prosody import INTENSITY_SCALE
@@ -180,7 +180,7 @@ def encode(path: Path, video: np.ndarray, audio: np.ndarray) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         wav = Path(scratch) / "audio.wav"
         sf.write(wav, audio, SAMPLE_RATE, subtype="PCM_16")
-        tmp = tmp_name(path)
+        tmp = tmp_path(path, keep_suffix=True)
         cmd = [ffmpeg_exe(), "-hide_banner", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
                "-s", f"{WIDTH}x{HEIGHT}", "-r", "30000/1001", "-i", "-", "-i", str(wav), "-c:v", "flv1",
                "-q:v", "2", "-c:a", "libmp3lame", "-b:a", "128k", "-ac", "1", "-threads", "1",
@@ -222,8 +222,4 @@ def contact_sheet(folder: Path, summaries: list[dict], identities: int) -> Path:
         sheet[y:y + tile - 4, x:x + tile - 4] = crop
         if column == 0:
             cv2.putText(sheet, actor, (x + 3, y + 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
-    out = folder / "contact_sheet.png"
-    tmp = folder / ".contact_sheet.tmp.png"
-    cv2.imwrite(str(tmp), sheet)
-    os.replace(tmp, out)
-    return out
+    return write_png_atomic(folder / "contact_sheet.png", sheet)
