@@ -40,6 +40,94 @@ def _sample_corpus(args: argparse.Namespace) -> None:
           f"contact sheet: {Path(args.out) / 'contact_sheet.png'}")
 
 
+DEFAULT_MODEL = "models:/synthtext-generator@champion"
+
+
+def _add_render_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--model", default=DEFAULT_MODEL,
+                         help=f"a model folder (models/generator) or registry URI (default {DEFAULT_MODEL})")
+    command.add_argument("--tts", default="piper", choices=["piper", "coqui"], help="speech engine")
+    command.add_argument("--speed", type=float, default=1.0, help="speaking rate, x the voice's normal rate")
+    command.add_argument("--seed", type=int, default=0, help="voice and motion noise seed (same seed, same video)")
+    command.add_argument("--paste-back", action="store_true",
+                         help="put the generated face back into the photo (output at the photo's resolution)")
+    command.add_argument("--size", type=int, help="side of the output face video (default: the aligned crop size)")
+    command.add_argument("--language", default="en", help="coqui multilingual models: language code")
+    command.add_argument("--references", help="coqui XTTS: folder with a reference clip per emotion (ANG.wav ...)")
+    command.add_argument("--no-prefect", dest="orchestrate", action="store_false",
+                         help="run the inference steps in this process without a Prefect server (faster start)")
+
+
+def _options(args: argparse.Namespace):
+    from flows.generate import Options
+
+    if args.size is not None and (args.size < 16 or args.size % 2):
+        raise SynthTextError(f"--size {args.size}: use an even number of pixels, at least 16")
+    return Options(tts=args.tts, speed=args.speed, seed=args.seed, paste_back=args.paste_back, size=args.size,
+                   language=args.language, references=args.references)
+
+
+def _model_ref(ref: str) -> str:
+    if not ref.startswith("models:/") and not Path(ref).exists():
+        raise SynthTextError(f"model {ref} not found: give a model folder (models/generator after dvc repro) "
+                             "or a registry URI such as models:/synthtext-generator@champion")
+    return ref
+
+
+def _report(summary: dict) -> int:
+    """One line per job; the exit status says whether all of them worked."""
+    results = summary["results"]
+    for r in results:
+        where = f"row {r['row']}: " if r.get("row") else ""
+        if r["status"] == "ok":
+            times = ", ".join(f"{k} {v:.2f} s" for k, v in r["times"].items())
+            print(f"{where}{r['out']}: {r['frames']} frames ({r['seconds']:.2f} s of speech) [{times}]")
+            if r["faces"] > 1:
+                print(f"synthtext: warning: {r['faces']} faces in the photo; used the largest", file=sys.stderr)
+        elif r["status"] == "skipped":
+            print(f"{where}{r['out']}: up to date, skipped")
+        else:
+            print(f"synthtext: error: {where}{r['reason']}", file=sys.stderr)
+    return 0 if all(r["status"] != "failed" for r in results) else 1
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from flows.generate import make_job, run
+    from synthtext.tts.text import read_text
+
+    if args.all_emotions and args.emotion:
+        raise SynthTextError("give --emotion or --all-emotions, not both")
+    if not args.all_emotions and not args.emotion:
+        raise SynthTextError("give --emotion (ANG, DIS, FEA, HAP, NEU, SAD or a name) or --all-emotions")
+    options = _options(args)
+    text = read_text(args.text, args.text_file)
+    job = make_job(args.image, text, args.emotion or "NEU", args.out, args.intensity, args.voice, args.all_emotions)
+    summary = run([job], _model_ref(args.model), options, orchestrate=args.orchestrate)
+    code = _report(summary)
+    if code == 0:
+        print(f"video: {args.out} (speech: {Path(args.out).with_suffix('.wav')})")
+    return code
+
+
+def _generate_batch(args: argparse.Namespace) -> int:
+    from flows.generate import read_jobs, run
+    from synthtext.files import write_json_atomic
+
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    options = _options(args)
+    jobs, bad_rows = read_jobs(Path(args.jobs), out_dir)
+    summary = run(jobs, _model_ref(args.model), options, workers=args.workers, orchestrate=args.orchestrate) \
+        if jobs else {"results": [], "seconds": 0.0}
+    summary["results"] = sorted(summary["results"] + bad_rows, key=lambda r: r["row"])
+    write_json_atomic(out_dir / "batch_report.json", summary)
+    code = _report(summary)
+    counts = {s: sum(r["status"] == s for r in summary["results"]) for s in ("ok", "skipped", "failed")}
+    print(f"{len(summary['results'])} jobs: {counts['ok']} rendered, {counts['skipped']} up to date, "
+          f"{counts['failed']} failed in {summary['seconds']:.1f} s; report: {out_dir / 'batch_report.json'}")
+    return code
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="synthtext", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -59,17 +147,39 @@ def build_parser() -> argparse.ArgumentParser:
     corpus.add_argument("--voice", help="a Piper .onnx voice (default: the bundled en_US joe voice)")
     corpus.add_argument("--workers", type=int, default=2)
     corpus.set_defaults(run=_sample_corpus)
+
+    generate = commands.add_parser("generate", help="a talking-face video from a photo, text and an emotion")
+    generate.add_argument("--image", required=True, help="a face photo (any format OpenCV or Pillow reads)")
+    text = generate.add_mutually_exclusive_group(required=True)
+    text.add_argument("--text", help="the words to speak")
+    text.add_argument("--text-file", help="a .txt (UTF-8) or .pdf file with the words to speak")
+    generate.add_argument("--emotion", help="ANG DIS FEA HAP NEU SAD, or anger, disgust, fear, happiness, neutral, "
+                          "sadness (any case)")
+    generate.add_argument("--all-emotions", action="store_true",
+                          help="all six in a 2x3 grid, each speaking in turn in its own voice")
+    generate.add_argument("--intensity", default="HI", help="LO | MD | HI (default HI)")
+    generate.add_argument("--voice", help="piper: a voice .onnx; coqui: a model name or folder")
+    generate.add_argument("--out", required=True, help="the .mp4 to write (the .wav and a .json go beside it)")
+    _add_render_options(generate)
+    generate.set_defaults(run=_generate)
+
+    batch = commands.add_parser("generate-batch", help="render every row of a jobs CSV (image, text, emotion"
+                                "[, intensity, voice, out]) in parallel with one loaded model")
+    batch.add_argument("jobs", help="the jobs CSV; relative image paths are relative to it")
+    batch.add_argument("--out-dir", required=True, help="where the videos and batch_report.json go")
+    batch.add_argument("--workers", type=int, default=2, help="jobs rendered at once")
+    _add_render_options(batch)
+    batch.set_defaults(run=_generate_batch)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
+        return args.run(args) or 0
     except SynthTextError as exc:
         print(f"synthtext: error: {exc}", file=sys.stderr)
         return 1
-    return 0
 
 
 if __name__ == "__main__":

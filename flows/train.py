@@ -122,6 +122,8 @@ def train_stage_flow(stage: str, repo: str, params: dict, compute: dict, paths: 
             with tempfile.TemporaryDirectory() as scratch:
                 mlflow.log_artifact(str(render(stage, out_dir, val_files or train_files, Path(scratch))))
         mlflow.log_artifact(str(root / paths["plots"]))
+        if stage != "pretrain_emotion":
+            write_json_atomic(out_dir / "preprocess.json", face_preprocess(train_files[0]))
         kind = MODEL_KIND[stage]
         summary["model_md5"] = folder_md5(out_dir)
         if kind:
@@ -131,6 +133,16 @@ def train_stage_flow(stage: str, repo: str, params: dict, compute: dict, paths: 
         mlflow.set_tag("model_md5", summary["model_md5"])
     write_json_atomic(root / paths["metrics"], summary)
     return summary
+
+
+def face_preprocess(clip_file: str) -> dict:
+    """How the training clips' faces were prepared (from an aligned clip's attributes): inference
+    prepares a photo the same way."""
+    from synthtext.clipfile import read_attrs
+
+    attrs = read_attrs(clip_file)
+    return {"landmark_backend": attrs["landmark_backend"], "size": int(attrs["size"]),
+            "align_mode": int(attrs["align_mode"]), "schema_version": int(attrs["schema_version"])}
 
 
 def write_plots(path: Path, history: list[dict]) -> None:

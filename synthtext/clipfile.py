@@ -63,15 +63,29 @@ def write_clip(path: str | Path, clip: AlignedClip) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _checked_attrs(path: str | Path, f: h5py.File) -> dict:
+    attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
+    if attrs.get("schema_version") != SCHEMA_VERSION:
+        raise SynthTextError(f"{path}: schema version {attrs.get('schema_version')}, expected "
+                             f"{SCHEMA_VERSION}: rerun the align stage (dvc repro align)")
+    return attrs
+
+
 def read_clip(path: str | Path) -> AlignedClip:
     """Read a clip file and check its schema version."""
     try:
         with h5py.File(path, "r") as f:
-            attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
-            if attrs.get("schema_version") != SCHEMA_VERSION:
-                raise SynthTextError(f"{path}: schema version {attrs.get('schema_version')}, expected "
-                                     f"{SCHEMA_VERSION}: rerun the align stage (dvc repro align)")
+            attrs = _checked_attrs(path, f)
             return AlignedClip(video=f["video"][()], landmarks=f["landmarks"][()], audio=f["audio"][()],
                                attrs=attrs)
+    except OSError as exc:
+        raise SynthTextError(f"{path}: not a readable clip file ({exc})") from exc
+
+
+def read_attrs(path: str | Path) -> dict:
+    """A clip file's attributes only (schema checked), without reading its arrays."""
+    try:
+        with h5py.File(path, "r") as f:
+            return _checked_attrs(path, f)
     except OSError as exc:
         raise SynthTextError(f"{path}: not a readable clip file ({exc})") from exc

@@ -149,3 +149,14 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, audio: np.ndar
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
+
+
+def write_wav_atomic(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
+    """Mono 16-bit PCM WAV, written to a temporary name and renamed when complete."""
+    path = Path(path)
+    tmp = tmp_path(path)
+    try:
+        sf.write(tmp, audio, sample_rate, subtype="PCM_16", format="WAV")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -72,3 +72,15 @@ def apply_prosody(audio: np.ndarray, sample_rate: int, prosody: Prosody) -> np.n
         out = out * np.float32(10 ** ((REFERENCE_DB + prosody.energy) / 20) / rms)
     peak = float(np.abs(out).max()) if out.size else 0.0
     return (out / peak * 0.99 if peak > 0.99 else out).astype(np.float32)
+
+
+def apply_rate_and_prosody(audio: np.ndarray, sample_rate: int, prosody: Prosody, speed: float = 1.0) -> np.ndarray:
+    """The whole preset after synthesis, for engines without a duration control: time-stretch so that
+    the pitch step of :func:`apply_prosody` ends at ``prosody.rate * speed`` x the original rate."""
+    import librosa
+
+    stretch = prosody.rate * speed / pitch_factor(prosody)
+    out = audio.astype(np.float32)
+    if abs(stretch - 1) > 1e-4 and out.size:
+        out = librosa.effects.time_stretch(out, rate=stretch).astype(np.float32)
+    return apply_prosody(out, sample_rate, prosody)

@@ -1,0 +1,276 @@
+"""Inference: a photo, speech and an emotion -> talking-face frames.
+
+Faces are prepared exactly as training saw them (the model folder's ``preprocess.json`` names the
+landmark backend, crop size and template); speech of any length is cut into the model's windows
+with overlap and cross-faded so that window borders leave no seam; ``paste_back`` puts the
+generated face back into the photo through the inverse of the alignment transform.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from synthtext.align import similarity, transform_points, warp_frame
+from synthtext.errors import SynthTextError
+from synthtext.models import Generator, ModelConfig
+from synthtext.template import RIGID_POINTS, template
+
+REGISTRY_PREFIX = "models:/"
+DEFAULT_PREPROCESS = {"landmark_backend": "dlib", "size": 128, "detect_upsample": 1}
+DETECT_MAX_SIDE = 1024  # photos are searched for faces at most this large; landmarks use full resolution
+
+
+# ---------------------------------------------------------------- the model
+
+
+@dataclass
+class LoadedModel:
+    generator: Generator
+    cfg: ModelConfig
+    preprocess: dict  # how training prepared faces: landmark_backend, size, detect_upsample
+    source: str  # what the user named (folder or models:/ URI)
+    md5: str  # hash of the model folder's files: identifies the weights in sidecars and lineage
+
+
+def load_generator(ref: str | Path, repo: str | Path = ".") -> LoadedModel:
+    """A generator from a model folder or a registry URI (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``).
+
+    Weights are read with ``weights_only``: no pickled code from a model file is ever run.
+    """
+    ref = str(ref)
+    if ref.startswith(REGISTRY_PREFIX):
+        with tempfile.TemporaryDirectory() as scratch:
+            folder = _download_registered(ref, repo, Path(scratch))
+            return _load_folder(folder, ref)
+    folder = Path(ref)
+    if not folder.exists():
+        raise SynthTextError(f"model {ref} not found: give a model folder (models/generator after dvc repro) "
+                             "or a registry URI such as models:/synthtext-generator@champion")
+    return _load_folder(folder, ref)
+
+
+def _download_registered(uri: str, repo: str | Path, scratch: Path) -> Path:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from synthtext import tracking
+
+    store = tracking.tracking_uri(Path(repo))
+    mlflow.set_tracking_uri(store)
+    try:
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(scratch)))
+    except (MlflowException, OSError) as exc:
+        reason = str(exc).splitlines()[0][:200]
+        raise SynthTextError(f"model {uri} not found in the registry {store} ({reason}): run `make demo` "
+                             "(or dvc repro) first, or give --model models/generator") from exc
+
+
+def _load_folder(folder: Path, source: str) -> LoadedModel:
+    import pickle
+
+    from flows.train import folder_md5
+    from synthtext.train.loop import load_model
+
+    try:
+        generator, cfg = load_model(folder, Generator)
+    except pickle.UnpicklingError as exc:
+        raise SynthTextError(f"{source}: model.pt is not a plain state_dict (it needs code unpickled to load); "
+                             "this code can load only weights") from exc
+    except (RuntimeError, KeyError, ValueError, TypeError, EOFError) as exc:
+        raise SynthTextError(f"{source} does not hold generator weights this code can load: {exc}") from exc
+    prep_file = folder / "preprocess.json"
+    preprocess = {**DEFAULT_PREPROCESS, **(json.loads(prep_file.read_text()) if prep_file.is_file() else {})}
+    generator.eval()
+    return LoadedModel(generator=generator, cfg=cfg, preprocess=preprocess, source=source, md5=folder_md5(folder))
+
+
+# ---------------------------------------------------------------- the face
+
+
+@dataclass
+class Face:
+    image: np.ndarray  # the photo, RGB uint8
+    crop: np.ndarray  # aligned crop, RGB uint8 [size, size, 3]
+    matrix: np.ndarray  # 2x3 photo -> crop
+    landmarks: np.ndarray  # [68, 2] in crop pixels
+    faces: int  # faces found in the photo (the largest is used)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Any still image OpenCV or Pillow can read, as RGB uint8 (EXIF rotation applied)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SynthTextError(f"image {path} not found")
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is not None:
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    try:
+        from PIL import Image, ImageOps
+
+        with Image.open(path) as image:
+            return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+    except Exception as exc:  # Pillow raises many types for broken files
+        raise SynthTextError(f"{path} is not a readable image (corrupt or an unknown format)") from exc
+
+
+def prepare_face(path: str | Path, preprocess: dict, backend=None) -> Face:
+    """Find the largest face in the photo and align it onto the template, as the align stage does."""
+    from synthtext.landmarks import make_backend
+
+    image = read_image(path)
+    backend = backend or make_backend(preprocess["landmark_backend"], int(preprocess.get("detect_upsample", 1)))
+    scale = min(1.0, DETECT_MAX_SIDE / max(image.shape[:2]))
+    small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image
+    boxes = backend.detect(small)
+    if not boxes:
+        raise SynthTextError(f"no face found in {path}: give a photo with one clearly visible, roughly frontal face")
+    box = tuple(v / scale for v in boxes[0])
+    points = backend.landmarks(image, box)
+    size = int(preprocess["size"])
+    matrix = similarity(points[RIGID_POINTS], template(size)[RIGID_POINTS])
+    crop = warp_frame(image, matrix, size)
+    return Face(image=image, crop=crop, matrix=matrix, landmarks=transform_points(matrix, points), faces=len(boxes))
+
+
+# ---------------------------------------------------------------- generation
+
+
+def frame_count(samples: int, sample_rate: int, fps: int) -> int:
+    """Video frames that cover the speech: its length rounded up to a whole frame."""
+    return max(1, int(np.ceil(samples * fps / sample_rate - 1e-9)))
+
+
+def window_starts(total: int, frames: int, overlap: int) -> list[int]:
+    """First frames of the windows that cover ``total`` frames, ``overlap`` frames shared by neighbours."""
+    if total <= frames:
+        return [0]
+    stride = frames - overlap
+    starts = list(range(0, total - frames + 1, stride))
+    if starts[-1] != total - frames:
+        starts.append(total - frames)
+    return starts
+
+
+def crossfade_weights(frames: int, overlap: int, first: bool, last: bool) -> np.ndarray:
+    """Per-frame weights of one window: linear ramps over the overlapped ends, flat elsewhere."""
+    ramp = np.arange(1, frames + 1, dtype=np.float32) / (overlap + 1)
+    weights = np.ones(frames, np.float32)
+    if not first:
+        weights = np.minimum(weights, ramp)
+    if not last:
+        weights = np.minimum(weights, ramp[::-1])
+    return weights
+
+
+@torch.no_grad()
+def generate_frames(model: LoadedModel, audio: np.ndarray, sample_rate: int, crop: np.ndarray, emotion: str,
+                    seed: int = 0, overlap: int | None = None, batch: int = 16) -> np.ndarray:
+    """Frames [T, S, S, 3] uint8 (S = the model's image size) for speech of any length.
+
+    The speech is resampled to the model's rate; windows of ``cfg.frames`` overlap by ``overlap``
+    frames (default half a window) and are cross-faded, so neighbouring windows agree at the border.
+    """
+    import soxr
+
+    from synthtext.train.data import log_mel, mel_windows, to_tensor_frames
+    from synthtext.train.loop import to_uint8
+
+    cfg = model.cfg
+    speech = audio.astype(np.float32)
+    if sample_rate != cfg.sample_rate:
+        speech = soxr.resample(speech, sample_rate, cfg.sample_rate, quality="HQ").astype(np.float32)
+    total = frame_count(len(audio), sample_rate, cfg.fps)
+    overlap = cfg.frames // 2 if overlap is None else overlap
+    if not 0 <= overlap < cfg.frames:
+        raise SynthTextError(f"overlap must be 0..{cfg.frames - 1} frames")
+    mel = log_mel(speech, cfg)
+    starts = window_starts(total, cfg.frames, overlap)
+    reference = torch.from_numpy(to_tensor_frames(crop[None], cfg.image_size))
+    emotion_id = torch.tensor([cfg.emotions.index(emotion)])
+    noise = torch.Generator().manual_seed(seed)
+    span = max(total, cfg.frames)
+    acc = torch.zeros(span, 3, cfg.image_size, cfg.image_size)
+    weight = torch.zeros(span)
+    for offset in range(0, len(starts), batch):
+        chunk = starts[offset:offset + batch]
+        mels = torch.from_numpy(np.stack([mel_windows(mel, s, cfg.frames, cfg) for s in chunk]))
+        video, _ = model.generator(mels, reference.expand(len(chunk), -1, -1, -1),
+                                   emotion_id.expand(len(chunk)), generator=noise)
+        for i, start in enumerate(chunk):
+            w = torch.from_numpy(crossfade_weights(cfg.frames, overlap, start == starts[0], start == starts[-1]))
+            acc[start:start + cfg.frames] += video[i] * w[:, None, None, None]
+            weight[start:start + cfg.frames] += w
+    return to_uint8((acc / weight[:, None, None, None])[:total])
+
+
+# ---------------------------------------------------------------- output frames
+
+
+def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
+    if frames.shape[1] == size:
+        return frames
+    interp = cv2.INTER_CUBIC if size > frames.shape[1] else cv2.INTER_AREA
+    return np.stack([cv2.resize(f, (size, size), interpolation=interp) for f in frames])
+
+
+def feather_mask(size: int, feather: float = 0.1) -> np.ndarray:
+    """1 inside the crop, falling smoothly to 0 over ``feather`` x size at its edges. float32 [S, S]."""
+    margin = max(1, int(round(size * feather)))
+    mask = np.zeros((size, size), np.float32)
+    mask[margin:size - margin, margin:size - margin] = 1.0
+    return cv2.GaussianBlur(mask, (0, 0), margin / 2)
+
+
+def paste_back(frames: np.ndarray, face: Face, feather: float = 0.1) -> np.ndarray:
+    """Generated crops placed back into the photo through the inverse alignment transform, with a
+    feathered edge. Returns frames at the photo's resolution (cut to even sides for H.264)."""
+    height, width = (face.image.shape[0] // 2) * 2, (face.image.shape[1] // 2) * 2
+    size = face.crop.shape[0]
+    inverse = cv2.invertAffineTransform(face.matrix)
+    mask = cv2.warpAffine(feather_mask(size, feather), inverse, (width, height), flags=cv2.INTER_LINEAR)[..., None]
+    photo = face.image[:height, :width].astype(np.float32)
+    out = np.empty((len(frames), height, width, 3), np.uint8)
+    for index, frame in enumerate(resize_frames(frames, size)):
+        warped = cv2.warpAffine(frame, inverse, (width, height), flags=cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_REPLICATE)
+        out[index] = np.clip(photo * (1 - mask) + warped.astype(np.float32) * mask + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+def label(frame: np.ndarray, text: str) -> np.ndarray:
+    """A caption in the frame's top-left corner."""
+    out = frame.copy()
+    scale = max(0.35, frame.shape[1] / 360)
+    for colour, thick in (((0, 0, 0), 3), ((255, 255, 255), 1)):
+        cv2.putText(out, text, (4, int(16 * scale) + 2), cv2.FONT_HERSHEY_SIMPLEX, scale * 0.5, colour, thick,
+                    cv2.LINE_AA)
+    return out
+
+
+def emotion_grid(clips: dict[str, np.ndarray], rest_gap: int, columns: int = 3) -> tuple[np.ndarray, list[tuple]]:
+    """The emotions in a grid, speaking in turn: while one speaks (its own speech and frames) the
+    others hold their first frame, dimmed. Returns frames and the (emotion, first, last) segments."""
+    names = list(clips)
+    rows = -(-len(names) // columns)
+    height, width = clips[names[0]].shape[1:3]
+    rest = {k: (label(v[0], k).astype(np.float32) * 0.55).astype(np.uint8) for k, v in clips.items()}
+    out, segments, position = [], [], 0
+    for speaking in names:
+        segment = list(clips[speaking]) + [clips[speaking][-1]] * rest_gap
+        segments.append((speaking, position, position + len(clips[speaking])))
+        for frame in segment:
+            canvas = np.zeros((rows * height, columns * width, 3), np.uint8)
+            for cell, name in enumerate(names):
+                r, c = divmod(cell, columns)
+                canvas[r * height:(r + 1) * height, c * width:(c + 1) * width] = \
+                    label(frame, name) if name == speaking else rest[name]
+            out.append(canvas)
+        position += len(segment)
+    return np.stack(out), segments

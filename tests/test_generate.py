@@ -1,0 +1,468 @@
+"""Inference: text, emotion names, face preparation, window stitching, paste-back, the CLI and batch mode."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from synthtext import EMOTIONS, parse_emotion
+from synthtext.errors import SynthTextError
+from tests.conftest import REALDATA, needs_realdata
+
+SENTENCE = "Don't forget a jacket."
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory) -> Path:
+    """scikit-image's bundled portrait (a real photo) as a PNG file."""
+    from skimage import data
+
+    path = tmp_path_factory.mktemp("photo") / "astronaut.png"
+    cv2.imwrite(str(path), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    """A tiny-profile generator (random weights, fixed seed) saved as the training stages save one."""
+    import torch
+
+    from synthtext.files import write_json_atomic
+    from synthtext.models import Generator
+    from synthtext.models.config import profile
+    from synthtext.train.loop import save_model
+
+    torch.manual_seed(0)
+    cfg = profile("tiny")
+    folder = tmp_path_factory.mktemp("models") / "generator"
+    save_model(folder, Generator(cfg), cfg)
+    write_json_atomic(folder / "preprocess.json", {"landmark_backend": "dlib", "size": 128, "align_mode": 1})
+    return folder
+
+
+@pytest.fixture(scope="module")
+def model(model_dir):
+    from synthtext.infer import load_generator
+
+    return load_generator(model_dir)
+
+
+@pytest.fixture(scope="module")
+def piper():
+    from synthtext.tts.engines import make_engine
+
+    return make_engine("piper")
+
+
+def streams(path: Path) -> tuple[str, str]:
+    """The video and audio stream lines of ffmpeg's report on a file."""
+    from synthtext.media import ffmpeg_exe
+
+    text = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
+    return (next(line for line in text.splitlines() if "Video:" in line),
+            next(line for line in text.splitlines() if "Audio:" in line))
+
+
+def frames_in(path: Path) -> int:
+    from synthtext.media import iter_frames
+
+    return sum(1 for _ in iter_frames(path))
+
+
+# ---------------------------------------------------------------- emotion names and text
+
+
+@pytest.mark.parametrize(("given", "code"), [
+    ("HAP", "HAP"), ("hap", "HAP"), ("Happy", "HAP"), ("HAPPINESS", "HAP"), ("anger", "ANG"), ("Angry", "ANG"),
+    ("disgust", "DIS"), ("fear", "FEA"), ("neutral", "NEU"), ("sadness", "SAD"), ("sad", "SAD"), (" SAD ", "SAD")])
+def test_emotion_codes_and_names(given, code):
+    assert parse_emotion(given) == code
+
+
+@pytest.mark.parametrize("given", ["joy", "", "HAPP", "7"])
+def test_unknown_emotions_are_refused(given):
+    with pytest.raises(SynthTextError, match="unknown emotion"):
+        parse_emotion(given)
+
+
+def test_long_text_is_cut_at_sentence_boundaries():
+    from synthtext.tts.text import split_sentences
+
+    text = "First sentence here. Second one?  Third!\nFourth, with a clause; and more words after it."
+    assert split_sentences(text) == ["First sentence here.", "Second one?", "Third!",
+                                     "Fourth, with a clause; and more words after it."]
+    long = " ".join(["word"] * 200) + ". Short end."
+    pieces = split_sentences(long, max_chars=60)
+    assert all(len(p) <= 60 for p in pieces)
+    assert " ".join(pieces) == " ".join(long.split())  # nothing lost, order kept
+    clauses = split_sentences("alpha beta gamma, delta epsilon zeta, eta theta iota, kappa lambda.", max_chars=40)
+    assert clauses == ["alpha beta gamma, delta epsilon zeta,", "eta theta iota, kappa lambda."]
+
+
+def _pdf_with_text(path: Path, text: str) -> None:
+    """A one-page PDF with ``text`` in Helvetica, written by hand (no PDF writer needed)."""
+    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+               b"/Resources << /Font << /F1 5 0 R >> >> >>",
+               b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    path.write_bytes(bytes(out))
+
+
+def test_text_from_string_txt_and_pdf(tmp_path):
+    from synthtext.tts.text import read_text
+
+    assert read_text("  Hello   there.\n") == "Hello there."
+    (tmp_path / "a.txt").write_text("\ufeffFrom a file.\nTwo lines.")
+    assert read_text(text_file=tmp_path / "a.txt") == "From a file. Two lines."
+    _pdf_with_text(tmp_path / "a.pdf", "Words inside a PDF.")
+    assert read_text(text_file=tmp_path / "a.pdf") == "Words inside a PDF."
+    (tmp_path / "empty.txt").write_text(" \n ")
+    for kwargs, message in [({"text": ""}, "empty"), ({"text_file": tmp_path / "empty.txt"}, "empty"),
+                            ({"text_file": tmp_path / "missing.txt"}, "not found")]:
+        with pytest.raises(SynthTextError, match=message):
+            read_text(**kwargs)
+    (tmp_path / "bad.pdf").write_bytes(b"%PDF-1.4 nothing else")
+    with pytest.raises(SynthTextError, match="not a readable PDF"):
+        read_text(text_file=tmp_path / "bad.pdf")
+
+
+def test_piper_speaks_long_text_in_order_with_pauses(piper):
+    from synthtext.tts.engines import synthesize_text
+
+    speech = synthesize_text(piper, "Don't forget a jacket. It is cold outside.", "SAD", seed=3, pause=0.3)
+    assert speech.sentences == ["Don't forget a jacket.", "It is cold outside."]
+    first = piper.speak("Don't forget a jacket.", "SAD", seed=3)
+    second = piper.speak("It is cold outside.", "SAD", seed=4)
+    gap = int(0.3 * piper.sample_rate)
+    assert speech.audio.shape == (len(first) + gap + len(second),)
+    np.testing.assert_array_equal(speech.audio[:len(first)], first)
+    assert not speech.audio[len(first):len(first) + gap].any()
+    np.testing.assert_array_equal(speech.audio[len(first) + gap:], second)
+    fast = synthesize_text(piper, SENTENCE, "NEU", speed=1.5, seed=0)
+    normal = synthesize_text(piper, SENTENCE, "NEU", speed=1.0, seed=0)
+    assert 0.55 < fast.seconds / normal.seconds < 0.8
+    with pytest.raises(SynthTextError, match="speed"):
+        synthesize_text(piper, SENTENCE, "NEU", speed=0)
+
+
+# ---------------------------------------------------------------- face preparation
+
+
+def test_face_is_prepared_as_in_training(photo):
+    from synthtext.infer import prepare_face
+    from synthtext.template import RIGID_POINTS, template
+
+    face = prepare_face(photo, {"landmark_backend": "dlib", "size": 128})
+    assert face.crop.shape == (128, 128, 3) and face.faces == 1
+    error = np.abs(face.landmarks[RIGID_POINTS] - template(128)[RIGID_POINTS]).mean()
+    assert error < 2.0  # the rigid points land on the template, as in the align stage
+
+
+def test_several_faces_use_the_largest(photo, tmp_path):
+    from synthtext.infer import prepare_face, read_image
+
+    image = read_image(photo)
+    small = cv2.resize(image, None, fx=0.5, fy=0.5)
+    canvas = np.full((512, 768 + 40, 3), 255, np.uint8)
+    canvas[:, :512] = image
+    canvas[:256, 552:552 + 256] = small
+    both = tmp_path / "two.jpg"
+    cv2.imwrite(str(both), cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
+    face = prepare_face(both, {"landmark_backend": "dlib", "size": 128})
+    single = prepare_face(photo, {"landmark_backend": "dlib", "size": 128})
+    assert face.faces >= 2
+    # The big face (scale about 0.81), not the small one (about 1.6); JPEG and the box move points a little.
+    np.testing.assert_allclose(face.matrix[:, :2], single.matrix[:, :2], atol=0.02)
+    np.testing.assert_allclose(face.matrix[:, 2], single.matrix[:, 2], atol=3.0)
+
+
+def test_images_of_any_size_and_format(photo, tmp_path):
+    from synthtext.infer import prepare_face, read_image
+
+    image = read_image(photo)
+    big = cv2.resize(image, (2048, 2048), interpolation=cv2.INTER_CUBIC)
+    path = tmp_path / "big.webp"
+    cv2.imwrite(str(path), cv2.cvtColor(big, cv2.COLOR_RGB2BGR))
+    gray = tmp_path / "gray.bmp"
+    cv2.imwrite(str(gray), cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
+    reference = prepare_face(photo, {"landmark_backend": "dlib", "size": 128})
+    for file in (path, gray):
+        face = prepare_face(file, {"landmark_backend": "dlib", "size": 128})
+        assert face.crop.shape == (128, 128, 3)
+        diff = np.abs(face.crop.astype(float).mean(-1) - reference.crop.astype(float).mean(-1)).mean()
+        assert diff < 12, file
+
+
+def test_paste_back_inverts_the_alignment(photo):
+    """A generated crop equal to the aligned crop puts the photo back; a mark at the template's eye lands
+    on the photo's eye."""
+    from synthtext.infer import feather_mask, paste_back, prepare_face
+    from synthtext.template import LEFT_EYE, template
+
+    face = prepare_face(photo, {"landmark_backend": "dlib", "size": 128})
+    frames = paste_back(face.crop[None], face)
+    assert frames.shape == (1, 512, 512, 3)
+    inverse = cv2.invertAffineTransform(face.matrix)
+    inside = cv2.warpAffine(feather_mask(128), inverse, (512, 512)) > 0.99
+    assert inside.sum() > 50 * 50
+    diff = np.abs(frames[0].astype(float) - face.image.astype(float))
+    assert diff[inside].mean() < 4.0  # resampling twice, nothing more
+    assert (diff[cv2.warpAffine(np.ones((128, 128), np.float32), inverse, (512, 512)) == 0] == 0).all()
+    marked = face.crop.copy()
+    eye = template(128)[LEFT_EYE].mean(0)
+    cv2.circle(marked, tuple(int(round(v)) for v in eye), 3, (255, 0, 255), -1)
+    pasted = paste_back(marked[None], face)[0]
+    magenta = (pasted[..., 0] > 200) & (pasted[..., 1] < 80) & (pasted[..., 2] > 200)
+    found = np.argwhere(magenta).mean(0)[::-1]
+    expected = cv2.transform(eye[None, None], inverse)[0, 0]
+    assert np.linalg.norm(found - expected) < 1.5
+
+
+# ---------------------------------------------------------------- windows and stitching
+
+
+def test_windows_cover_every_frame():
+    from synthtext.infer import crossfade_weights, window_starts
+
+    assert window_starts(5, 8, 4) == [0]
+    assert window_starts(8, 8, 4) == [0]
+    assert window_starts(21, 8, 4) == [0, 4, 8, 12, 13]
+    weights = np.zeros(21)
+    starts = window_starts(21, 8, 4)
+    for s in starts:
+        weights[s:s + 8] += crossfade_weights(8, 4, s == starts[0], s == starts[-1])
+    assert (weights > 0.3).all()
+
+
+def test_any_length_of_speech(model, photo):
+    from synthtext.infer import frame_count, generate_frames, prepare_face
+
+    face = prepare_face(photo, model.preprocess)
+    for seconds in (0.1, 0.5, 3.3):
+        audio = np.random.default_rng(0).normal(0, 0.1, int(seconds * 22050)).astype(np.float32)
+        frames = generate_frames(model, audio, 22050, face.crop, "HAP")
+        assert len(frames) == frame_count(len(audio), 22050, 25) == int(np.ceil(seconds * 25 - 1e-9))
+        assert frames.shape[1:] == (model.cfg.image_size, model.cfg.image_size, 3) and frames.dtype == np.uint8
+
+
+def test_window_borders_leave_no_seam(model, photo, piper):
+    """Frame-to-frame change across window borders is no larger than inside windows; without the
+    cross-fade (overlap 0) the borders are where the largest jumps are."""
+    from synthtext.infer import generate_frames, prepare_face, window_starts
+    from synthtext.tts.engines import synthesize_text
+
+    face = prepare_face(photo, model.preprocess)
+    speech = synthesize_text(piper, "Don't forget a jacket. It is cold outside today, so take it.", "ANG")
+    frames = generate_frames(model, speech.audio, speech.sample_rate, face.crop, "ANG", overlap=2)
+    steps = np.abs(np.diff(frames.astype(np.float32), axis=0)).mean(axis=(1, 2, 3))
+    w, overlap = model.cfg.frames, 2
+    starts = window_starts(len(frames), w, overlap)
+    # Frame pairs where a new window enters the blend, and where an old one leaves it.
+    borders = sorted({s - 1 for s in starts[1:]} | {s + w - 1 for s in starts[:-1]} & set(range(len(steps))))
+    inner = np.setdiff1d(np.arange(len(steps)), borders)
+    assert steps[borders].max() <= steps[inner].max() * 1.05
+    hard = generate_frames(model, speech.audio, speech.sample_rate, face.crop, "ANG", overlap=0)
+    hard_steps = np.abs(np.diff(hard.astype(np.float32), axis=0)).mean(axis=(1, 2, 3))
+    cuts = [s - 1 for s in window_starts(len(hard), w, 0)[1:]]
+    assert hard_steps[cuts].mean() > 2 * np.delete(hard_steps, cuts).mean()
+
+
+# ---------------------------------------------------------------- model loading
+
+
+def test_model_from_registry_uri(model_dir, tmp_path, monkeypatch):
+    import mlflow
+
+    from synthtext import tracking
+    from synthtext.infer import load_generator
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = tracking.setup(tmp_path)
+    with mlflow.start_run(experiment_id=experiment) as run:
+        version = tracking.register_folder(run.info.run_id, model_dir, "generator")
+    loaded = load_generator("models:/synthtext-generator@candidate", tmp_path)
+    direct = load_generator(model_dir)
+    assert loaded.md5 == direct.md5 and loaded.cfg == direct.cfg
+    assert load_generator(f"models:/synthtext-generator/{version}", tmp_path).md5 == direct.md5
+    with pytest.raises(SynthTextError, match="not found in the registry"):
+        load_generator("models:/synthtext-generator@champion", tmp_path)
+
+
+def test_a_pickled_module_is_not_loaded(model_dir, tmp_path):
+    import shutil
+
+    import torch
+
+    from synthtext.infer import load_generator
+    from synthtext.models import Generator
+    from synthtext.models.config import profile
+
+    folder = tmp_path / "pickled"
+    shutil.copytree(model_dir, folder)
+    torch.save(Generator(profile("tiny")), folder / "model.pt")  # a whole module: needs unpickling code
+    with pytest.raises(SynthTextError, match="can load"):
+        load_generator(folder)
+
+
+# ---------------------------------------------------------------- the CLI
+
+
+def _cli(*args: str) -> int:
+    from flows.cli import main
+
+    return main(list(args))
+
+
+def test_generate_writes_a_playable_video(model_dir, photo, tmp_path, capsys):
+    from synthtext.media import probe as media_probe
+    from synthtext.media import read_audio
+
+    out = tmp_path / "hello.mp4"
+    assert _cli("generate", "--image", str(photo), "--text", "Don't forget a jacket. It is cold outside.",
+                "--emotion", "happiness", "--model", str(model_dir), "--out", str(out), "--no-prefect") == 0
+    assert str(out) in capsys.readouterr().out
+    info, (video, sound) = media_probe(out), streams(out)
+    audio, rate = read_audio(out.with_suffix(".wav"))
+    assert rate == 22050 and "h264" in video and "aac" in sound and "22050 Hz" in sound
+    assert info.fps == 25 and (info.width, info.height) == (128, 128)
+    assert abs(frames_in(out) - len(audio) / rate * 25) <= 1
+    side = json.loads(out.with_suffix(".json").read_text())
+    assert side["emotions"] == ["HAP"] and side["sample_rate"] == 22050 and side["faces_in_photo"] == 1
+    with open(out, "rb") as handle:  # +faststart: the index (moov) precedes the media data (mdat)
+        head = handle.read(4096)
+    assert b"moov" in head
+
+
+def test_all_emotions_grid_and_paste_back(model_dir, photo, tmp_path):
+    from synthtext.media import probe as media_probe
+    from synthtext.media import read_audio
+
+    out = tmp_path / "grid.mp4"
+    assert _cli("generate", "--image", str(photo), "--text", "Hello.", "--all-emotions", "--model", str(model_dir),
+                "--out", str(out), "--paste-back", "--no-prefect") == 0
+    side = json.loads(out.with_suffix(".json").read_text())
+    assert [s["emotion"] for s in side["segments"]] == list(EMOTIONS)
+    info = media_probe(out)
+    assert (info.width, info.height) == (3 * 480, 2 * 480)  # 512 px photo cells fitted to 480
+    audio, rate = read_audio(out.with_suffix(".wav"))
+    assert abs(frames_in(out) - len(audio) / rate * 25) <= 1
+    single = tmp_path / "pasted.mp4"
+    assert _cli("generate", "--image", str(photo), "--text", "Hello.", "--emotion", "SAD", "--model",
+                str(model_dir), "--out", str(single), "--paste-back", "--no-prefect") == 0
+    assert (media_probe(single).width, media_probe(single).height) == (512, 512)
+
+
+@pytest.mark.parametrize("case", ["empty text", "missing text file", "unknown emotion", "no face", "corrupt image",
+                                  "missing model", "unwritable folder", "missing folder", "missing image"])
+def test_mistakes_give_one_line_and_no_file(case, model_dir, photo, tmp_path, capsys):
+    blank, corrupt = tmp_path / "blank.png", tmp_path / "corrupt.jpg"
+    cv2.imwrite(str(blank), np.full((240, 320, 3), 128, np.uint8))
+    corrupt.write_bytes(photo.read_bytes()[:2000])
+    out = tmp_path / "out" / "video.mp4"
+    out.parent.mkdir()
+    args = {"--image": str(photo), "--text": "Hello there.", "--emotion": "HAP", "--model": str(model_dir),
+            "--out": str(out)}
+    if case == "empty text":
+        args["--text"] = "   "
+    elif case == "missing text file":
+        del args["--text"]
+        args["--text-file"] = str(tmp_path / "missing.txt")
+    elif case == "unknown emotion":
+        args["--emotion"] = "joyful"
+    elif case == "no face":
+        args["--image"] = str(blank)
+    elif case == "corrupt image":
+        args["--image"] = str(corrupt)
+    elif case == "missing image":
+        args["--image"] = str(tmp_path / "nobody.png")
+    elif case == "missing model":
+        args["--model"] = str(tmp_path / "no-model")
+    elif case == "unwritable folder":
+        args["--out"] = "/proc/video.mp4"
+    elif case == "missing folder":
+        args["--out"] = str(tmp_path / "nowhere" / "video.mp4")
+    code = _cli("generate", *[x for kv in args.items() for x in kv], "--no-prefect")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert len(err) == 1 and err[0].startswith("synthtext: error:"), err
+    assert list(out.parent.iterdir()) == []  # nothing written, not even a temporary
+
+
+def test_batch_renders_in_parallel_and_reports_failures(prefect_server, model_dir, photo, tmp_path, capsys):
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((240, 320, 3), 128, np.uint8))
+    jobs = tmp_path / "jobs.csv"
+    jobs.write_text("image,text,emotion,intensity\n"
+                    f"{photo},Don't forget a jacket.,happy,LO\n"
+                    "blank.png,Nobody is here.,SAD,\n"
+                    f"{photo},It is cold outside.,anger,HI\n"
+                    f"{photo},Unknown feelings.,bored,\n")
+    out_dir = tmp_path / "videos"
+    assert _cli("generate-batch", str(jobs), "--out-dir", str(out_dir), "--model", str(model_dir)) == 1
+    report = json.loads((out_dir / "batch_report.json").read_text())
+    status = {r["row"]: r["status"] for r in report["results"]}
+    assert status == {1: "ok", 2: "failed", 3: "ok", 4: "failed"}
+    reasons = {r["row"]: r.get("reason", "") for r in report["results"]}
+    assert "no face" in reasons[2] and "unknown emotion" in reasons[4]
+    videos = sorted(p.name for p in out_dir.glob("*.mp4"))
+    assert videos == ["001_astronaut_HAPPY.mp4", "003_astronaut_ANGER.mp4"]
+    first = (out_dir / videos[0]).stat().st_mtime_ns
+    capsys.readouterr()
+    assert _cli("generate-batch", str(jobs), "--out-dir", str(out_dir), "--model", str(model_dir)) == 1
+    again = json.loads((out_dir / "batch_report.json").read_text())
+    assert {r["row"]: r["status"] for r in again["results"]} == {1: "skipped", 2: "failed", 3: "skipped",
+                                                                 4: "failed"}
+    assert (out_dir / videos[0]).stat().st_mtime_ns == first
+    jobs.write_text(jobs.read_text().replace("happy,LO", "happy,HI"))  # an input changed: rendered again
+    assert _cli("generate-batch", str(jobs), "--out-dir", str(out_dir), "--model", str(model_dir)) == 1
+    third = json.loads((out_dir / "batch_report.json").read_text())
+    assert third["results"][0]["status"] == "ok" and third["results"][2]["status"] == "skipped"
+
+
+def test_generate_runs_the_prefect_flow(prefect_server, model_dir, photo, tmp_path):
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    async def completed_runs() -> int:
+        async with get_client() as client:
+            runs = await client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["generate"])),
+                                               sort=FlowRunSort.START_TIME_DESC, limit=200)
+            return sum(1 for r in runs if r.state and r.state.is_completed())
+
+    before = asyncio.run(completed_runs())
+    out = tmp_path / "flow.mp4"
+    assert _cli("generate", "--image", str(photo), "--text", "Hello.", "--emotion", "NEU", "--model",
+                str(model_dir), "--out", str(out)) == 0
+    assert asyncio.run(completed_runs()) == before + 1 and out.is_file()
+
+
+@needs_realdata
+@pytest.mark.parametrize("face", sorted(p.name for p in (REALDATA / "faces").glob("*.png")) if REALDATA.is_dir()
+                         else [])
+def test_real_face_crops_are_found_and_aligned(face):
+    from synthtext.infer import prepare_face
+    from synthtext.template import RIGID_POINTS, template
+
+    prepared = prepare_face(REALDATA / "faces" / face, {"landmark_backend": "dlib", "size": 128})
+    assert np.abs(prepared.landmarks[RIGID_POINTS] - template(128)[RIGID_POINTS]).mean() < 2.5
