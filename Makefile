@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test lint bench clean-data
+.PHONY: demo test test-main test-coqui coqui lint bench clean-data
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,14 +14,36 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml requirements.lock
 	$(BIN)/python -m pip install -q -c requirements.lock -e ".[dev]"
 	touch $@
 
+# Coqui TTS needs torchaudio/torchcodec matching its own torch (2.9.1): a second environment.
+COQUI := .venv-coqui
+$(COQUI)/.installed: pyproject.toml requirements.lock
+	test -x $(COQUI)/bin/python || $(PYTHON) -m venv $(COQUI)
+	grep -v '^torch==' requirements.lock > $(COQUI)/constraints.txt
+	$(COQUI)/bin/python -m pip install -q -c $(COQUI)/constraints.txt "torch==2.9.1" -e ".[coqui,dev]"
+	touch $@
+
+DEMO_TEXT := Don't forget a jacket. It is cold outside.
+
 demo: $(VENV)/.installed
 	dvc repro
+	python -c "import cv2, skimage.data; cv2.imwrite('data/demo_face.png', cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))"
+	mkdir -p reports
+	synthtext generate --image data/demo_face.png --text "$(DEMO_TEXT)" --all-emotions --model models/generator --out reports/demo_all_emotions.mp4
 	@echo "Look at: data/raw/sample/contact_sheet.png (the corpus), data/processed/align_preview.png (aligned clips)"
 	@echo "Outputs: data/processed (clips, splits), models/ (emotion, generator), metrics/ (dvc metrics show)"
 	@echo "Training runs and registered models: mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db"
+	@echo "What it does: reports/demo_all_emotions.mp4 (one photo, one sentence, the six emotions in turn)"
 
-test: $(VENV)/.installed
+# The whole suite: the main environment, then the Coqui engine's tests in its own environment.
+test: test-main test-coqui
+
+test-main: $(VENV)/.installed
 	python -m pytest
+
+coqui: $(COQUI)/.installed
+
+test-coqui: $(COQUI)/.installed
+	$(COQUI)/bin/python -m pytest tests/test_tts_coqui.py
 
 lint: $(VENV)/.installed
 	ruff check .
@@ -30,3 +52,4 @@ bench: $(VENV)/.installed
 	python benchmarks/bench_corpus.py
 	python benchmarks/bench_align.py data/raw/sample
 	python benchmarks/bench_train.py
+	python benchmarks/bench_generate.py

@@ -59,7 +59,7 @@ def _add_render_options(command: argparse.ArgumentParser) -> None:
 
 
 def _options(args: argparse.Namespace):
-    from flows.generate import Options
+    from synthtext.render import Options
 
     if args.size is not None and (args.size < 16 or args.size % 2):
         raise SynthTextError(f"--size {args.size}: use an even number of pixels, at least 16")
@@ -91,8 +91,21 @@ def _report(summary: dict) -> int:
     return 0 if all(r["status"] != "failed" for r in results) else 1
 
 
+def _run_jobs(jobs: list, model: str, options, orchestrate: bool, workers: int = 2) -> dict:
+    """Through the Prefect flow, or (--no-prefect) the same steps in this process."""
+    from dataclasses import asdict
+
+    if orchestrate:
+        from flows.generate import run
+
+        return run(jobs, model, options, workers=workers)
+    from synthtext.render import render_all
+
+    return render_all([asdict(j) for j in jobs], model, asdict(options))
+
+
 def _generate(args: argparse.Namespace) -> int:
-    from flows.generate import make_job, run
+    from synthtext.render import make_job
     from synthtext.tts.text import read_text
 
     if args.all_emotions and args.emotion:
@@ -102,7 +115,7 @@ def _generate(args: argparse.Namespace) -> int:
     options = _options(args)
     text = read_text(args.text, args.text_file)
     job = make_job(args.image, text, args.emotion or "NEU", args.out, args.intensity, args.voice, args.all_emotions)
-    summary = run([job], _model_ref(args.model), options, orchestrate=args.orchestrate)
+    summary = _run_jobs([job], _model_ref(args.model), options, args.orchestrate)
     code = _report(summary)
     if code == 0:
         print(f"video: {args.out} (speech: {Path(args.out).with_suffix('.wav')})")
@@ -110,14 +123,14 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _generate_batch(args: argparse.Namespace) -> int:
-    from flows.generate import read_jobs, run
     from synthtext.files import write_json_atomic
+    from synthtext.render import read_jobs
 
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     options = _options(args)
     jobs, bad_rows = read_jobs(Path(args.jobs), out_dir)
-    summary = run(jobs, _model_ref(args.model), options, workers=args.workers, orchestrate=args.orchestrate) \
+    summary = _run_jobs(jobs, _model_ref(args.model), options, args.orchestrate, args.workers) \
         if jobs else {"results": [], "seconds": 0.0}
     summary["results"] = sorted(summary["results"] + bad_rows, key=lambda r: r["row"])
     write_json_atomic(out_dir / "batch_report.json", summary)

@@ -1,304 +1,38 @@
-"""The inference flow: jobs (photo, text, emotion) in, mp4 + wav + a JSON sidecar out per job.
+"""The inference flow: every job (photo, text, emotion) one Prefect task, the model loaded once.
 
-The model is loaded once per flow run; each job is one task, run in parallel. A job whose video
-already exists with the same inputs (photo bytes, text, emotion, voice, options, model weights) is
-skipped; a job that fails is reported with its reason and does not stop the others.
+The work itself is ``synthtext.render``; here it is wired into Prefect: a thread pool of tasks,
+the run recorded on the Prefect server like the training flows.
 """
 
 from __future__ import annotations
 
-import csv
-import threading
-import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict
 
-import numpy as np
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
-from synthtext import EMOTIONS, INTENSITIES, parse_emotion
-from synthtext.errors import SynthTextError
-
-GRID_CELL_MAX = 480  # longest side of one cell of an --all-emotions grid
-REST_SECONDS = 0.3  # pause between emotions in a grid
-
-
-@dataclass
-class Options:
-    tts: str = "piper"
-    speed: float = 1.0
-    seed: int = 0
-    paste_back: bool = False
-    size: int | None = None  # output side for crops (default: the model's aligned crop size)
-    overlap: int | None = None  # window overlap in frames (default half a window)
-    feather: float = 0.1
-    language: str = "en"  # coqui multilingual models
-    references: str | None = None  # coqui XTTS: folder with one reference clip per emotion (ANG.wav, ...)
-
-
-@dataclass
-class Job:
-    image: str
-    text: str
-    emotions: list[str]  # one, or all six for a grid
-    out: str
-    intensity: str = "HI"
-    voice: str | None = None
-    row: int = 0
-    extra: dict = field(default_factory=dict)
-
-
-def make_job(image: str, text: str, emotion: str, out: str, intensity: str | None = "HI", voice: str | None = None,
-             all_emotions: bool = False, row: int = 0) -> Job:
-    """A validated job: known emotion and intensity, some text, an existing image, a writable output."""
-    from synthtext.infer import read_image
-    from synthtext.tts.text import read_text
-
-    emotions = list(EMOTIONS) if all_emotions else [parse_emotion(emotion)]
-    intensity = (intensity or "HI").strip().upper()
-    if intensity not in INTENSITIES:
-        raise SynthTextError(f"unknown intensity {intensity!r}: use one of {', '.join(INTENSITIES)}")
-    text = read_text(text=text)
-    read_image(image)  # missing or corrupt: said now, before a model is loaded
-    check_output(Path(out))
-    return Job(image=str(image), text=text, emotions=emotions, out=str(out), intensity=intensity,
-               voice=voice or None, row=row)
-
-
-def check_output(out: Path) -> None:
-    """The output must be an .mp4 in an existing folder where files can be created (tried, not guessed:
-    permission bits say nothing on read-only mounts or for root)."""
-    import tempfile
-
-    if out.suffix.lower() != ".mp4":
-        raise SynthTextError(f"output {out} must end in .mp4")
-    folder = out.parent
-    if not folder.is_dir():
-        raise SynthTextError(f"output folder {folder} does not exist")
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".synthtext-probe-"):
-            pass
-    except OSError as exc:
-        raise SynthTextError(f"output folder {folder} is not writable ({exc.strerror})") from exc
-
-
-def read_jobs(csv_path: Path, out_dir: Path) -> tuple[list[Job], list[dict]]:
-    """Rows of a jobs CSV (image, text, emotion[, intensity, voice, out]) -> jobs, plus the rows that are
-    wrong on their face (reported, not run). Relative image paths are relative to the CSV."""
-    if not csv_path.is_file():
-        raise SynthTextError(f"jobs file {csv_path} not found")
-    with open(csv_path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        columns = {c.strip().lower() for c in reader.fieldnames or []}
-        missing = {"image", "text", "emotion"} - columns
-        if missing:
-            raise SynthTextError(f"{csv_path} lacks the column(s) {', '.join(sorted(missing))} "
-                                 "(needs image, text, emotion; optional intensity, voice, out)")
-        rows = [{(k or "").strip().lower(): (v or "").strip() for k, v in row.items()} for row in reader]
-    if not rows:
-        raise SynthTextError(f"{csv_path} has no jobs")
-    jobs, failed = [], []
-    for number, row in enumerate(rows, start=1):
-        image = Path(row["image"]).expanduser()
-        image = image if image.is_absolute() else csv_path.parent / image
-        name = row.get("out") or f"{number:03d}_{image.stem}_{row['emotion'].upper() or 'X'}.mp4"
-        try:
-            jobs.append(make_job(str(image), row["text"], row["emotion"], str(out_dir / name),
-                                 row.get("intensity") or "HI", row.get("voice") or None, row=number))
-        except SynthTextError as exc:
-            failed.append({"row": number, "status": "failed", "reason": str(exc), "out": str(out_dir / name)})
-    return jobs, failed
-
-
-# ---------------------------------------------------------------- one job
-
-
-def job_key(job: Job, options: Options, model_md5: str) -> str:
-    from synthtext.hashing import file_md5, stable_hash
-
-    return stable_hash(file_md5(job.image), job.text, job.emotions, job.intensity, job.voice, asdict(options),
-                       model_md5, render_code_version())
-
-
-def render_code_version() -> str:
-    import synthtext.infer
-    import synthtext.tts.engines
-    import synthtext.tts.prosody
-    from synthtext.hashing import code_version
-
-    return code_version(synthtext.infer, synthtext.tts.engines, synthtext.tts.prosody)
-
-
-def sidecar_path(out: Path) -> Path:
-    return out.with_suffix(".json")
-
-
-def is_done(job: Job, key: str) -> bool:
-    import json
-
-    out, side = Path(job.out), sidecar_path(Path(job.out))
-    if not (out.is_file() and out.with_suffix(".wav").is_file() and side.is_file()):
-        return False
-    try:
-        return json.loads(side.read_text()).get("inputs_key") == key
-    except ValueError:
-        return False
-
-
-def render_job(job: Job, model, engine, options: Options, key: str) -> dict:
-    """Speak, prepare the face, generate, encode. Writes OUT.wav, OUT.mp4 and OUT.json, each atomically."""
-    from synthtext import infer
-    from synthtext.files import write_json_atomic
-    from synthtext.media import write_video, write_wav_atomic
-    from synthtext.tts.engines import synthesize_text
-
-    times = {}
-    start = time.perf_counter()
-    speech = {e: synthesize_text(engine, job.text, e, "XX" if e == "NEU" else job.intensity, options.speed,
-                                 options.seed) for e in job.emotions}
-    times["tts"] = time.perf_counter() - start
-    start = time.perf_counter()
-    face = infer.prepare_face(job.image, model.preprocess)
-    times["face"] = time.perf_counter() - start
-    start = time.perf_counter()
-    clips = {e: infer.generate_frames(model, s.audio, s.sample_rate, face.crop, e, options.seed, options.overlap)
-             for e, s in speech.items()}
-    times["generate"] = time.perf_counter() - start
-    start = time.perf_counter()
-    fps, rate = model.cfg.fps, next(iter(speech.values())).sample_rate
-    for emotion, frames in clips.items():
-        frames = infer.paste_back(frames, face, options.feather) if options.paste_back else \
-            infer.resize_frames(frames, options.size or face.crop.shape[0])
-        if len(clips) > 1:
-            frames = _fit(frames, GRID_CELL_MAX)
-        clips[emotion] = frames
-    if len(clips) > 1:
-        gap = int(round(REST_SECONDS * fps))
-        video, segments = infer.emotion_grid(clips, gap)
-        audio = np.concatenate([_pad(speech[e].audio, len(clips[e]) + gap, fps, rate) for e in clips])
-    else:
-        (emotion, video), = clips.items()
-        audio = _pad(speech[emotion].audio, len(video), fps, rate)[:len(speech[emotion].audio)]
-        segments = [(emotion, 0, len(video))]
-    out = Path(job.out)
-    write_wav_atomic(out.with_suffix(".wav"), audio, rate)
-    write_video(out, video, fps, audio, rate)
-    times["encode"] = time.perf_counter() - start
-    write_json_atomic(sidecar_path(out), {
-        "inputs_key": key, "image": job.image, "text": job.text, "emotions": job.emotions,
-        "intensity": job.intensity, "voice": job.voice or "default", "tts": engine.name, "options": asdict(options),
-        "model": model.source, "model_md5": model.md5, "frames": len(video), "fps": fps, "sample_rate": rate,
-        "seconds": round(len(audio) / rate, 3), "faces_in_photo": face.faces,
-        "segments": [{"emotion": e, "first_frame": a, "end_frame": b} for e, a, b in segments]})
-    return {"row": job.row, "status": "ok", "out": str(out), "frames": len(video), "faces": face.faces,
-            "seconds": round(len(audio) / rate, 3), "times": times}
-
-
-def _pad(audio: np.ndarray, frames: int, fps: int, rate: int) -> np.ndarray:
-    samples = int(round(frames * rate / fps))
-    return np.pad(audio, (0, max(0, samples - len(audio))))[:samples]
-
-
-def _fit(frames: np.ndarray, side: int) -> np.ndarray:
-    import cv2
-
-    height, width = frames.shape[1:3]
-    scale = side / max(height, width)
-    if scale >= 1:
-        return frames
-    size = (int(width * scale) // 2 * 2, int(height * scale) // 2 * 2)
-    return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
-
-
-def _render_safely(job: Job, model, engine, options: Options, key: str) -> dict:
-    try:
-        return render_job(job, model, engine, options, key)
-    except SynthTextError as exc:
-        return _failed(job, str(exc))
+from synthtext.render import Job, Options, render_all, render_safely
 
 
 @task(name="render-video", cache_policy=NO_CACHE)
 def render_task(job: Job, model, engine, options: Options, key: str) -> dict:
-    return _render_safely(job, model, engine, options, key)
+    return render_safely(job, model, engine, options, key)
 
 
-def _failed(job: Job, reason: str) -> dict:
-    return {"row": job.row, "status": "failed", "reason": reason, "out": job.out}
-
-
-_ENGINE_LOCK = threading.Lock()
-
-
-def _engine(engines: dict, voice: str | None, opts: Options):
-    from synthtext.tts.engines import make_engine
-
-    with _ENGINE_LOCK:
-        if voice not in engines:
-            extra = {"language": opts.language, "references": opts.references} if opts.tts == "coqui" else {}
-            engines[voice] = make_engine(opts.tts, voice, **extra)
-        return engines[voice]
-
-
-def render_all(jobs: list[dict], model_ref: str, options: dict, repo: str = ".", parallel: bool = True) -> dict:
-    """Load the model once and one engine per distinct voice, skip jobs that are up to date, render the
-    rest (as Prefect tasks in parallel, or one by one in this process). Results come in job order."""
-    from prefect.futures import as_completed
-    from tqdm import tqdm
-
-    from synthtext.infer import load_generator
-
-    start = time.perf_counter()
-    opts = Options(**options)
-    job_list = [Job(**j) for j in jobs]
-    try:
-        model = load_generator(model_ref, repo)
-    except SynthTextError as exc:
-        return {"results": [_failed(j, str(exc)) for j in job_list], "seconds": time.perf_counter() - start,
-                "error": str(exc)}
-    engines: dict[str | None, object] = {}
-    results: dict[int, dict] = {}
-    futures = {}
-    for index, job in enumerate(job_list):
-        try:
-            engine = _engine(engines, job.voice, opts)
-        except SynthTextError as exc:
-            results[index] = _failed(job, str(exc))
-            continue
-        key = job_key(job, opts, model.md5)
-        if is_done(job, key):
-            results[index] = {"row": job.row, "status": "skipped", "out": job.out, "reason": "up to date"}
-        elif parallel:
-            futures[render_task.submit(job, quote(model), quote(engine), opts, key)] = index
-        else:
-            results[index] = _render_safely(job, model, engine, opts, key)
-    with tqdm(total=len(futures), desc="render", unit="video", disable=len(futures) < 2) as bar:
-        for future in as_completed(list(futures)):
-            index = futures[future]
-            try:
-                results[index] = future.result()
-            except Exception as exc:  # a bug or a broken machine: reported, the other jobs go on
-                results[index] = _failed(job_list[index], f"{type(exc).__name__}: {exc}")
-            bar.update()
-    return {"results": [results[i] for i in range(len(job_list))], "seconds": time.perf_counter() - start,
-            "model": model.source, "model_md5": model.md5}
+def _submit(job: Job, model, engine, options: Options, key: str):
+    # quote(): the model and the voice are passed as they are, not inspected for futures
+    return render_task.submit(job, quote(model), quote(engine), options, key)
 
 
 @flow(name="generate")
 def generate_flow(jobs: list[dict], model_ref: str, options: dict, repo: str = ".") -> dict:
-    """The inference flow: every job rendered as a task, the model loaded once."""
-    return render_all(jobs, model_ref, options, repo, parallel=True)
+    """Render every job as a task in parallel; jobs whose output is up to date are skipped."""
+    return render_all(jobs, model_ref, options, repo, submit=_submit)
 
 
-def run(jobs: list[Job], model_ref: str, options: Options, repo: str = ".", workers: int = 2,
-        orchestrate: bool = True) -> dict:
-    """Run the flow through Prefect with a pool of ``workers`` threads, or (``orchestrate=False``) the
-    same steps in this process without starting or calling a Prefect server."""
-    from prefect.task_runners import ThreadPoolTaskRunner
-
-    payload = [asdict(j) for j in jobs]
-    if not orchestrate:
-        return render_all(payload, model_ref, asdict(options), repo, parallel=False)
+def run(jobs: list[Job], model_ref: str, options: Options, repo: str = ".", workers: int = 2) -> dict:
+    """The flow with a pool of ``workers`` threads."""
     configured = generate_flow.with_options(task_runner=ThreadPoolTaskRunner(max_workers=max(1, workers)))
-    return configured(payload, model_ref, asdict(options), repo)
+    return configured([asdict(j) for j in jobs], model_ref, asdict(options), repo)

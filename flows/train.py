@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import subprocess
@@ -18,6 +17,7 @@ from prefect import flow, task
 
 from synthtext.errors import SynthTextError
 from synthtext.files import write_json_atomic, write_text_atomic
+from synthtext.hashing import folder_md5
 from synthtext.train.loop import TrainParams
 
 MODEL_KIND = {"pretrain_emotion": "emotion", "pretrain_generator": None, "train_gan": "generator"}
@@ -58,15 +58,6 @@ def training_code_version() -> str:
 
     return code_version(synthtext.models.config, synthtext.models.generator, synthtext.models.discriminators,
                         synthtext.train.data, synthtext.train.losses, synthtext.train.loop)
-
-
-def folder_md5(folder: Path) -> str:
-    """A hash of a model folder's files (names and bytes)."""
-    digest = hashlib.md5()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(folder).as_posix().encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 @task(name="train")

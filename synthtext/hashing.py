@@ -29,3 +29,13 @@ def code_version(*modules: ModuleType) -> str:
     for module in modules:
         digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()[:16]
+
+
+def folder_md5(folder: str | Path) -> str:
+    """A hash of a folder's files (relative names and bytes): identifies a model folder's weights."""
+    digest = hashlib.md5()
+    folder = Path(folder)
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()

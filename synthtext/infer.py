@@ -19,6 +19,7 @@ import torch
 
 from synthtext.align import similarity, transform_points, warp_frame
 from synthtext.errors import SynthTextError
+from synthtext.hashing import folder_md5
 from synthtext.models import Generator, ModelConfig
 from synthtext.template import RIGID_POINTS, template
 
@@ -75,7 +76,6 @@ def _download_registered(uri: str, repo: str | Path, scratch: Path) -> Path:
 def _load_folder(folder: Path, source: str) -> LoadedModel:
     import pickle
 
-    from flows.train import folder_md5
     from synthtext.train.loop import load_model
 
     try:
@@ -171,11 +171,12 @@ def crossfade_weights(frames: int, overlap: int, first: bool, last: bool) -> np.
 
 @torch.no_grad()
 def generate_frames(model: LoadedModel, audio: np.ndarray, sample_rate: int, crop: np.ndarray, emotion: str,
-                    seed: int = 0, overlap: int | None = None, batch: int = 16) -> np.ndarray:
+                    seed: int = 0, overlap: int | None = None, batch: int = 64) -> np.ndarray:
     """Frames [T, S, S, 3] uint8 (S = the model's image size) for speech of any length.
 
     The speech is resampled to the model's rate; windows of ``cfg.frames`` overlap by ``overlap``
-    frames (default half a window) and are cross-faded, so neighbouring windows agree at the border.
+    frames (default a quarter window) and are cross-faded, so neighbouring windows agree at the border;
+    all windows go through the network together, ``batch`` at a time.
     """
     import soxr
 
@@ -187,7 +188,7 @@ def generate_frames(model: LoadedModel, audio: np.ndarray, sample_rate: int, cro
     if sample_rate != cfg.sample_rate:
         speech = soxr.resample(speech, sample_rate, cfg.sample_rate, quality="HQ").astype(np.float32)
     total = frame_count(len(audio), sample_rate, cfg.fps)
-    overlap = cfg.frames // 2 if overlap is None else overlap
+    overlap = max(1, cfg.frames // 4) if overlap is None else overlap
     if not 0 <= overlap < cfg.frames:
         raise SynthTextError(f"overlap must be 0..{cfg.frames - 1} frames")
     mel = log_mel(speech, cfg)

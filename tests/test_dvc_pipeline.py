@@ -159,7 +159,7 @@ def check_registry(work: Path) -> None:
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from flows.train import folder_md5
+    from synthtext.hashing import folder_md5
 
     mlflow.set_tracking_uri(f"sqlite:///{work / 'mlflow.db'}")
     client = MlflowClient()

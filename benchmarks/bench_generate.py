@@ -1,0 +1,145 @@
+"""Inference speed: time per step (TTS, face preparation, generation, encoding) for a ~3-second
+sentence, warm (model and voice loaded) and cold (a fresh `synthtext generate` process), plus how
+often the face is found again in the output frames.
+
+    python benchmarks/bench_generate.py [--model models/generator] [--repeats 3]
+
+Without --model it uses models/generator when `make demo` has made one, else a cpu-profile
+generator with random weights (the same computation per frame). Targets (issue #5): warm total
+<= 1.5 s (real-time factor <= 0.5), cold CLI <= 8 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("PREFECT_HOME", str(ROOT / ".prefect"))
+
+SENTENCE = "Don't forget a jacket, it is cold outside today."
+
+
+def make_inputs(scratch: Path, model: str | None) -> tuple[Path, Path]:
+    import cv2
+    from skimage import data
+
+    photo = scratch / "face.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    if model:
+        return photo, Path(model)
+    if (ROOT / "models" / "generator" / "model.pt").is_file():
+        return photo, ROOT / "models" / "generator"
+    import torch
+
+    from synthtext.files import write_json_atomic
+    from synthtext.models import Generator
+    from synthtext.models.config import profile
+    from synthtext.train.loop import save_model
+
+    torch.manual_seed(0)
+    folder = scratch / "generator"
+    save_model(folder, Generator(profile("cpu")), profile("cpu"))
+    write_json_atomic(folder / "preprocess.json", {"landmark_backend": "dlib", "size": 128})
+    return photo, folder
+
+
+def warm(photo: Path, model_dir: Path, repeats: int) -> dict:
+    """Each step timed with everything loaded once (what a server or a batch pays per video)."""
+    from synthtext import infer
+    from synthtext.landmarks import make_backend
+    from synthtext.media import write_video, write_wav_atomic
+    from synthtext.tts.engines import make_engine, synthesize_text
+
+    model = infer.load_generator(model_dir)
+    engine = make_engine("piper")
+    backend = make_backend(model.preprocess["landmark_backend"])
+    times: dict[str, list[float]] = {"tts": [], "face": [], "generate": [], "encode": []}
+    with tempfile.TemporaryDirectory() as scratch:
+        for _ in range(repeats + 1):  # the first round warms caches and is not counted
+            t0 = time.perf_counter()
+            speech = synthesize_text(engine, SENTENCE, "HAP", seed=None)
+            t1 = time.perf_counter()
+            face = infer.prepare_face(photo, model.preprocess, backend)
+            t2 = time.perf_counter()
+            frames = infer.generate_frames(model, speech.audio, speech.sample_rate, face.crop, "HAP")
+            t3 = time.perf_counter()
+            frames = infer.resize_frames(frames, 128)
+            out = Path(scratch) / "warm.mp4"
+            write_wav_atomic(out.with_suffix(".wav"), speech.audio, speech.sample_rate)
+            write_video(out, frames, model.cfg.fps, speech.audio, speech.sample_rate)
+            t4 = time.perf_counter()
+            for key, value in zip(times, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+                times[key].append(value)
+    result = {k: statistics.median(v[1:]) for k, v in times.items()}
+    result["speech_s"] = speech.seconds
+    result["frames"] = len(frames)
+    return result
+
+
+def cold(photo: Path, model_dir: Path, prefect: bool) -> float:
+    """Wall time of one fresh `synthtext generate` process (imports, model and voice loading included)."""
+    exe = Path(sys.executable).with_name("synthtext")
+    with tempfile.TemporaryDirectory() as scratch:
+        cmd = [str(exe), "generate", "--image", str(photo), "--text", SENTENCE, "--emotion", "HAP",
+               "--model", str(model_dir), "--out", str(Path(scratch) / "cold.mp4")]
+        start = time.perf_counter()
+        subprocess.run(cmd + ([] if prefect else ["--no-prefect"]), check=True, capture_output=True)
+        return time.perf_counter() - start
+
+
+def redetection(model_dir: Path, faces: list[Path]) -> tuple[int, int]:
+    """Frames of generated videos (one per face photo) in which dlib finds a face again."""
+    from synthtext import infer
+    from synthtext.landmarks import make_backend
+    from synthtext.tts.engines import make_engine, synthesize_text
+
+    model = infer.load_generator(model_dir)
+    speech = synthesize_text(make_engine("piper"), SENTENCE, "ANG", seed=0)
+    backend = make_backend("dlib")
+    found = total = 0
+    for photo in faces:
+        face = infer.prepare_face(photo, model.preprocess, backend)
+        frames = infer.resize_frames(infer.generate_frames(model, speech.audio, speech.sample_rate, face.crop, "ANG"),
+                                     128)
+        found += sum(1 for frame in frames if backend.detect(frame))
+        total += len(frames)
+    return found, total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="model folder (default: models/generator, else a random cpu-profile one)")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    import torch
+
+    with tempfile.TemporaryDirectory() as scratch:
+        photo, model_dir = make_inputs(Path(scratch), args.model)
+        print(f"model: {model_dir}; torch threads: {torch.get_num_threads()}; sentence: {SENTENCE!r}")
+        w = warm(photo, model_dir, args.repeats)
+        total = sum(w[k] for k in ("tts", "face", "generate", "encode"))
+        print(f"warm, median of {args.repeats}: speech {w['speech_s']:.2f} s, {w['frames']} frames at 128x128")
+        for key in ("tts", "face", "generate", "encode"):
+            print(f"  {key:9s} {w[key]:6.3f} s")
+        print(f"  total     {total:6.3f} s  (real-time factor {total / w['speech_s']:.2f}; target <= 1.5 s, 0.5)")
+        direct = cold(photo, model_dir, prefect=False)
+        print(f"cold CLI, --no-prefect:               {direct:5.1f} s  (target <= 8 s)")
+        orchestrated = cold(photo, model_dir, prefect=True)
+        where = os.environ.get("PREFECT_API_URL") or "a temporary local server started by the process"
+        print(f"cold CLI, through the Prefect flow:    {orchestrated:5.1f} s  (Prefect API: {where})")
+        faces = sorted((ROOT.parent / "shared" / "realdata" / "faces").glob("*.png"))
+        found, frames = redetection(model_dir, faces or [photo])
+        print(f"face found again in {found}/{frames} output frames ({100 * found / max(frames, 1):.1f}%) "
+              f"over {len(faces) or 1} photo(s)")
+
+
+if __name__ == "__main__":
+    main()
