@@ -246,12 +246,14 @@ def paste_back(frames: np.ndarray, face: Face, feather: float = 0.1) -> np.ndarr
 
 
 def label(frame: np.ndarray, text: str) -> np.ndarray:
-    """A caption in the frame's top-left corner."""
+    """A caption on a dark band in the frame's top-left corner."""
     out = frame.copy()
-    scale = max(0.35, frame.shape[1] / 360)
-    for colour, thick in (((0, 0, 0), 3), ((255, 255, 255), 1)):
-        cv2.putText(out, text, (4, int(16 * scale) + 2), cv2.FONT_HERSHEY_SIMPLEX, scale * 0.5, colour, thick,
-                    cv2.LINE_AA)
+    scale = max(0.4, frame.shape[1] / 320)
+    thick = max(1, int(round(scale * 1.5)))
+    (width, height), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    pad = max(2, height // 3)
+    out[:height + base + 2 * pad, :width + 2 * pad] //= 3
+    cv2.putText(out, text, (pad, pad + height), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
     return out
 
 

@@ -167,8 +167,9 @@ def render_job(job: Job, model, engine, options: Options, key: str) -> dict:
     start = time.perf_counter()
     fps, rate = model.cfg.fps, next(iter(speech.values())).sample_rate
     for emotion, frames in clips.items():
+        size = options.size or face.crop.shape[0] * (2 if len(clips) > 1 else 1)  # grid cells: twice the crop
         frames = infer.paste_back(frames, face, options.feather) if options.paste_back else \
-            infer.resize_frames(frames, options.size or face.crop.shape[0])
+            infer.resize_frames(frames, size)
         if len(clips) > 1:
             frames = _fit(frames, GRID_CELL_MAX)
         clips[emotion] = frames
