@@ -141,6 +141,57 @@ def _generate_batch(args: argparse.Namespace) -> int:
     return code
 
 
+def _lineage(args: argparse.Namespace) -> int:
+    import json
+
+    from synthtext import lineage
+
+    repo = Path(args.repo)
+    if args.clip:
+        found = lineage.versions_with_clip(repo, args.clip)
+        if args.json:
+            print(json.dumps({"clip": args.clip, "versions": found}, indent=2))
+        elif not found:
+            print(f"no registered model version was trained on {args.clip}")
+        for v in [] if args.json else found:
+            aliases = f" @{', @'.join(v['aliases'])}" if v["aliases"] else ""
+            print(f"{v['model']} v{v['version']}{aliases} (run {v['run_id']})")
+        return 0
+    if not args.model:
+        raise SynthTextError("give a model (models:/NAME@ALIAS, models:/NAME/VERSION or a folder) or --clip CLIP_ID")
+    record, about = lineage.load_for(args.model, repo)
+    report = lineage.check(repo, record)
+    if args.json:
+        print(json.dumps({"model": about, "lineage": record, "reproducible": not report.problems,
+                          "ok": report.ok, "problems": report.problems}, indent=2))
+        return 0 if not report.problems else 1
+    print(_describe(about, record))
+    if report.problems:
+        print(f"NOT reproducible as recorded: {len(report.problems)} item(s) differ "
+              f"({len(report.ok)} checked ok):")
+        for problem in report.problems:
+            print(f"  - {problem}")
+        return 1
+    print(f"reproducible as recorded: all {len(report.ok)} checks passed (dvc.lock, DVC cache, work tree, git)")
+    return 0
+
+
+def _describe(about: dict, record: dict) -> str:
+    name = f"{about['model']} v{about['version']}" if "model" in about else about.get("folder", "?")
+    aliases = f" (@{', @'.join(about['aliases'])})" if about.get("aliases") else ""
+    lines = [f"{name}{aliases}: {record['stage']} run {about['run_id']}, git {record['commit'][:12]}"
+             f"{' (uncommitted changes)' if record['dirty'] else ' (clean)'}"]
+    lines.append(f"  params {record['stage']}: {record['params'].get(record['stage'])}")
+    for path, md5 in record["inputs"].items():
+        lines.append(f"  input {path}: {md5}")
+    lines.append(f"  raw data {record['raw_source']}: {record['raw_md5']}; {len(record['train_clips'])} training clips")
+    for stage, entry in record["upstream"].items():
+        run = f", MLflow run {entry['mlflow_run_id']}" if entry.get("mlflow_run_id") else ""
+        outs = ", ".join(f"{p} {m}" for p, m in entry["outs"].items())
+        lines.append(f"  <- {stage}{run}: {outs}")
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="synthtext", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -183,6 +234,15 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--workers", type=int, default=2, help="jobs rendered at once")
     _add_render_options(batch)
     batch.set_defaults(run=_generate_batch)
+
+    lineage = commands.add_parser("lineage", help="the chain of stages, data, params and code behind a model; "
+                                  "checks it can be reproduced as recorded")
+    lineage.add_argument("model", nargs="?", help="models:/synthtext-generator@champion, models:/NAME/VERSION, "
+                         "or a model folder")
+    lineage.add_argument("--clip", help="instead: list the model versions whose training data contained this clip")
+    lineage.add_argument("--json", action="store_true", help="machine-readable output")
+    lineage.add_argument("--repo", default=".", help="the project folder (dvc.yaml, dvc.lock, mlflow.db)")
+    lineage.set_defaults(run=_lineage)
     return parser
 
 

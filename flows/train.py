@@ -84,7 +84,9 @@ def train_stage_flow(stage: str, repo: str, params: dict, compute: dict, paths: 
     and emotion_dir / generator_dir where the stage starts from earlier models."""
     import mlflow
 
+    from synthtext import lineage as lineage_record
     from synthtext import tracking
+    from synthtext.params import load_params
 
     root = Path(repo)
     train_params = TrainParams(**{**params, "device": compute.get("device", "auto")})
@@ -92,15 +94,15 @@ def train_stage_flow(stage: str, repo: str, params: dict, compute: dict, paths: 
     train_files, val_files = read_split(splits, clips, "train"), read_split(splits, clips, "val")
     experiment = tracking.setup(root)
     inputs = [paths["clips"], paths["splits"], *(paths[k] for k in ("emotion_dir", "generator_dir") if k in paths)]
-    lineage = {f"input.{k}": v for k, v in dvc_hashes(root, inputs).items()}
+    input_tags = {f"input.{k}": v for k, v in dvc_hashes(root, inputs).items()}
     with mlflow.start_run(experiment_id=experiment, run_name=stage) as active:
-        mlflow.set_tags({"stage": stage, **tracking.git_state(root), **lineage})
+        mlflow.set_tags({"stage": stage, **tracking.git_state(root), **input_tags})
         mlflow.log_params(tracking.flatten({stage: asdict(train_params), "compute": compute}))
         spec = {"stage": stage, "params": asdict(train_params), "train": train_files, "val": val_files,
                 "out_dir": str(root / paths["out_dir"]), "ckpt_dir": str(root / paths["ckpt_dir"]),
                 "tracking_uri": tracking.tracking_uri(root), "run_id": active.info.run_id,
                 "identity": {"params": asdict(train_params), "train": train_files, "code": training_code_version(),
-                             **lineage},
+                             **input_tags},
                 **{k: str(root / paths[k]) for k in ("emotion_dir", "generator_dir") if k in paths}}
         metrics = train_task(spec, int(compute.get("nproc", 1)))
         history = metrics.pop("history", [])
@@ -115,6 +117,10 @@ def train_stage_flow(stage: str, repo: str, params: dict, compute: dict, paths: 
         mlflow.log_artifact(str(root / paths["plots"]))
         if stage != "pretrain_emotion":
             write_json_atomic(out_dir / "preprocess.json", face_preprocess(train_files[0]))
+        record = lineage_record.record(root, stage, load_params(root / "params.yaml"), inputs,
+                                [Path(f).stem for f in train_files])
+        mlflow.log_dict(record, "lineage.json")
+        mlflow.set_tags({"raw_md5": record["raw_md5"], "params_md5": record["params_md5"]})
         kind = MODEL_KIND[stage]
         summary["model_md5"] = folder_md5(out_dir)
         if kind:

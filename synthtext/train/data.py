@@ -13,6 +13,8 @@ from torch.utils.data import Dataset
 from synthtext import EMOTIONS
 from synthtext.models.config import ModelConfig
 
+REFERENCES = ("clip", "neutral")
+
 
 def log_mel(audio: np.ndarray, cfg: ModelConfig) -> np.ndarray:
     """Log-mel spectrogram [n_mels, frames] with ``mel_per_frame`` frames per video frame, frame k
@@ -64,20 +66,31 @@ class ClipWindows(Dataset):
     a generator seeded by (seed, i) — so ``length`` items cover a whole training run without epochs
     (default: ``windows`` per clip).
 
-    Each item: video [T, 3, S, S], reference [3, S, S] (a random frame of the same clip), mels
-    [T, n_mels, ctx], emotion id, mouth weights [T, 1, S, S]. Files are opened per item, so it
-    works in DataLoader worker processes.
+    Each item: video [T, 3, S, S], reference [3, S, S], mels [T, n_mels, ctx], emotion id, mouth
+    weights [T, 1, S, S]. The reference is a random frame of the same clip (``reference="clip"``, the
+    seed's choice) or of a neutral clip of the same actor (``"neutral"``, when the actor has one):
+    then the reference does not already show the target emotion, and the generator must take the
+    expression from the emotion condition. Files are opened per item, so it works in DataLoader
+    worker processes.
     """
 
     def __init__(self, files: list[Path], cfg: ModelConfig, windows: int = 4, augment: bool = True, seed: int = 0,
-                 length: int | None = None):
+                 length: int | None = None, reference: str = "clip"):
+        if reference not in REFERENCES:
+            raise ValueError(f"reference must be one of {', '.join(REFERENCES)}, not {reference!r}")
         self.files, self.cfg, self.augment, self.seed = list(files), cfg, augment, seed
         self.length = length or len(self.files) * windows
-        with_lengths = []
+        self.lengths, actors, emotions = [], [], []
         for path in self.files:
             with h5py.File(path, "r") as f:
-                with_lengths.append(len(f["video"]))
-        self.lengths = with_lengths
+                self.lengths.append(len(f["video"]))
+                actors.append(str(f.attrs["actor"]))
+                emotions.append(str(f.attrs["emotion"]))
+        self.references = {i: [i] for i in range(len(self.files))}
+        if reference == "neutral":
+            pairs = list(enumerate(zip(actors, emotions, strict=True)))
+            for i, actor in enumerate(actors):
+                self.references[i] = [j for j, (a, e) in pairs if a == actor and e == "NEU"] or [i]
 
     def __len__(self) -> int:
         return self.length
@@ -88,9 +101,11 @@ class ClipWindows(Dataset):
         rng = np.random.default_rng([self.seed, index])
         length = self.lengths[clip]
         start = int(rng.integers(0, max(1, length - cfg.frames + 1)))
+        source = self.references[clip][int(rng.integers(0, len(self.references[clip])))]
+        with h5py.File(self.files[source], "r") as f:
+            reference = f["video"][int(rng.integers(0, self.lengths[source]))]
         with h5py.File(self.files[clip], "r") as f:
             video = f["video"][start:start + cfg.frames]
-            reference = f["video"][int(rng.integers(0, length))]
             landmarks = f["landmarks"][start:start + cfg.frames]
             audio = f["audio"][()]
             emotion = EMOTIONS.index(f.attrs["emotion"])

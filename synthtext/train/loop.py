@@ -55,6 +55,7 @@ class TrainParams:
     disc_frame: float = 0.01
     disc_emo: float = 0.001
     gp: float = 10.0
+    reference: str = "neutral"  # reference frame: neutral (a neutral clip of the same actor) | clip (the same clip)
 
     def model_config(self) -> ModelConfig:
         return profile(self.profile)
@@ -125,7 +126,8 @@ def batches(files: list[Path], run: Run) -> Iterator[dict]:
     """
     params = run.params
     per_process = params.steps * params.batch
-    dataset = ClipWindows(files, run.cfg, params.windows, seed=params.seed, length=per_process * run.dist.world)
+    dataset = ClipWindows(files, run.cfg, params.windows, seed=params.seed, length=per_process * run.dist.world,
+                          reference=params.reference)
     sampler = DistributedSampler(dataset, run.dist.world, run.dist.rank, shuffle=False) if run.dist.world > 1 else None
     workers = params.workers
     loader = DataLoader(dataset, batch_size=params.batch, sampler=sampler, num_workers=workers,
@@ -388,7 +390,8 @@ def train_generator(params: TrainParams, train: list[Path], val: list[Path], emo
 def evaluate_generator(net: Generator, files: list[Path], run: Run) -> dict:
     """L1 over whole frames and mouth-weighted L1 on 2 windows of every val clip (fixed noise)."""
     net.eval()
-    dataset = ClipWindows(files, run.cfg, windows=2, augment=False, seed=run.params.seed + 1)
+    dataset = ClipWindows(files, run.cfg, windows=2, augment=False, seed=run.params.seed + 1,
+                          reference=run.params.reference)
     total, mouth, count = 0.0, 0.0, 0
     noise = torch.Generator(device=run.device).manual_seed(0)
     for batch in DataLoader(dataset, batch_size=4):

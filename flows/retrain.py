@@ -1,0 +1,126 @@
+"""Scheduled retraining: retrain only when the raw data or the params changed since the champion.
+
+    python -m flows.retrain            # one run now (what the schedule does)
+    python -m flows.retrain serve      # serve the deployment on its cron schedule (make serve)
+
+The flow compares the content hash of ``data.source`` and the hash of the pipeline params with what
+the current champion's training run recorded; when something changed it runs ``dvc repro`` (the
+pipeline, then ``evaluate`` and its promotion gate), then ``dvc push`` when ``retrain.push`` is set.
+When nothing changed it does nothing and says so.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOYMENT = "weekly-retrain"
+CHAMPION = "models:/synthtext-generator@champion"
+
+
+def current_state(repo: Path, params: dict) -> dict:
+    from synthtext.lineage import dvc_hash, pipeline_params_hash
+
+    source = repo / params["data"]["source"]
+    return {"raw_md5": dvc_hash(source) if source.exists() else "absent",
+            "params_md5": pipeline_params_hash(params)}
+
+
+def champion_state(repo: Path) -> tuple[dict | None, dict]:
+    from synthtext.errors import SynthTextError
+    from synthtext.lineage import load_for
+
+    try:
+        record, about = load_for(CHAMPION, repo)
+    except SynthTextError:
+        return None, {}
+    return record, about
+
+
+def changes(now: dict, champion: dict | None) -> list[str]:
+    if champion is None:
+        return ["there is no champion yet"]
+    found = []
+    if champion.get("raw_md5") != now["raw_md5"]:
+        found.append(f"raw data changed ({champion.get('raw_md5')} -> {now['raw_md5']})")
+    if champion.get("params_md5") != now["params_md5"]:
+        found.append("params changed")
+    return found
+
+
+@task(name="dvc-repro")
+def dvc_repro(repo: str) -> str:
+    """The whole pipeline; stages that are up to date are skipped by DVC."""
+    logger = get_run_logger()
+    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=repo, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line.rstrip())
+        if line.startswith(("Running stage", "evaluate:", "train_gan:", "align:")):
+            logger.warning(line.rstrip())  # WARNING: the level the project's Prefect logs show
+    if proc.wait() != 0:
+        raise RuntimeError("dvc repro failed:\n" + "\n".join(lines[-30:]))
+    return "\n".join(lines)
+
+
+@task(name="dvc-push")
+def dvc_push(repo: str) -> str:
+    remotes = subprocess.run([sys.executable, "-m", "dvc", "remote", "list"], cwd=repo, capture_output=True,
+                             text=True).stdout.strip()
+    if not remotes:
+        return "no DVC remote configured (dvc remote add -d NAME URL): nothing pushed"
+    done = subprocess.run([sys.executable, "-m", "dvc", "push"], cwd=repo, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"dvc push failed: {done.stderr.strip()[-500:]}")
+    return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else "pushed"
+
+
+@flow(name="retrain")
+def retrain(repo: str = str(ROOT), push: bool | None = None) -> dict:
+    """Retrain, evaluate and gate when the raw data or params changed since the champion; else nothing."""
+    from synthtext.params import load_params
+
+    root = Path(repo)
+    params = load_params(root / "params.yaml")
+    now = current_state(root, params)
+    champion, about = champion_state(root)
+    reasons = changes(now, champion)
+    if not reasons:
+        return {"action": "nothing", "reason": f"raw data and params unchanged since champion "
+                                               f"v{about.get('version')} was trained", **now}
+    dvc_repro(repo)
+    evaluated = json.loads((root / "metrics" / "evaluate.json").read_text())
+    result = {"action": "retrained", "reasons": reasons, **now, "promotion": evaluated.get("promotion", {})}
+    if params.get("retrain", {}).get("push") if push is None else push:
+        result["push"] = dvc_push(repo)
+    return result
+
+
+def schedule(params: dict):
+    """The deployment's schedule, from the ``retrain`` section of params.yaml."""
+    from prefect.schedules import Cron
+
+    section = params.get("retrain", {})
+    return Cron(section.get("cron", "0 3 * * 1"), timezone=section.get("timezone", "UTC"))
+
+
+def main(argv: list[str]) -> None:
+    from synthtext.params import load_params
+
+    params = load_params(ROOT / "params.yaml")
+    if argv[:1] == ["serve"]:
+        retrain.serve(name=DEPLOYMENT, schedules=[schedule(params)], parameters={"repo": str(ROOT)})
+    else:
+        print(json.dumps(retrain(str(ROOT)), indent=2))
+
+
+if __name__ == "__main__":
+    import flows  # noqa: F401  (quiet Prefect logs)
+
+    main(sys.argv[1:])
