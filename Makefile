@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test test-main test-coqui coqui lint bench clean-data
+.PHONY: demo test test-main test-coqui coqui lint bench serve clean-data
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,17 @@ demo: $(VENV)/.installed
 	@echo "Outputs: data/processed (clips, splits), models/ (emotion, generator), metrics/ (dvc metrics show)"
 	@echo "Training runs and registered models: mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db"
 	@echo "What it does: reports/demo_all_emotions.mp4 (one photo, one sentence, the six emotions in turn)"
+
+# Scheduled retraining: a local Prefect server (UI at http://127.0.0.1:$(PREFECT_PORT)) serving the
+# `retrain` flow on the cron schedule of params.yaml. Ctrl-C stops both. To use an existing server and
+# work pool instead: PREFECT_API_URL=... prefect deploy --all (see prefect.yaml).
+PREFECT_PORT ?= 4200
+serve: $(VENV)/.installed
+	mkdir -p .prefect
+	PREFECT_HOME=$(CURDIR)/.prefect prefect server start --host 127.0.0.1 --port $(PREFECT_PORT) \
+		> .prefect/server.log 2>&1 & server=$$!; trap "kill $$server" EXIT INT TERM; \
+	for i in $$(seq 90); do python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$(PREFECT_PORT)/api/health', timeout=2)" 2>/dev/null && break; sleep 1; done; \
+	PREFECT_HOME=$(CURDIR)/.prefect PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api python -m flows.retrain serve
 
 # The whole suite: the main environment, then the Coqui engine's tests in its own environment.
 test: test-main test-coqui

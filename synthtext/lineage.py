@@ -73,8 +73,11 @@ def stage_graph(repo: Path) -> dict[str, dict]:
     spec = yaml.safe_load((repo / "dvc.yaml").read_text())
     stages = {}
     for name, stage in spec.get("stages", {}).items():
-        outs = _paths(stage.get("outs")) + _paths(stage.get("metrics")) + _paths(stage.get("plots"))
-        stages[name] = {"deps": _paths(stage.get("deps")), "outs": outs, "params": _paths(stage.get("params"))}
+        items = [*(stage.get("outs") or []), *(stage.get("metrics") or []), *(stage.get("plots") or [])]
+        uncached = [next(iter(i)) for i in items if isinstance(i, dict) and
+                    next(iter(i.values()), {}).get("cache") is False]
+        stages[name] = {"deps": _paths(stage.get("deps")), "outs": _paths(items), "uncached": uncached,
+                        "params": _paths(stage.get("params"))}
     return stages
 
 
@@ -113,12 +116,10 @@ def _entry(lock: dict) -> dict:
 
 
 def git_state(repo: Path) -> dict:
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
-        return done.stdout.strip() if done.returncode == 0 else ""
+    from synthtext.tracking import git_state as tracked
 
-    return {"commit": git("rev-parse", "HEAD") or "unknown",
-            "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    state = tracked(repo)
+    return {"commit": state["git_commit"], "dirty": state["git_dirty"] == "True"}
 
 
 # ---------------------------------------------------------------- recording
@@ -163,17 +164,17 @@ class Check:
         (self.ok if condition else self.problems).append(good if condition else bad)
 
 
-def _check_output(repo: Path, path: str, md5: str, report: Check) -> None:
+def _check_output(repo: Path, path: str, md5: str, report: Check, cached: bool = True) -> None:
     """A recorded output: still what dvc.lock says, in the DVC cache, and unchanged in the work tree."""
     manifest = cached_manifest(repo, md5)
-    if md5.endswith(".dir"):
+    if cached and md5.endswith(".dir"):
         report.expect(manifest is not None, f"{path}: {md5} in the DVC cache",
                       f"{path}: {md5} is not in the DVC cache (cannot be restored)")
         if manifest is not None:
             missing = [e["relpath"] for e in manifest if not cache_file(repo, e["md5"]).is_file()]
             report.expect(not missing, f"{path}: all {len(manifest)} files cached",
                           f"{path}: {len(missing)} files missing from the DVC cache, e.g. {missing[:3]}")
-    else:
+    elif cached:
         report.expect(cache_file(repo, md5).is_file(), f"{path}: {md5} in the DVC cache",
                       f"{path}: {md5} is not in the DVC cache")
     target = repo / path
@@ -205,6 +206,7 @@ def check(repo: Path, lineage: dict) -> Check:
     repo = Path(repo)
     report = Check()
     lock = _lock_entries(repo)
+    uncached = {p for s in stage_graph(repo).values() for p in s["uncached"]}
     done = subprocess.run(["git", "cat-file", "-e", f"{lineage['commit']}^{{commit}}"], cwd=repo,
                           capture_output=True)
     report.expect(done.returncode == 0, f"git commit {lineage['commit'][:12]} present",
@@ -221,7 +223,7 @@ def check(repo: Path, lineage: dict) -> Check:
         report.expect(current["params"] == entry["params"], f"{name}: params as in dvc.lock",
                       f"{name}: params changed since training")
         for path, md5 in entry["outs"].items():
-            _check_output(repo, path, md5, report)
+            _check_output(repo, path, md5, report, cached=path not in uncached)
     return report
 
 

@@ -37,8 +37,11 @@ def git_state(repo: Path) -> dict[str, str]:
         done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
         return done.stdout.strip() if done.returncode == 0 else ""
 
-    return {"git_commit": git("rev-parse", "HEAD") or "unknown",
-            "git_dirty": str(bool(git("status", "--porcelain", "--untracked-files=no")))}
+    # dvc.lock and the .gitignore files DVC maintains are written (and staged) by `dvc repro` itself
+    # while the pipeline runs: they are the lineage record, not a change to the code.
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)dvc.lock",
+                  ":(exclude,glob)**/.gitignore", ":(exclude).gitignore")
+    return {"git_commit": git("rev-parse", "HEAD") or "unknown", "git_dirty": str(bool(changed))}
 
 
 def flatten(params: dict, prefix: str = "") -> dict[str, str]:

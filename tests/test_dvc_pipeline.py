@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -93,6 +94,9 @@ def project(tmp_path_factory, prefect_api) -> tuple[Path, dict]:
     for stage in TRAINING:  # a few steps of the tiny profile: the real stages, made small
         params[stage].update(profile="tiny", steps=4, batch=2, workers=0, checkpoint_every=2, log_every=1,
                              image_every=2)
+    params["evaluate"].update(seconds=1.5, max_clips=3, sample_clips=1)
+    # Four training steps cannot beat the static baseline; the gate's refusals are tested on their own.
+    params["promote"]["against_static"] = False
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
                 ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"]):
@@ -100,13 +104,67 @@ def project(tmp_path_factory, prefect_api) -> tuple[Path, dict]:
     return work, env
 
 
+def test_retrain_trains_and_promotes_then_does_nothing(project, prefect_server, monkeypatch):
+    """The scheduled flow, run twice in this process: the first run has no champion to compare with,
+    so it runs the pipeline (dvc repro: data, training, evaluate, the gate) and promotes; the second
+    finds the raw data and params unchanged and trains nothing."""
+    from flows.retrain import retrain
+
+    work, env = project
+    for key in ("PREFECT_API_URL", "PREFECT_HOME", "PATH"):  # for the stages dvc runs
+        monkeypatch.setenv(key, env[key])
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    first = retrain(str(work))
+    assert first["action"] == "retrained" and first["reasons"] == ["there is no champion yet"]
+    assert first["promotion"]["promoted"] is True
+    model = work / "models/generator/model.pt"
+    trained_at = model.stat().st_mtime_ns
+    second = retrain(str(work))
+    assert second["action"] == "nothing" and "unchanged" in second["reason"]
+    assert model.stat().st_mtime_ns == trained_at
+
+    evaluated = json.loads((work / "metrics/evaluate.json").read_text())
+    assert {"generated", "static", "real"} <= evaluated.keys()
+    assert evaluated["static"]["emotion_accuracy"] == pytest.approx(1 / 6)
+    assert evaluated["real"]["sync_r"] > evaluated["static"]["sync_r"]
+    page = (work / "reports/index.html").read_text()
+    assert "static" in page and "emotion_HAP.mp4" in page and "promoted" in page
+    assert (work / "reports/emotion_SAD.png").is_file() and (work / "reports/emotion_SAD.mp4").is_file()
+    shown = run(["dvc", "metrics", "show", "--json"], work, env).stdout
+    assert "metrics/evaluate.json" in shown and '"static"' in shown and '"real"' in shown
+
+
+def test_lineage_of_the_champion(project):
+    work, env = project
+    lineage = [sys.executable, "-m", "flows.cli", "lineage", "--repo", str(work)]
+    cli_env = {**env, "PYTHONPATH": str(REPO)}
+    ok = run([*lineage, "models:/synthtext-generator@champion"], work, cli_env)
+    assert "reproducible as recorded" in ok.stdout and "<- align" in ok.stdout
+    detail = json.loads(run([*lineage, "models:/synthtext-generator@champion", "--json"], work, cli_env).stdout)
+    assert detail["reproducible"] and set(detail["lineage"]["upstream"]) >= {"convert_fps", "align", "split",
+                                                                             "pretrain_emotion", "pretrain_generator"}
+    assert detail["lineage"]["upstream"]["pretrain_generator"]["mlflow_run_id"]
+    train = (work / "data/processed/splits/train.txt").read_text().split()
+    val = (work / "data/processed/splits/val.txt").read_text().split()
+    listed = run([*lineage, "--clip", train[0]], work, cli_env).stdout
+    assert "synthtext-generator v1" in listed and "@champion" in listed
+    assert "no registered model version" in run([*lineage, "--clip", val[0]], work, cli_env).stdout
+
+    clip = work / "data/processed/clips" / f"{train[0]}.h5"
+    original = clip.read_bytes()
+    clip.unlink()  # DVC links cache files into the work tree: replace the file, never edit it in place
+    with h5py.File(clip, "w") as f:
+        f.attrs["note"] = "changed by hand"
+    changed = run([*lineage, "models:/synthtext-generator@champion"], work, cli_env, check=False)
+    assert changed.returncode == 1
+    assert f"data/processed/clips/{train[0]}.h5: hash mismatch" in changed.stdout
+    clip.unlink()
+    clip.write_bytes(original)
+    assert run([*lineage, "models:/synthtext-generator@champion"], work, cli_env, check=False).returncode == 0
+
+
 def test_repro_kill_resume_and_granular_params(project):
     work, env = project
-    first = run(["dvc", "repro"], work, env)
-    for stage in ("sample_corpus", "convert_fps", "align", "split", *TRAINING):
-        assert f"Running stage '{stage}'" in first.stdout
-    assert "align: 12 clips in, 12 written" in first.stdout
-    assert (work / "data/raw/sample/contact_sheet.png").is_file()
     clips_dir = work / "data/processed/clips"
     clean = clip_contents(clips_dir)
     assert len(clean) == 12
@@ -114,12 +172,13 @@ def test_repro_kill_resume_and_granular_params(project):
     val = (work / "data/processed/splits/val.txt").read_text().split()
     assert train and val and not {c[:4] for c in train} & {c[:4] for c in val}
     assert (work / "data/processed/align_report.json").is_file() and (work / "metrics/align.json").is_file()
+    assert (work / "data/raw/sample/contact_sheet.png").is_file()
 
     check_registry(work)
     metrics = run(["dvc", "metrics", "show", "--json"], work, env).stdout
-    assert "train_gan" in metrics and "accuracy" in metrics
+    assert "train_gan" in metrics and "accuracy" in metrics and "evaluate" in metrics
     plots = run(["dvc", "plots", "show", "--json"], work, env).stdout
-    assert "pretrain_generator_history.csv" in plots
+    assert "pretrain_generator_history.csv" in plots and "evaluate_confusion.csv" in plots
 
     again = run(["dvc", "repro"], work, env)
     assert "Running stage" not in again.stdout and "up to date" in again.stdout
