@@ -48,7 +48,7 @@ def train_evaluator(files: list[str], measurer, size: int, seconds: float, seed:
 
 @task(name="evaluate-clips", cache_policy=NO_CACHE)
 def evaluate_clips(files: list[str], references: dict[str, str], model, measurer, evaluator, seconds: float,
-                   seed: int, with_baselines: bool, source: Path | None, desc: str) -> dict:
+                   seed: int, with_baselines: bool, source: Path | None, desc: str, syncnet=None) -> dict:
     """Every clip: real, static (the reference frame repeated) and generated under each emotion from the
     reference frame (``references``: clip file -> the clip whose first frame is the reference);
     metrics and evaluator predictions."""
@@ -83,6 +83,10 @@ def evaluate_clips(files: list[str], references: dict[str, str], model, measurer
             metrics = video_metrics(frames, real, measured, real_m, audio, rate, fps)
             if truth is not None:
                 metrics["gt_opening_r"] = best_offset_correlation(mouth_opening(measured.landmarks), truth, 0)[0]
+            if syncnet is not None:
+                from synthtext.sync_metrics import lse
+
+                metrics.update(lse(syncnet, frames, audio, rate))
             row["videos"][name] = {"metrics": metrics, "predicted": evaluator.predict(measured.features)[0],
                                    "frames": frames if name in ("static", *EMOTIONS) else None}
         rows.append(row)
@@ -133,10 +137,26 @@ def summarise(rows: list[dict], kind: str) -> dict:
     mean = lambda items, key: float(np.nanmean([m[key] for m in items if key in m])) \
         if any(key in m for m in items) else None  # noqa: E731
     table = {key: mean(own, key) for key in ("psnr", "ssim", "psnr_mouth", "ssim_mouth", "m_lmd", "f_lmd")}
-    for key in ("sync_r", "sync_offset", "gt_opening_r", "face_found"):
+    for key in ("sync_r", "sync_offset", "gt_opening_r", "face_found", "lse_d", "lse_c", "lse_offset"):
         table[key] = mean(every, key)
     table["emotion_accuracy"] = float(np.mean(hits))
     return {k: v for k, v in table.items() if v is not None}
+
+
+def add_fid(table: dict, rows: list[dict], inception: Path, champion_rows: list[dict] | None = None) -> None:
+    """FID of the generated (own emotion) and static frames (and the champion's) against the real frames
+    of the same clips."""
+    from synthtext.sync_metrics import frechet_distance, inception_features, load_inception
+
+    net = load_inception(inception)
+    real = inception_features(net, np.concatenate([r["real"] for r in rows]))
+    own = lambda r: r["videos"][r["emotion"]]["frames"]  # noqa: E731
+    columns = [("generated", rows, own), ("static", rows, lambda r: r["videos"]["static"]["frames"])]
+    if champion_rows is not None:
+        columns.append(("champion", champion_rows, own))
+    for kind, source, pick in columns:
+        table[kind]["fid"] = frechet_distance(inception_features(net, np.concatenate([pick(r) for r in source])), real)
+    table["real"]["fid"] = 0.0
 
 
 def per_emotion_accuracy(rows: list[dict]) -> dict[str, dict]:
@@ -172,9 +192,14 @@ def evaluate_flow(repo: str, params: dict) -> dict:
     model = load_generator(root / "models/generator")
     measurer = Measurer(make_backend(model.preprocess["landmark_backend"]), int(model.preprocess["size"]))
     source = root / params["data"]["source"]
+    syncnet = None
+    if settings.get("syncnet_weights"):
+        from synthtext.sync_metrics import load_syncnet
+
+        syncnet = load_syncnet(root / settings["syncnet_weights"])
     evaluator = train_evaluator(train_files, measurer, model.cfg.image_size, seconds, seed)
     result = evaluate_clips(val_files, references, model, measurer, evaluator, seconds, seed, True, source,
-                            "evaluate: candidate")
+                            "evaluate: candidate", syncnet)
     rows = result["rows"]
     table = {kind: summarise(rows, kind) for kind in BASELINES}
 
@@ -191,9 +216,11 @@ def evaluate_flow(repo: str, params: dict) -> dict:
             folder = Path(mlflow.artifacts.download_artifacts(champion.source, dst_path=scratch))
             previous = load_generator(folder)
             other = evaluate_clips(val_files, references, previous, measurer, evaluator, seconds, seed, False, source,
-                                   f"evaluate: champion v{champion.version}")
+                                   f"evaluate: champion v{champion.version}", syncnet)
         champion_table = summarise(other["rows"], "generated")
         table["champion"] = champion_table
+    if settings.get("inception"):
+        add_fid(table, rows, root / settings["inception"], other["rows"] if champion_table else None)
     if champion is not None and champion.version == candidate.version:
         decision = promote.Decision(promote=True, reasons=[f"v{candidate.version} is the champion already"])
     else:

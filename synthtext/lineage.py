@@ -292,6 +292,7 @@ def versions_with_clip(repo: Path, clip: str) -> list[dict]:
             except (MlflowException, OSError):
                 continue
             if clip in record_.get("train_clips", []):
-                found.append({"model": name, "version": version.version, "aliases": list(version.aliases),
+                aliases = client.get_model_version(name, version.version).aliases  # search omits aliases
+                found.append({"model": name, "version": version.version, "aliases": sorted(aliases),
                               "run_id": version.run_id})
     return found

@@ -9,7 +9,8 @@ from synthtext.errors import SynthTextError
 
 # Which way is better for each metric the gate may name.
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "psnr_mouth": True, "ssim_mouth": True, "sync_r": True,
-                    "emotion_accuracy": True, "gt_opening_r": True, "m_lmd": False, "f_lmd": False}
+                    "emotion_accuracy": True, "gt_opening_r": True, "lse_c": True, "m_lmd": False, "f_lmd": False,
+                    "lse_d": False, "fid": False}
 
 
 @dataclass
@@ -45,7 +46,9 @@ def decide(candidate: dict, static: dict, champion: dict | None, metrics: list[s
                                     f"{static[metric]:.4f} ({word} is better)" if HIGHER_IS_BETTER[metric] else
                                     f"{metric}: candidate {value:.4f} {'<=' if ok else '>'} static baseline "
                                     f"{static[metric]:.4f} ({word} is better)")
-        if champion is not None:
+        if champion is not None and champion.get(metric) is None:
+            decision.reasons.append(f"{metric}: the champion has no value to compare with")
+        elif champion is not None:
             ok = _better(metric, value, champion[metric], margin)
             decision.promote &= ok
             decision.reasons.append(f"{metric}: candidate {value:.4f} vs champion {champion[metric]:.4f}: "

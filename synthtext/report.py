@@ -22,7 +22,9 @@ ROWS = [("emotion_accuracy", "evaluator emotion accuracy (6 conditions)", "highe
         ("psnr", "PSNR, dB", "higher"), ("ssim", "SSIM", "higher"),
         ("psnr_mouth", "PSNR mouth, dB", "higher"), ("ssim_mouth", "SSIM mouth", "higher"),
         ("m_lmd", "M-LMD (IOD units)", "lower"), ("f_lmd", "F-LMD (IOD units)", "lower"),
-        ("face_found", "frames with a face found", "higher")]
+        ("face_found", "frames with a face found", "higher"),
+        ("lse_d", "LSE-D (SyncNet distance)", "lower"), ("lse_c", "LSE-C (SyncNet confidence)", "higher"),
+        ("fid", "FID (Inception)", "lower")]
 
 
 def sample_video(rows: list[dict], emotion: str, out: Path, cell: int = 128) -> None:
