@@ -214,3 +214,66 @@ def test_the_deployment_schedule_is_what_params_say():
     assert declared["schedules"][0] == {"cron": params["retrain"]["cron"], "timezone": params["retrain"]["timezone"]}
     other = schedule({"retrain": {"cron": "15 2 * * *", "timezone": "Europe/Berlin"}})
     assert (other.cron, other.timezone) == ("15 2 * * *", "Europe/Berlin")
+
+
+# ---------------------------------------------------------------- SyncNet and FID with user-given weights
+
+
+def test_syncnet_weights_load_and_score(tmp_path):
+    """A weights file of the published form (a state_dict without BatchNorm batch counters) loads
+    through the real loading code and scores a video; other files are refused with a clear error."""
+    import torch
+
+    from synthtext.sync_metrics import SyncNet, VSHIFT, load_syncnet, lse
+
+    torch.manual_seed(0)
+    state = {k: v for k, v in SyncNet().state_dict().items() if not k.endswith("num_batches_tracked")}
+    assert {"netcnnaud.0.weight", "netcnnlip.0.weight", "netfcaud.3.weight", "netfclip.3.weight"} <= state.keys()
+    assert state["netcnnlip.0.weight"].shape == (96, 3, 5, 7, 7) and state["netcnnaud.18.weight"].shape == \
+        (512, 256, 5, 4)
+    weights = tmp_path / "syncnet_v2.model"
+    torch.save(state, weights)
+    net = load_syncnet(weights)
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (30, 64, 64, 3)).astype(np.uint8)
+    audio = rng.normal(0, 0.1, 16000 * 30 // 25).astype(np.float32)
+    scores = lse(net, frames, audio, 16000)
+    assert np.isfinite(scores["lse_d"]) and scores["lse_c"] >= 0 and abs(scores["lse_offset"]) <= VSHIFT
+    assert lse(net, frames[:4], audio, 16000) == {}  # shorter than one 5-frame window
+    torch.save({"conv.weight": torch.zeros(3)}, tmp_path / "other.pt")
+    with pytest.raises(SynthTextError, match="not SyncNet weights"):
+        load_syncnet(tmp_path / "other.pt")
+    with pytest.raises(SynthTextError, match="not found"):
+        load_syncnet(tmp_path / "missing.model")
+
+
+def test_frechet_distance_by_hand():
+    from synthtext.sync_metrics import frechet_distance
+
+    # 1-D: means 1 and 2, variances 2 and 2 -> (1 - 2)^2 + 2 + 2 - 2 sqrt(4) = 1
+    assert frechet_distance(np.array([[0.0], [2.0]]), np.array([[1.0], [3.0]])) == pytest.approx(1.0)
+    features = np.random.default_rng(0).normal(size=(200, 4))
+    assert frechet_distance(features, features) == pytest.approx(0.0, abs=1e-6)
+    assert frechet_distance(features, features + 1.0) == pytest.approx(4.0, rel=1e-6)  # shift 1 in 4 dims
+
+
+def test_inception_torchscript_is_loaded_and_called(tmp_path):
+    """The extractor is TorchScript, called as net(uint8 images, return_features=True)."""
+    import torch
+
+    from synthtext.sync_metrics import inception_features, load_inception
+
+    class Tiny(torch.nn.Module):
+        def forward(self, images: torch.Tensor, return_features: bool = False) -> torch.Tensor:
+            x = images.float() / 255.0
+            pooled = torch.nn.functional.adaptive_avg_pool2d(x, 4).flatten(1)
+            return pooled if return_features else pooled.sum(1, keepdim=True)
+
+    path = tmp_path / "inception.pt"
+    torch.jit.script(Tiny()).save(str(path))
+    net = load_inception(path)
+    frames = np.random.default_rng(0).integers(0, 255, (5, 64, 64, 3)).astype(np.uint8)
+    assert inception_features(net, frames).shape == (5, 48)
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(SynthTextError, match="TorchScript"):
+        load_inception(tmp_path / "junk.pt")
