@@ -51,8 +51,10 @@ def decide(candidate: dict, static: dict, champion: dict | None, metrics: list[s
         elif champion is not None:
             ok = _better(metric, value, champion[metric], margin)
             decision.promote &= ok
-            decision.reasons.append(f"{metric}: candidate {value:.4f} vs champion {champion[metric]:.4f}: "
-                                    f"{'beats it' if ok else 'does not beat it'} by the margin {margin}")
+            need = champion[metric] + margin if HIGHER_IS_BETTER[metric] else champion[metric] - margin
+            sign = ">=" if HIGHER_IS_BETTER[metric] else "<="
+            decision.reasons.append(f"{metric}: candidate {value:.4f} vs champion {champion[metric]:.4f} "
+                                    f"(needs {sign} {need:.4f}): {'passes' if ok else 'does not beat it'}")
     if champion is None:
         decision.reasons.append("no champion yet")
     return decision

@@ -43,14 +43,16 @@ def sample_video(rows: list[dict], emotion: str, out: Path, cell: int = 128) -> 
     first = rows[0]
     audio = first["audio"][:int(round(frames * first["sample_rate"] / first["fps"]))]
     write_video(out, np.stack(grid), first["fps"], audio, first["sample_rate"])
+    # A still from the middle of the clip, shown by the page before the video plays.
+    write_png_atomic(out.with_suffix(".poster.png"), cv2.cvtColor(grid[frames // 2], cv2.COLOR_RGB2BGR))
 
 
 def contact_sheet(rows: list[dict], out: Path, columns: int = 6, cell: int = 96) -> None:
-    """Generated frames spread over each clip, one row per clip, the real first frame leading."""
+    """Generated frames spread over each clip, one row per clip, the reference frame leading."""
     lines = []
     for r in rows:
         picks = np.linspace(0, len(r["generated"]) - 1, columns).round().astype(int)
-        cells = [label(resize_frames(r["real"][:1], cell)[0], "ref")]
+        cells = [label(resize_frames(r["static"][:1], cell)[0], "ref")]
         cells += [resize_frames(r["generated"][i:i + 1], cell)[0] for i in picks]
         lines.append(np.concatenate(cells, axis=1))
     write_png_atomic(out, cv2.cvtColor(np.concatenate(lines, axis=0), cv2.COLOR_RGB2BGR))
@@ -79,7 +81,7 @@ def write_index(folder: Path, table: dict[str, dict], promotion: dict, per_emoti
                    for i, row in enumerate(confusion))
     samples = "".join(
         f"<section><h3>{e} — {EMOTION_NAMES[e]}</h3>"
-        f"<video controls preload=metadata src='emotion_{e}.mp4'></video>"
+        f"<video controls preload=metadata poster='emotion_{e}.poster.png' src='emotion_{e}.mp4'></video>"
         f"<img src='emotion_{e}.png' alt='generated frames, {EMOTION_NAMES[e]}'></section>" for e in EMOTIONS)
     facts = "".join(f"<li>{html.escape(k)}: {html.escape(str(v))}</li>" for k, v in about.items())
     page = f"""<!doctype html>

@@ -224,7 +224,7 @@ def test_syncnet_weights_load_and_score(tmp_path):
     through the real loading code and scores a video; other files are refused with a clear error."""
     import torch
 
-    from synthtext.sync_metrics import SyncNet, VSHIFT, load_syncnet, lse
+    from synthtext.sync_metrics import VSHIFT, SyncNet, load_syncnet, lse
 
     torch.manual_seed(0)
     state = {k: v for k, v in SyncNet().state_dict().items() if not k.endswith("num_batches_tracked")}
