@@ -158,7 +158,7 @@ def test_gate_refuses_a_worse_candidate():
     assert not decision.promote and sum("static baseline" in r for r in decision.reasons) == 2
     assert decide(still, STATIC, None, ["sync_r"], against_static=False).promote
     with pytest.raises(SynthTextError, match="promote.metrics"):
-        decide(worse, STATIC, None, ["fid"])
+        decide(worse, STATIC, None, ["bleu"])
 
 
 # ---------------------------------------------------------------- lineage hashes and the schedule
