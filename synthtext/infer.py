@@ -58,6 +58,9 @@ def load_generator(ref: str | Path, repo: str | Path = ".") -> LoadedModel:
 
 
 def _download_registered(uri: str, repo: str | Path, scratch: Path) -> Path:
+    import os
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one line per run, not a bar per file
     import mlflow
     from mlflow.exceptions import MlflowException
 

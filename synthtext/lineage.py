@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from synthtext.errors import SynthTextError
 from synthtext.hashing import file_md5, stable_hash
 
 TRAINING_STAGES = ("pretrain_emotion", "pretrain_generator", "train_gan")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # records are small: no progress bars
 
 
 # ---------------------------------------------------------------- DVC's hashes

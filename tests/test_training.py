@@ -15,7 +15,7 @@ import torch
 from synthtext.errors import SynthTextError
 from synthtext.models import PROFILES, EmotionDiscriminator, FrameDiscriminator, Generator, gradient_penalty, profile
 from synthtext.train import loop
-from synthtext.train.data import ClipWindows
+from synthtext.train.data import ClipWindows, to_tensor_frames
 from synthtext.train.losses import VGG19Features, reconstruction_loss, vgg19_features
 
 TINY = {"profile": "tiny", "batch": 2, "workers": 0, "log_every": 1, "image_every": 1000, "checkpoint_every": 5}
@@ -79,6 +79,34 @@ def test_generator_overfits_one_clip(aligned_corpus):
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] * 5 <= losses[0], (losses[0], losses[-1])
+
+
+def test_reference_frames_come_from_where_params_say(aligned_corpus):
+    """neutral: a frame of the same actor's neutral clip; clip: a frame of the clip itself; mixed: both."""
+    import h5py
+
+    work, _ = aligned_corpus
+    cfg = profile("tiny")
+    files = sorted((work / "clips").glob("*.h5"))
+    with h5py.File(files[0]) as f:
+        actor = str(f.attrs["actor"])
+    frames = {}
+    for path in files:
+        with h5py.File(path) as f:
+            frames[path.stem] = to_tensor_frames(f["video"][()], cfg.image_size)
+    neutral = [k for k in frames if k.startswith(actor) and "_NEU_" in k]
+    own = files.index(next(p for p in files if p.stem.startswith(actor) and "_ANG_" in p.stem))
+
+    def source(reference: str, item: int) -> str:
+        ref = ClipWindows(files, cfg, windows=1, augment=False, seed=item, reference=reference)[own]["reference"]
+        return next(k for k, v in frames.items() if (np.abs(v - ref.numpy()).max(axis=(1, 2, 3)) < 1e-6).any())
+
+    assert all(source("clip", i) == files[own].stem for i in range(3))
+    assert all(source("neutral", i) in neutral for i in range(3))
+    mixed = {source("mixed", i) for i in range(12)}
+    assert files[own].stem in mixed and mixed & set(neutral)
+    with pytest.raises(ValueError, match="reference"):
+        ClipWindows(files, cfg, reference="other")
 
 
 def split_by_actor(work: Path) -> tuple[list[Path], list[Path]]:

@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 from synthtext import EMOTIONS
 from synthtext.models.config import ModelConfig
 
-REFERENCES = ("clip", "neutral")
+REFERENCES = ("clip", "neutral", "mixed")
 
 
 def log_mel(audio: np.ndarray, cfg: ModelConfig) -> np.ndarray:
@@ -70,8 +70,8 @@ class ClipWindows(Dataset):
     weights [T, 1, S, S]. The reference is a random frame of the same clip (``reference="clip"``, the
     seed's choice) or of a neutral clip of the same actor (``"neutral"``, when the actor has one):
     then the reference does not already show the target emotion, and the generator must take the
-    expression from the emotion condition. Files are opened per item, so it works in DataLoader
-    worker processes.
+    expression from the emotion condition; ``"mixed"`` draws either, half and half. Files are opened
+    per item, so it works in DataLoader worker processes.
     """
 
     def __init__(self, files: list[Path], cfg: ModelConfig, windows: int = 4, augment: bool = True, seed: int = 0,
@@ -86,8 +86,9 @@ class ClipWindows(Dataset):
                 self.lengths.append(len(f["video"]))
                 actors.append(str(f.attrs["actor"]))
                 emotions.append(str(f.attrs["emotion"]))
+        self.reference = reference
         self.references = {i: [i] for i in range(len(self.files))}
-        if reference == "neutral":
+        if reference in ("neutral", "mixed"):
             pairs = list(enumerate(zip(actors, emotions, strict=True)))
             for i, actor in enumerate(actors):
                 self.references[i] = [j for j, (a, e) in pairs if a == actor and e == "NEU"] or [i]
@@ -101,7 +102,8 @@ class ClipWindows(Dataset):
         rng = np.random.default_rng([self.seed, index])
         length = self.lengths[clip]
         start = int(rng.integers(0, max(1, length - cfg.frames + 1)))
-        source = self.references[clip][int(rng.integers(0, len(self.references[clip])))]
+        choices = [clip] if self.reference == "mixed" and rng.random() < 0.5 else self.references[clip]
+        source = choices[int(rng.integers(0, len(choices)))]
         with h5py.File(self.files[source], "r") as f:
             reference = f["video"][int(rng.integers(0, self.lengths[source]))]
         with h5py.File(self.files[clip], "r") as f:

@@ -55,7 +55,7 @@ class TrainParams:
     disc_frame: float = 0.01
     disc_emo: float = 0.001
     gp: float = 10.0
-    reference: str = "neutral"  # reference frame: neutral (a neutral clip of the same actor) | clip (the same clip)
+    reference: str = "neutral"  # reference frame: neutral (a neutral clip of the same actor) | clip | mixed
 
     def model_config(self) -> ModelConfig:
         return profile(self.profile)
