@@ -51,7 +51,7 @@ def _add_render_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--seed", type=int, default=0, help="voice and motion noise seed (same seed, same video)")
     command.add_argument("--paste-back", action="store_true",
                          help="put the generated face back into the photo (output at the photo's resolution)")
-    command.add_argument("--size", type=int, help="side of the output face video (default: the aligned crop size)")
+    command.add_argument("--size", type=int, help="side of the output face video (default: twice the aligned crop)")
     command.add_argument("--language", default="en", help="coqui multilingual models: language code")
     command.add_argument("--references", help="coqui XTTS: folder with a reference clip per emotion (ANG.wav ...)")
     command.add_argument("--no-prefect", dest="orchestrate", action="store_false",

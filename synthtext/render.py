@@ -29,7 +29,7 @@ class Options:
     speed: float = 1.0
     seed: int = 0
     paste_back: bool = False
-    size: int | None = None  # output side for crops (default: the model's aligned crop size)
+    size: int | None = None  # output side for crops (default: twice the model's aligned crop size)
     overlap: int | None = None  # window overlap in frames (default a quarter window)
     feather: float = 0.1
     language: str = "en"  # coqui multilingual models
@@ -167,7 +167,7 @@ def render_job(job: Job, model, engine, options: Options, key: str) -> dict:
     start = time.perf_counter()
     fps, rate = model.cfg.fps, next(iter(speech.values())).sample_rate
     for emotion, frames in clips.items():
-        size = options.size or face.crop.shape[0] * (2 if len(clips) > 1 else 1)  # grid cells: twice the crop
+        size = options.size or 2 * face.crop.shape[0]  # twice the aligned crop unless --size says otherwise
         frames = infer.paste_back(frames, face, options.feather) if options.paste_back else \
             infer.resize_frames(frames, size)
         if len(clips) > 1:

@@ -342,7 +342,7 @@ def test_generate_writes_a_playable_video(model_dir, photo, tmp_path, capsys):
     info, (video, sound) = media_probe(out), streams(out)
     audio, rate = read_audio(out.with_suffix(".wav"))
     assert rate == 22050 and "h264" in video and "aac" in sound and "22050 Hz" in sound
-    assert info.fps == 25 and (info.width, info.height) == (128, 128)
+    assert info.fps == 25 and (info.width, info.height) == (256, 256)  # twice the 128 px aligned crop
     assert abs(frames_in(out) - len(audio) / rate * 25) <= 1
     side = json.loads(out.with_suffix(".json").read_text())
     assert side["emotions"] == ["HAP"] and side["sample_rate"] == 22050 and side["faces_in_photo"] == 1
