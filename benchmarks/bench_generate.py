@@ -84,19 +84,20 @@ def warm(photo: Path, model_dir: Path, repeats: int) -> dict:
     return result
 
 
-def cold(photo: Path, model_dir: Path, prefect: bool) -> float:
+def cold(photo: Path, model_dir: Path | str, prefect: bool) -> float:
     """Wall time of one fresh `synthtext generate` process (imports, model and voice loading included)."""
     exe = Path(sys.executable).with_name("synthtext")
     with tempfile.TemporaryDirectory() as scratch:
         cmd = [str(exe), "generate", "--image", str(photo), "--text", SENTENCE, "--emotion", "HAP",
                "--model", str(model_dir), "--out", str(Path(scratch) / "cold.mp4")]
         start = time.perf_counter()
-        subprocess.run(cmd + ([] if prefect else ["--no-prefect"]), check=True, capture_output=True)
+        subprocess.run(cmd + ([] if prefect else ["--no-prefect"]), check=True, capture_output=True, cwd=ROOT)
         return time.perf_counter() - start
 
 
-def redetection(model_dir: Path, faces: list[Path]) -> tuple[int, int]:
-    """Frames of generated videos (one per face photo) in which dlib finds a face again."""
+def redetection(model_dir: Path, faces: list[Path], sizes=(128, 256)) -> dict[int, tuple[int, int]]:
+    """Frames of generated videos (one per face photo) in which dlib finds a face again, per output size
+    (256: the CLI's default, twice the aligned crop)."""
     from synthtext import infer
     from synthtext.landmarks import make_backend
     from synthtext.tts.engines import make_engine, synthesize_text
@@ -104,14 +105,15 @@ def redetection(model_dir: Path, faces: list[Path]) -> tuple[int, int]:
     model = infer.load_generator(model_dir)
     speech = synthesize_text(make_engine("piper"), SENTENCE, "ANG", seed=0)
     backend = make_backend("dlib")
-    found = total = 0
+    counts = {size: [0, 0] for size in sizes}
     for photo in faces:
         face = infer.prepare_face(photo, model.preprocess, backend)
-        frames = infer.resize_frames(infer.generate_frames(model, speech.audio, speech.sample_rate, face.crop, "ANG"),
-                                     128)
-        found += sum(1 for frame in frames if backend.detect(frame))
-        total += len(frames)
-    return found, total
+        frames = infer.generate_frames(model, speech.audio, speech.sample_rate, face.crop, "ANG")
+        for size in sizes:
+            resized = infer.resize_frames(frames, size)
+            counts[size][0] += sum(1 for frame in resized if backend.detect(frame))
+            counts[size][1] += len(resized)
+    return {size: (found, total) for size, (found, total) in counts.items()}
 
 
 def main() -> None:
@@ -132,13 +134,16 @@ def main() -> None:
         print(f"  total     {total:6.3f} s  (real-time factor {total / w['speech_s']:.2f}; target <= 1.5 s, 0.5)")
         direct = cold(photo, model_dir, prefect=False)
         print(f"cold CLI, --no-prefect:               {direct:5.1f} s  (target <= 8 s)")
+        if (ROOT / "mlflow.db").is_file():
+            registry = cold(photo, "models:/synthtext-generator@champion", prefect=False)
+            print(f"cold CLI, --no-prefect, model from the registry (@champion): {registry:5.1f} s")
         orchestrated = cold(photo, model_dir, prefect=True)
         where = os.environ.get("PREFECT_API_URL") or "a temporary local server started by the process"
         print(f"cold CLI, through the Prefect flow:    {orchestrated:5.1f} s  (Prefect API: {where})")
         faces = sorted((ROOT.parent / "shared" / "realdata" / "faces").glob("*.png"))
-        found, frames = redetection(model_dir, faces or [photo])
-        print(f"face found again in {found}/{frames} output frames ({100 * found / max(frames, 1):.1f}%) "
-              f"over {len(faces) or 1} photo(s)")
+        for size, (found, frames) in redetection(model_dir, faces or [photo]).items():
+            print(f"face found again in {found}/{frames} output frames at {size} px "
+                  f"({100 * found / max(frames, 1):.1f}%) over {len(faces) or 1} photo(s)")
 
 
 if __name__ == "__main__":
