@@ -48,10 +48,13 @@ def train_evaluator(files: list[str], measurer, size: int, seconds: float, seed:
 
 @task(name="evaluate-clips", cache_policy=NO_CACHE)
 def evaluate_clips(files: list[str], references: dict[str, str], model, measurer, evaluator, seconds: float,
-                   seed: int, with_baselines: bool, source: Path | None, desc: str, syncnet=None) -> dict:
+                   seed: int, with_baselines: bool, source: Path | None, desc: str, syncnet=None, keep: int = 0,
+                   keep_for_fid: bool = False) -> dict:
     """Every clip: real, static (the reference frame repeated) and generated under each emotion from the
     reference frame (``references``: clip file -> the clip whose first frame is the reference);
-    metrics and evaluator predictions."""
+    metrics and evaluator predictions. Frames are kept for the first ``keep`` clips (the report's
+    samples) and, with ``keep_for_fid``, the real, static and own-emotion frames of every clip;
+    the rest are dropped as soon as they are measured, so memory does not grow with the val split."""
     from synthtext.clipfile import read_clip
     from synthtext.evaluation import (
         best_offset_correlation,
@@ -65,7 +68,7 @@ def evaluate_clips(files: list[str], references: dict[str, str], model, measurer
 
     size = model.cfg.image_size
     rows: list[dict] = []
-    for path in tqdm(files, desc=desc, unit="clip"):
+    for index, path in enumerate(tqdm(files, desc=desc, unit="clip")):
         clip, real, audio, fps, rate = _clip_inputs(path, seconds, size)
         reference = read_clip(references.get(path, path)).video[0]
         real_m = measure(real, measurer)
@@ -87,8 +90,11 @@ def evaluate_clips(files: list[str], references: dict[str, str], model, measurer
                 from synthtext.sync_metrics import lse
 
                 metrics.update(lse(syncnet, frames, audio, rate))
+            kept = index < keep or (keep_for_fid and name in ("static", row["emotion"]))
             row["videos"][name] = {"metrics": metrics, "predicted": evaluator.predict(measured.features)[0],
-                                   "frames": frames if name in ("static", *EMOTIONS) else None}
+                                   "frames": frames if kept and name != "real" else None}
+        if not (index < keep or keep_for_fid):
+            row["real"] = row["audio"] = None
         rows.append(row)
     return {"rows": rows}
 
@@ -198,8 +204,10 @@ def evaluate_flow(repo: str, params: dict) -> dict:
 
         syncnet = load_syncnet(root / settings["syncnet_weights"])
     evaluator = train_evaluator(train_files, measurer, model.cfg.image_size, seconds, seed)
+    picked = int(settings.get("sample_clips", 3))
+    fid = bool(settings.get("inception"))
     result = evaluate_clips(val_files, references, model, measurer, evaluator, seconds, seed, True, source,
-                            "evaluate: candidate", syncnet)
+                            "evaluate: candidate", syncnet, keep=picked, keep_for_fid=fid)
     rows = result["rows"]
     table = {kind: summarise(rows, kind) for kind in BASELINES}
 
@@ -216,7 +224,7 @@ def evaluate_flow(repo: str, params: dict) -> dict:
             folder = Path(mlflow.artifacts.download_artifacts(champion.source, dst_path=scratch))
             previous = load_generator(folder)
             other = evaluate_clips(val_files, references, previous, measurer, evaluator, seconds, seed, False, source,
-                                   f"evaluate: champion v{champion.version}", syncnet)
+                                   f"evaluate: champion v{champion.version}", syncnet, keep_for_fid=fid)
         champion_table = summarise(other["rows"], "generated")
         table["champion"] = champion_table
     if settings.get("inception"):
@@ -235,11 +243,10 @@ def evaluate_flow(repo: str, params: dict) -> dict:
     scratch_reports = reports.with_name(".reports.tmp")
     shutil.rmtree(scratch_reports, ignore_errors=True)
     scratch_reports.mkdir(parents=True)
-    picked = rows[:int(settings.get("sample_clips", 3))]
     for emotion in EMOTIONS:
         samples = [{"real": r["real"], "static": r["videos"]["static"]["frames"],
                     "generated": r["videos"][emotion]["frames"], "audio": r["audio"], "fps": r["fps"],
-                    "sample_rate": r["sample_rate"]} for r in picked]
+                    "sample_rate": r["sample_rate"]} for r in rows[:picked]]
         sample_video(samples, emotion, scratch_reports / f"emotion_{emotion}.mp4")
         contact_sheet(samples, scratch_reports / f"emotion_{emotion}.png")
     evaluator.save(scratch_reports / "evaluator.json")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +45,6 @@ class Job:
     intensity: str = "HI"
     voice: str | None = None
     row: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 def make_job(image: str, text: str, emotion: str, out: str, intensity: str | None = "HI", voice: str | None = None,
