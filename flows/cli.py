@@ -151,9 +151,10 @@ def _lineage(args: argparse.Namespace) -> int:
         found = lineage.versions_with_clip(repo, args.clip)
         if args.json:
             print(json.dumps({"clip": args.clip, "versions": found}, indent=2))
-        elif not found:
+            return 0
+        if not found:
             print(f"no registered model version was trained on {args.clip}")
-        for v in [] if args.json else found:
+        for v in found:
             aliases = f" @{', @'.join(v['aliases'])}" if v["aliases"] else ""
             print(f"{v['model']} v{v['version']}{aliases} (run {v['run_id']})")
         return 0
