@@ -69,7 +69,7 @@ def warm(photo: Path, model_dir: Path, repeats: int) -> dict:
             t1 = time.perf_counter()
             face = infer.prepare_face(photo, model.preprocess, backend)
             t2 = time.perf_counter()
-            frames = infer.generate_frames(model, speech.audio, speech.sample_rate, face.crop, "HAP")
+            frames = infer.generate_frames(model.generator, speech.audio, speech.sample_rate, face.crop, "HAP")
             t3 = time.perf_counter()
             frames = infer.resize_frames(frames, 128)
             out = Path(scratch) / "warm.mp4"
@@ -108,7 +108,7 @@ def redetection(model_dir: Path, faces: list[Path], sizes=(128, 256)) -> dict[in
     counts = {size: [0, 0] for size in sizes}
     for photo in faces:
         face = infer.prepare_face(photo, model.preprocess, backend)
-        frames = infer.generate_frames(model, speech.audio, speech.sample_rate, face.crop, "ANG")
+        frames = infer.generate_frames(model.generator, speech.audio, speech.sample_rate, face.crop, "ANG")
         for size in sizes:
             resized = infer.resize_frames(frames, size)
             counts[size][0] += sum(1 for frame in resized if backend.detect(frame))

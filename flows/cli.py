@@ -67,13 +67,6 @@ def _options(args: argparse.Namespace):
                    language=args.language, references=args.references)
 
 
-def _model_ref(ref: str) -> str:
-    if not ref.startswith("models:/") and not Path(ref).exists():
-        raise SynthTextError(f"model {ref} not found: give a model folder (models/generator after dvc repro) "
-                             "or a registry URI such as models:/synthtext-generator@champion")
-    return ref
-
-
 def _report(summary: dict) -> int:
     """One line per job; the exit status says whether all of them worked."""
     results = summary["results"]
@@ -105,6 +98,7 @@ def _run_jobs(jobs: list, model: str, options, orchestrate: bool, workers: int =
 
 
 def _generate(args: argparse.Namespace) -> int:
+    from synthtext.infer import check_model_ref
     from synthtext.render import make_job
     from synthtext.tts.text import read_text
 
@@ -115,7 +109,7 @@ def _generate(args: argparse.Namespace) -> int:
     options = _options(args)
     text = read_text(args.text, args.text_file)
     job = make_job(args.image, text, args.emotion or "NEU", args.out, args.intensity, args.voice, args.all_emotions)
-    summary = _run_jobs([job], _model_ref(args.model), options, args.orchestrate)
+    summary = _run_jobs([job], check_model_ref(args.model), options, args.orchestrate)
     code = _report(summary)
     if code == 0:
         print(f"video: {args.out} (speech: {Path(args.out).with_suffix('.wav')})")
@@ -124,13 +118,14 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _generate_batch(args: argparse.Namespace) -> int:
     from synthtext.files import write_json_atomic
+    from synthtext.infer import check_model_ref
     from synthtext.render import read_jobs
 
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     options = _options(args)
     jobs, bad_rows = read_jobs(Path(args.jobs), out_dir)
-    summary = _run_jobs(jobs, _model_ref(args.model), options, args.orchestrate, args.workers) \
+    summary = _run_jobs(jobs, check_model_ref(args.model), options, args.orchestrate, args.workers) \
         if jobs else {"results": [], "seconds": 0.0}
     summary["results"] = sorted(summary["results"] + bad_rows, key=lambda r: r["row"])
     write_json_atomic(out_dir / "batch_report.json", summary)

@@ -21,14 +21,16 @@ BASELINES = ("generated", "static", "real")
 
 
 def _clip_inputs(path: str, seconds: float, size: int):
+    """The clip, its real frames at the model's resolution (so every video is measured equally sharp),
+    its audio, fps and sample rate."""
     from synthtext.clipfile import read_clip
-    from synthtext.evaluation import degrade
+    from synthtext.infer import resize_frames
 
     clip = read_clip(path)
     fps, rate = float(clip.attrs["fps"]), int(clip.attrs["sample_rate"])
     frames = min(len(clip.video), int(round(seconds * fps))) if seconds else len(clip.video)
     audio = clip.audio[:int(round(frames * rate / fps))]
-    return clip, degrade(clip.video[:frames], size), audio, fps, rate
+    return clip, resize_frames(clip.video[:frames], size), audio, fps, rate
 
 
 @task(name="train-evaluator", cache_policy=NO_CACHE)
@@ -55,31 +57,36 @@ def evaluate_clips(files: list[str], references: dict[str, str], model, measurer
     metrics and evaluator predictions. Frames are kept for the first ``keep`` clips (the report's
     samples) and, with ``keep_for_fid``, the real, static and own-emotion frames of every clip;
     the rest are dropped as soon as they are measured, so memory does not grow with the val split."""
-    from synthtext.clipfile import read_clip
+    import h5py
+
     from synthtext.evaluation import (
         best_offset_correlation,
-        degrade,
         ground_truth_opening,
         measure,
         mouth_opening,
         video_metrics,
     )
-    from synthtext.infer import generate_frames
+    from synthtext.infer import generate_frames, resize_frames
 
     size = model.cfg.image_size
     rows: list[dict] = []
+    first_frames: dict[str, np.ndarray] = {}  # a neutral clip is the reference of all its actor's clips
     for index, path in enumerate(tqdm(files, desc=desc, unit="clip")):
         clip, real, audio, fps, rate = _clip_inputs(path, seconds, size)
-        reference = read_clip(references.get(path, path)).video[0]
+        source = references.get(path, path)
+        if source not in first_frames:
+            with h5py.File(source, "r") as f:
+                first_frames[source] = f["video"][0]
+        reference = first_frames[source]
         real_m = measure(real, measurer)
         row = {"clip": clip.attrs["clip_id"], "emotion": clip.attrs["emotion"], "real": real, "audio": audio,
                "fps": fps, "sample_rate": rate, "videos": {}}
         videos = {}
         if with_baselines:
             videos["real"] = real
-            videos["static"] = np.repeat(degrade(reference[None], size), len(real), axis=0)
+            videos["static"] = np.repeat(resize_frames(reference[None], size), len(real), axis=0)
         for emotion in EMOTIONS:
-            videos[emotion] = generate_frames(model, audio, rate, reference, emotion, seed)[:len(real)]
+            videos[emotion] = generate_frames(model.generator, audio, rate, reference, emotion, seed)[:len(real)]
         truth = ground_truth_opening(source / f"{row['clip']}.json", len(real), fps) if source else None
         for name, frames in videos.items():
             measured = measure(frames, measurer)

@@ -12,7 +12,6 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-import yaml
 from prefect import flow, task
 
 from synthtext.errors import SynthTextError
@@ -32,18 +31,6 @@ def read_split(splits: Path, clips: Path, name: str) -> list[str]:
     if missing:
         raise SynthTextError(f"{len(missing)} clips in {path} have no aligned file, e.g. {missing[0]}: dvc repro align")
     return files
-
-
-def dvc_hashes(repo: Path, paths: list[str]) -> dict[str, str]:
-    """The hashes dvc.lock records for these paths (as outputs of earlier stages): lineage by hash."""
-    lock = repo / "dvc.lock"
-    found = {}
-    if lock.is_file():
-        for stage in (yaml.safe_load(lock.read_text()) or {}).get("stages", {}).values():
-            for out in stage.get("outs", []):
-                if out["path"] in paths:
-                    found[out["path"]] = out.get("md5", "")
-    return found
 
 
 def training_code_version() -> str:
@@ -94,7 +81,11 @@ def train_stage_flow(stage: str, repo: str, params: dict, compute: dict, paths: 
     train_files, val_files = read_split(splits, clips, "train"), read_split(splits, clips, "val")
     experiment = tracking.setup(root)
     inputs = [paths["clips"], paths["splits"], *(paths[k] for k in ("emotion_dir", "generator_dir") if k in paths)]
-    input_tags = {f"input.{k}": v for k, v in dvc_hashes(root, inputs).items()}
+    # The lineage record, from dvc.lock as the upstream stages left it: its input hashes tag the run
+    # and identify checkpoints.
+    record = lineage_record.record(root, stage, load_params(root / "params.yaml"), inputs,
+                                   [Path(f).stem for f in train_files])
+    input_tags = {f"input.{k}": v for k, v in record["inputs"].items() if v}
     with mlflow.start_run(experiment_id=experiment, run_name=stage) as active:
         mlflow.set_tags({"stage": stage, **tracking.git_state(root), **input_tags})
         mlflow.log_params(tracking.flatten({stage: asdict(train_params), "compute": compute}))
@@ -117,8 +108,6 @@ def train_stage_flow(stage: str, repo: str, params: dict, compute: dict, paths: 
         mlflow.log_artifact(str(root / paths["plots"]))
         if stage != "pretrain_emotion":
             write_json_atomic(out_dir / "preprocess.json", face_preprocess(train_files[0]))
-        record = lineage_record.record(root, stage, load_params(root / "params.yaml"), inputs,
-                                [Path(f).stem for f in train_files])
         mlflow.log_dict(record, "lineage.json")
         mlflow.set_tags({"raw_md5": record["raw_md5"], "params_md5": record["params_md5"]})
         kind = MODEL_KIND[stage]

@@ -116,13 +116,6 @@ class Measurer:
         return FaceTracker(self.backend, self.params).track(scaled).landmarks
 
 
-def degrade(frames: np.ndarray, size: int) -> np.ndarray:
-    """Real frames at the model's resolution, so every video is measured at the same sharpness."""
-    if frames.shape[1] == size:
-        return frames
-    return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
-
-
 def mouth_box(landmarks: np.ndarray, size: int, scale: float, pad: float = 0.25) -> tuple[slice, slice]:
     """The mouth region (from real landmarks in crop pixels) in a ``size`` frame, padded."""
     mouth = landmarks[:, MOUTH].reshape(-1, 2) * scale

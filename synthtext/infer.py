@@ -45,16 +45,21 @@ def load_generator(ref: str | Path, repo: str | Path = ".") -> LoadedModel:
 
     Weights are read with ``weights_only``: no pickled code from a model file is ever run.
     """
-    ref = str(ref)
+    ref = check_model_ref(ref)
     if ref.startswith(REGISTRY_PREFIX):
         with tempfile.TemporaryDirectory() as scratch:
             folder = _download_registered(ref, repo, Path(scratch))
             return _load_folder(folder, ref)
-    folder = Path(ref)
-    if not folder.exists():
+    return _load_folder(Path(ref), ref)
+
+
+def check_model_ref(ref: str | Path) -> str:
+    """A registry URI, or a folder that exists (checked cheaply, before anything is loaded)."""
+    ref = str(ref)
+    if not ref.startswith(REGISTRY_PREFIX) and not Path(ref).exists():
         raise SynthTextError(f"model {ref} not found: give a model folder (models/generator after dvc repro) "
                              "or a registry URI such as models:/synthtext-generator@champion")
-    return _load_folder(folder, ref)
+    return ref
 
 
 def _download_registered(uri: str, repo: str | Path, scratch: Path) -> Path:
@@ -173,9 +178,10 @@ def crossfade_weights(frames: int, overlap: int, first: bool, last: bool) -> np.
 
 
 @torch.no_grad()
-def generate_frames(model: LoadedModel, audio: np.ndarray, sample_rate: int, crop: np.ndarray, emotion: str,
+def generate_frames(generator: Generator, audio: np.ndarray, sample_rate: int, crop: np.ndarray, emotion: str,
                     seed: int = 0, overlap: int | None = None, batch: int = 64) -> np.ndarray:
-    """Frames [T, S, S, 3] uint8 (S = the model's image size) for speech of any length.
+    """Frames [T, S, S, 3] uint8 (S = the model's image size) for speech of any length, on the
+    generator's device (the caller chooses eval or train mode).
 
     The speech is resampled to the model's rate; windows of ``cfg.frames`` overlap by ``overlap``
     frames (default a quarter window) and are cross-faded, so neighbouring windows agree at the border;
@@ -186,7 +192,8 @@ def generate_frames(model: LoadedModel, audio: np.ndarray, sample_rate: int, cro
     from synthtext.train.data import log_mel, mel_windows, to_tensor_frames
     from synthtext.train.loop import to_uint8
 
-    cfg = model.cfg
+    cfg = generator.cfg
+    device = next(generator.parameters()).device
     speech = audio.astype(np.float32)
     if sample_rate != cfg.sample_rate:
         speech = soxr.resample(speech, sample_rate, cfg.sample_rate, quality="HQ").astype(np.float32)
@@ -196,19 +203,20 @@ def generate_frames(model: LoadedModel, audio: np.ndarray, sample_rate: int, cro
         raise SynthTextError(f"overlap must be 0..{cfg.frames - 1} frames")
     mel = log_mel(speech, cfg)
     starts = window_starts(total, cfg.frames, overlap)
-    reference = torch.from_numpy(to_tensor_frames(crop[None], cfg.image_size))
-    emotion_id = torch.tensor([cfg.emotions.index(emotion)])
-    noise = torch.Generator().manual_seed(seed)
+    reference = torch.from_numpy(to_tensor_frames(crop[None], cfg.image_size)).to(device)
+    emotion_id = torch.tensor([cfg.emotions.index(emotion)], device=device)
+    noise = torch.Generator(device=device).manual_seed(seed)
     span = max(total, cfg.frames)
-    acc = torch.zeros(span, 3, cfg.image_size, cfg.image_size)
-    weight = torch.zeros(span)
+    acc = torch.zeros(span, 3, cfg.image_size, cfg.image_size, device=device)
+    weight = torch.zeros(span, device=device)
     for offset in range(0, len(starts), batch):
         chunk = starts[offset:offset + batch]
-        mels = torch.from_numpy(np.stack([mel_windows(mel, s, cfg.frames, cfg) for s in chunk]))
-        video, _ = model.generator(mels, reference.expand(len(chunk), -1, -1, -1),
+        mels = torch.from_numpy(np.stack([mel_windows(mel, s, cfg.frames, cfg) for s in chunk])).to(device)
+        video, _ = generator(mels, reference.expand(len(chunk), -1, -1, -1),
                                    emotion_id.expand(len(chunk)), generator=noise)
         for i, start in enumerate(chunk):
-            w = torch.from_numpy(crossfade_weights(cfg.frames, overlap, start == starts[0], start == starts[-1]))
+            w = torch.from_numpy(crossfade_weights(cfg.frames, overlap, start == starts[0],
+                                                   start == starts[-1])).to(device)
             acc[start:start + cfg.frames] += video[i] * w[:, None, None, None]
             weight[start:start + cfg.frames] += w
     return to_uint8((acc / weight[:, None, None, None])[:total])

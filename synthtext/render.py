@@ -153,15 +153,15 @@ def render_job(job: Job, model, engine, options: Options, key: str) -> dict:
 
     times = {}
     start = time.perf_counter()
-    speech = {e: synthesize_text(engine, job.text, e, "XX" if e == "NEU" else job.intensity, options.speed,
-                                 options.seed) for e in job.emotions}
+    speech = {e: synthesize_text(engine, job.text, e, job.intensity, options.speed, options.seed)
+              for e in job.emotions}
     times["tts"] = time.perf_counter() - start
     start = time.perf_counter()
     face = infer.prepare_face(job.image, model.preprocess)
     times["face"] = time.perf_counter() - start
     start = time.perf_counter()
-    clips = {e: infer.generate_frames(model, s.audio, s.sample_rate, face.crop, e, options.seed, options.overlap)
-             for e, s in speech.items()}
+    clips = {e: infer.generate_frames(model.generator, s.audio, s.sample_rate, face.crop, e, options.seed,
+                                      options.overlap) for e, s in speech.items()}
     times["generate"] = time.perf_counter() - start
     start = time.perf_counter()
     fps, rate = model.cfg.fps, next(iter(speech.values())).sample_rate

@@ -99,7 +99,8 @@ def test_evaluator_is_trained_on_real_clips_only(aligned_corpus):
     videos; it recognises held-out speakers' real clips; it shares nothing with the GAN."""
     from flows.evaluate import train_evaluator
     from synthtext.clipfile import read_attrs
-    from synthtext.evaluation import EmotionEvaluator, Measurer, degrade, measure
+    from synthtext.evaluation import EmotionEvaluator, Measurer, measure
+    from synthtext.infer import resize_frames
     from synthtext.landmarks import make_backend
 
     work, _ = aligned_corpus
@@ -115,7 +116,7 @@ def test_evaluator_is_trained_on_real_clips_only(aligned_corpus):
     hits = []
     for path in held:
         clip = read_clip(path)
-        hits.append(evaluator.predict(measure(degrade(clip.video[:75], 64), measurer).features)[0]
+        hits.append(evaluator.predict(measure(resize_frames(clip.video[:75], 64), measurer).features)[0]
                     == clip.attrs["emotion"])
     assert np.mean(hits) > 2 / len(EMOTIONS)  # chance is 1/6
     saved = work / "evaluator.json"

@@ -258,7 +258,7 @@ def test_any_length_of_speech(model, photo):
     face = prepare_face(photo, model.preprocess)
     for seconds in (0.1, 0.5, 3.3):
         audio = np.random.default_rng(0).normal(0, 0.1, int(seconds * 22050)).astype(np.float32)
-        frames = generate_frames(model, audio, 22050, face.crop, "HAP")
+        frames = generate_frames(model.generator, audio, 22050, face.crop, "HAP")
         assert len(frames) == frame_count(len(audio), 22050, 25) == int(np.ceil(seconds * 25 - 1e-9))
         assert frames.shape[1:] == (model.cfg.image_size, model.cfg.image_size, 3) and frames.dtype == np.uint8
 
@@ -271,7 +271,7 @@ def test_window_borders_leave_no_seam(model, photo, piper):
 
     face = prepare_face(photo, model.preprocess)
     speech = synthesize_text(piper, "Don't forget a jacket. It is cold outside today, so take it.", "ANG")
-    frames = generate_frames(model, speech.audio, speech.sample_rate, face.crop, "ANG", overlap=2)
+    frames = generate_frames(model.generator, speech.audio, speech.sample_rate, face.crop, "ANG", overlap=2)
     steps = np.abs(np.diff(frames.astype(np.float32), axis=0)).mean(axis=(1, 2, 3))
     w, overlap = model.cfg.frames, 2
     starts = window_starts(len(frames), w, overlap)
@@ -279,7 +279,7 @@ def test_window_borders_leave_no_seam(model, photo, piper):
     borders = sorted({s - 1 for s in starts[1:]} | {s + w - 1 for s in starts[:-1]} & set(range(len(steps))))
     inner = np.setdiff1d(np.arange(len(steps)), borders)
     assert steps[borders].max() <= steps[inner].max() * 1.05
-    hard = generate_frames(model, speech.audio, speech.sample_rate, face.crop, "ANG", overlap=0)
+    hard = generate_frames(model.generator, speech.audio, speech.sample_rate, face.crop, "ANG", overlap=0)
     hard_steps = np.abs(np.diff(hard.astype(np.float32), axis=0)).mean(axis=(1, 2, 3))
     cuts = [s - 1 for s in window_starts(len(hard), w, 0)[1:]]
     assert hard_steps[cuts].mean() > 2 * np.delete(hard_steps, cuts).mean()

@@ -8,32 +8,27 @@ import numpy as np
 import torch
 
 from synthtext.clipfile import read_clip
+from synthtext.infer import generate_frames
 from synthtext.media import write_video
 from synthtext.models import Generator
-from synthtext.train.data import log_mel, mel_windows, to_tensor_frames
+from synthtext.train.data import to_tensor_frames
 from synthtext.train.loop import to_uint8
 
 
 @torch.no_grad()
 def render_sample(generator: Generator, clip_path: Path, out: Path, seconds: float = 3.0) -> Path:
-    """Generate up to ``seconds`` of the clip window by window (real frames left, generated right)
-    and write an mp4 with the clip's audio."""
+    """Generate up to ``seconds`` of the clip from its first frame, its speech and its emotion, the
+    way inference does (cross-faded windows), and write an mp4 with the clip's audio: real frames
+    left, generated right."""
     cfg = generator.cfg
     clip = read_clip(clip_path)
-    device = next(generator.parameters()).device
-    total = min(len(clip.video), int(seconds * cfg.fps)) // cfg.frames * cfg.frames or cfg.frames
-    mel = log_mel(clip.audio, cfg)
-    reference = torch.from_numpy(to_tensor_frames(clip.video[:1], cfg.image_size)).to(device)
-    emotion = torch.tensor([cfg.emotions.index(clip.attrs["emotion"])], device=device)
-    noise = torch.Generator(device=device).manual_seed(0)
+    rate, fps = clip.attrs["sample_rate"], clip.attrs["fps"]
+    total = min(len(clip.video), int(seconds * cfg.fps))
+    audio = clip.audio[:round(total * rate / fps)]
+    was_training = generator.training
     generator.eval()
-    pieces = []
-    for start in range(0, total, cfg.frames):
-        mels = torch.from_numpy(mel_windows(mel, start, cfg.frames, cfg))[None].to(device)
-        pieces.append(to_uint8(generator(mels, reference, emotion, generator=noise)[0][0]))
-    generator.train()
-    fake = np.concatenate(pieces)[:total]
+    fake = generate_frames(generator, audio, rate, clip.video[0], clip.attrs["emotion"])[:total]
+    generator.train(was_training)
     real = to_uint8(torch.from_numpy(to_tensor_frames(clip.video[:total], cfg.image_size)))
-    audio = clip.audio[:round(total * clip.attrs["sample_rate"] / clip.attrs["fps"])]
-    write_video(out, np.concatenate([real, fake], axis=2), cfg.fps, audio, clip.attrs["sample_rate"])
+    write_video(out, np.concatenate([real, fake], axis=2), cfg.fps, audio, rate)
     return out
