@@ -73,11 +73,11 @@ def evaluate_clips(files: list[str], references: dict[str, str], model, measurer
     first_frames: dict[str, np.ndarray] = {}  # a neutral clip is the reference of all its actor's clips
     for index, path in enumerate(tqdm(files, desc=desc, unit="clip")):
         clip, real, audio, fps, rate = _clip_inputs(path, seconds, size)
-        source = references.get(path, path)
-        if source not in first_frames:
-            with h5py.File(source, "r") as f:
-                first_frames[source] = f["video"][0]
-        reference = first_frames[source]
+        ref_file = references.get(path, path)
+        if ref_file not in first_frames:
+            with h5py.File(ref_file, "r") as f:
+                first_frames[ref_file] = f["video"][0]
+        reference = first_frames[ref_file]
         real_m = measure(real, measurer)
         row = {"clip": clip.attrs["clip_id"], "emotion": clip.attrs["emotion"], "real": real, "audio": audio,
                "fps": fps, "sample_rate": rate, "videos": {}}
