@@ -30,7 +30,14 @@ def measure(name: str, steps: int) -> dict:
     from torch.nn import functional as F
 
     from synthtext.models import EmotionDiscriminator, FrameDiscriminator, Generator, gradient_penalty, profile
-    from synthtext.train.losses import EmotionFeatures, perceptual_loss, reconstruction_loss
+    from synthtext.train.losses import (
+        EmotionFeatures,
+        coarse_loss,
+        flow_smoothness,
+        mask_prior,
+        perceptual_loss,
+        reconstruction_loss,
+    )
 
     torch.manual_seed(0)
     cfg, batch = profile(name), BATCH[name]
@@ -46,11 +53,14 @@ def measure(name: str, steps: int) -> dict:
     refs = reference.repeat_interleave(cfg.frames, 0)
 
     def g_step():
-        fake, aux = gen(mels, reference, emotion)
+        fake, aux, parts = gen(mels, reference, emotion, parts=True)
         loss = (reconstruction_loss(fake, real, weights) + 0.1 * perceptual_loss(features, fake.flatten(0, 1),
                                                                                real.flatten(0, 1))
                 + 0.1 * F.cross_entropy(aux, emotion) - 0.01 * critic(fake.flatten(0, 1), refs).mean()
                 + 0.001 * F.cross_entropy(emo(fake), emotion))
+        if "flow" in parts:  # the motion decoder's own terms
+            loss = loss + coarse_loss(fake, real) + 0.05 * flow_smoothness(parts["flow"]) + \
+                mask_prior(parts["mask"], weights)
         opt_g.zero_grad()
         loss.backward()
         opt_g.step()
@@ -84,7 +94,7 @@ def measure(name: str, steps: int) -> dict:
     return {"profile": name, "batch": batch, "frames": cfg.frames, "size": size, "g_step_s": g_time,
             "d_step_s": d_time, "infer_75_frames_s": infer,
             "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "generator_params_m": sum(p.numel() for p in gen.parameters()) / 1e6}
+            "generator_params_m": sum(p.numel() for p in gen.parameters()) / 1e6, "decoder": cfg.decoder}
 
 
 def main() -> None:
@@ -103,7 +113,7 @@ def main() -> None:
         out = subprocess.run([sys.executable, __file__, "--one", name, "--steps", str(args.steps)],
                              capture_output=True, text=True, check=True).stdout
         r = json.loads(out.strip().splitlines()[-1])
-        print(f"{r['profile']:>6}: batch {r['batch']} x {r['frames']} frames at {r['size']}px, generator "
+        print(f"{r['profile']:>6} ({r['decoder']} decoder): batch {r['batch']} x {r['frames']} frames at {r['size']}px, generator "
               f"{r['generator_params_m']:.1f} M params | G step {r['g_step_s']:.2f} s | D step {r['d_step_s']:.2f} s | "
               f"75-frame inference {r['infer_75_frames_s']:.2f} s | peak {r['peak_mb']:.0f} MB")
 

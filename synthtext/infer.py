@@ -110,6 +110,18 @@ class Face:
     landmarks: np.ndarray  # [68, 2] in crop pixels
     faces: int  # faces found in the photo (the largest is used)
 
+    def matrix_at(self, size: int) -> np.ndarray:
+        """Photo -> crop transform for a crop of ``size`` pixels (pixel centres kept aligned)."""
+        k = size / self.crop.shape[0]
+        return np.vstack([self.matrix[0] * k, self.matrix[1] * k]) + np.array([[0, 0, 0.5 * k - 0.5]] * 2)
+
+    def crop_at(self, size: int) -> np.ndarray:
+        """The aligned face warped from the photo at ``size`` x ``size`` (sharp at any size)."""
+        if size == self.crop.shape[0]:
+            return self.crop
+        return cv2.warpAffine(self.image, self.matrix_at(size), (size, size), flags=cv2.INTER_LINEAR if size > self.crop.shape[0] else cv2.INTER_AREA,
+                              borderMode=cv2.BORDER_REPLICATE)
+
 
 def read_image(path: str | Path) -> np.ndarray:
     """Any still image OpenCV or Pillow can read, as RGB uint8 (EXIF rotation applied)."""
@@ -177,20 +189,39 @@ def crossfade_weights(frames: int, overlap: int, first: bool, last: bool) -> np.
     return weights
 
 
+@dataclass
+class Animation:
+    """The generator's output for one utterance at the model's resolution, before it meets a photo:
+    ``frames`` [T, 3, S, S] in [-1, 1] (pixel decoder), or ``flow`` [T, 2, S, S] (normalised
+    coordinates), ``mask`` [T, 1, S, S] and ``synth`` [T, 3, S, S] (motion decoder)."""
+
+    parts: dict[str, torch.Tensor]
+
+    def __len__(self) -> int:
+        return len(next(iter(self.parts.values())))
+
+    @property
+    def motion(self) -> bool:
+        return "flow" in self.parts
+
+    def chunk(self, start: int, stop: int) -> dict[str, torch.Tensor]:
+        return {k: v[start:stop] for k, v in self.parts.items()}
+
+
 @torch.no_grad()
-def generate_frames(generator: Generator, audio: np.ndarray, sample_rate: int, crop: np.ndarray, emotion: str,
-                    seed: int = 0, overlap: int | None = None, batch: int = 64) -> np.ndarray:
-    """Frames [T, S, S, 3] uint8 (S = the model's image size) for speech of any length, on the
-    generator's device (the caller chooses eval or train mode).
+def animate(generator: Generator, audio: np.ndarray, sample_rate: int, crop: np.ndarray, emotion: str,
+            seed: int = 0, overlap: int | None = None, batch: int = 64) -> Animation:
+    """The generator's output for speech of any length, on the generator's device (the caller chooses
+    eval or train mode).
 
     The speech is resampled to the model's rate; windows of ``cfg.frames`` overlap by ``overlap``
     frames (default a quarter window) and are cross-faded, so neighbouring windows agree at the border;
-    all windows go through the network together, ``batch`` at a time.
+    all windows go through the network together, ``batch`` at a time. ``crop``: the aligned face (any
+    size; the network sees it at its own resolution).
     """
     import soxr
 
     from synthtext.train.data import log_mel, mel_windows, to_tensor_frames
-    from synthtext.train.loop import to_uint8
 
     cfg = generator.cfg
     device = next(generator.parameters()).device
@@ -207,19 +238,55 @@ def generate_frames(generator: Generator, audio: np.ndarray, sample_rate: int, c
     emotion_id = torch.tensor([cfg.emotions.index(emotion)], device=device)
     noise = torch.Generator(device=device).manual_seed(seed)
     span = max(total, cfg.frames)
-    acc = torch.zeros(span, 3, cfg.image_size, cfg.image_size, device=device)
+    acc: dict[str, torch.Tensor] = {}
     weight = torch.zeros(span, device=device)
     for offset in range(0, len(starts), batch):
         chunk = starts[offset:offset + batch]
         mels = torch.from_numpy(np.stack([mel_windows(mel, s, cfg.frames, cfg) for s in chunk])).to(device)
-        video, _ = generator(mels, reference.expand(len(chunk), -1, -1, -1),
-                                   emotion_id.expand(len(chunk)), generator=noise)
+        parts, _ = generator.decode(mels, reference.expand(len(chunk), -1, -1, -1), emotion_id.expand(len(chunk)),
+                                    generator=noise)
         for i, start in enumerate(chunk):
             w = torch.from_numpy(crossfade_weights(cfg.frames, overlap, start == starts[0],
                                                    start == starts[-1])).to(device)
-            acc[start:start + cfg.frames] += video[i] * w[:, None, None, None]
+            for name, value in parts.items():
+                if name not in acc:
+                    acc[name] = torch.zeros(span, *value.shape[2:], device=device)
+                acc[name][start:start + cfg.frames] += value[i] * w[:, None, None, None]
             weight[start:start + cfg.frames] += w
-    return to_uint8((acc / weight[:, None, None, None])[:total])
+    return Animation({k: (v / weight[:, None, None, None])[:total] for k, v in acc.items()})
+
+
+@torch.no_grad()
+def render_crop(animation: Animation, crop: np.ndarray, chunk: int = 32) -> np.ndarray:
+    """Frames [T, H, W, 3] uint8 at the size of ``crop`` (an aligned face, uint8 [H, W, 3]): the motion
+    field moves the crop's own pixels; a pixel decoder's frames are resized."""
+    from synthtext.models.generator import compose
+    from synthtext.train.loop import to_uint8
+
+    if not animation.motion:
+        return resize_frames(to_uint8(animation.parts["frames"]), crop.shape[0])
+    device = animation.parts["flow"].device
+    reference = torch.from_numpy(crop.astype(np.float32).transpose(2, 0, 1) / 127.5 - 1)[None].to(device)
+    out = np.empty((len(animation), *crop.shape), np.uint8)
+    for start in range(0, len(animation), chunk):
+        parts = {k: v[None] for k, v in animation.chunk(start, start + chunk).items()}
+        out[start:start + chunk] = to_uint8(compose(reference, parts)[0])
+    return out
+
+
+def generate_frames(generator: Generator, audio: np.ndarray, sample_rate: int, crop: np.ndarray, emotion: str,
+                    seed: int = 0, overlap: int | None = None, batch: int = 64, size: int | None = None) -> np.ndarray:
+    """Frames [T, size, size, 3] uint8 (default: the model's image size) for speech of any length:
+    ``animate`` then ``render_crop`` on the crop resized to ``size``."""
+    size = size or generator.cfg.image_size
+    animation = animate(generator, audio, sample_rate, crop, emotion, seed, overlap, batch)
+    return render_crop(animation, resize_frames(crop[None], size)[0])
+
+
+def face_frames(animation: Animation, face: Face, size: int) -> np.ndarray:
+    """The aligned face at ``size`` x ``size``, taken from the photo at that size (not an enlarged
+    crop), moved by the animation. uint8 [T, size, size, 3]."""
+    return render_crop(animation, face.crop_at(size))
 
 
 # ---------------------------------------------------------------- output frames
@@ -240,9 +307,20 @@ def feather_mask(size: int, feather: float = 0.1) -> np.ndarray:
     return cv2.GaussianBlur(mask, (0, 0), margin / 2)
 
 
-def paste_back(frames: np.ndarray, face: Face, feather: float = 0.1) -> np.ndarray:
-    """Generated crops placed back into the photo through the inverse alignment transform, with a
-    feathered edge. Returns frames at the photo's resolution (cut to even sides for H.264)."""
+def paste_back(frames: np.ndarray | Animation, face: Face, feather: float = 0.1) -> np.ndarray:
+    """Generated faces placed back into the photo through the inverse alignment transform, with a
+    feathered edge, at the photo's resolution (cut to even sides for H.264).
+
+    For an ``Animation`` of the motion decoder the field moves the photo's own pixels at the photo's
+    resolution, so the video is as sharp as the photo; only the synthesized part (mouth interior)
+    comes from the network's resolution. Frames (uint8 crops) are warped back as images.
+    """
+    if isinstance(frames, Animation):
+        if frames.motion:
+            return _paste_motion(frames, face, feather)
+        from synthtext.train.loop import to_uint8
+
+        frames = to_uint8(frames.parts["frames"])
     height, width = (face.image.shape[0] // 2) * 2, (face.image.shape[1] // 2) * 2
     size = face.crop.shape[0]
     inverse = cv2.invertAffineTransform(face.matrix)
@@ -253,6 +331,44 @@ def paste_back(frames: np.ndarray, face: Face, feather: float = 0.1) -> np.ndarr
         warped = cv2.warpAffine(frame, inverse, (width, height), flags=cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_REPLICATE)
         out[index] = np.clip(photo * (1 - mask) + warped.astype(np.float32) * mask + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+def _paste_motion(animation: Animation, face: Face, feather: float) -> np.ndarray:
+    """The motion field taken into photo coordinates and applied to the photo itself."""
+    height, width = (face.image.shape[0] // 2) * 2, (face.image.shape[1] // 2) * 2
+    photo = np.ascontiguousarray(face.image[:height, :width])
+    side = animation.parts["flow"].shape[-1]
+    to_net = face.matrix_at(side)  # photo -> network pixels
+    # Only the photo's pixels under the crop can move: work in that box.
+    corners = cv2.transform(np.array([[[0, 0], [side, 0], [0, side], [side, side]]], np.float32),
+                            cv2.invertAffineTransform(to_net))[0]
+    x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int) - 1, 0)
+    x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int) + 2, (width, height))
+    box_w, box_h = int(x1 - x0), int(y1 - y0)
+    shifted = to_net.copy()
+    shifted[:, 2] += to_net[:, :2] @ np.array([x0, y0], np.float64)  # box pixel -> network pixel
+    from_net = cv2.invertAffineTransform(shifted)
+    linear = cv2.invertAffineTransform(to_net)[:, :2] * (side / 2)  # normalised displacement -> photo pixels
+    grid_x, grid_y = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
+    edge = cv2.warpAffine(feather_mask(side, feather), from_net, (box_w, box_h), flags=cv2.INTER_LINEAR)[..., None]
+    flow = animation.parts["flow"].float().cpu().numpy()
+    mask = animation.parts["mask"].float().cpu().numpy()
+    synth = ((animation.parts["synth"].float().cpu().numpy() + 1) * 127.5)
+    out = np.repeat(photo[None], len(animation), axis=0)
+    region = photo[y0:y1, x0:x1].astype(np.float32)
+    for t in range(len(animation)):
+        field = cv2.warpAffine(flow[t].transpose(1, 2, 0), from_net, (box_w, box_h), flags=cv2.INTER_LINEAR)
+        dx = linear[0, 0] * field[..., 0] + linear[0, 1] * field[..., 1]
+        dy = linear[1, 0] * field[..., 0] + linear[1, 1] * field[..., 1]
+        moved = cv2.remap(photo, (grid_x + dx).astype(np.float32), (grid_y + dy).astype(np.float32),
+                          cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        blend = cv2.warpAffine(mask[t, 0], from_net, (box_w, box_h), flags=cv2.INTER_LINEAR,
+                               borderValue=1.0)[..., None]
+        filled = cv2.warpAffine(synth[t].transpose(1, 2, 0), from_net, (box_w, box_h), flags=cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_REPLICATE)
+        face_px = blend * moved.astype(np.float32) + (1 - blend) * filled
+        out[t, y0:y1, x0:x1] = np.clip(region * (1 - edge) + face_px * edge + 0.5, 0, 255).astype(np.uint8)
     return out
 
 

@@ -160,16 +160,17 @@ def render_job(job: Job, model, engine, options: Options, key: str) -> dict:
     face = infer.prepare_face(job.image, model.preprocess)
     times["face"] = time.perf_counter() - start
     start = time.perf_counter()
-    clips = {e: infer.generate_frames(model.generator, s.audio, s.sample_rate, face.crop, e, options.seed,
-                                      options.overlap) for e, s in speech.items()}
+    animations = {e: infer.animate(model.generator, s.audio, s.sample_rate, face.crop, e, options.seed,
+                                   options.overlap) for e, s in speech.items()}
     times["generate"] = time.perf_counter() - start
     start = time.perf_counter()
     fps, rate = model.cfg.fps, next(iter(speech.values())).sample_rate
-    for emotion, frames in clips.items():
+    clips = {}
+    for emotion, animation in animations.items():
         size = options.size or 2 * face.crop.shape[0]  # twice the aligned crop unless --size says otherwise
-        frames = infer.paste_back(frames, face, options.feather) if options.paste_back else \
-            infer.resize_frames(frames, size)
-        if len(clips) > 1:
+        frames = infer.paste_back(animation, face, options.feather) if options.paste_back else \
+            infer.face_frames(animation, face, size)
+        if len(animations) > 1:
             frames = _fit(frames, GRID_CELL_MAX)
         clips[emotion] = frames
     if len(clips) > 1:

@@ -43,7 +43,9 @@ def model_dir(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     cfg = profile("tiny")
     folder = tmp_path_factory.mktemp("models") / "generator"
-    save_model(folder, Generator(cfg), cfg)
+    generator = Generator(cfg)
+    torch.nn.init.normal_(generator.decoder.to_out.weight, std=0.05)  # untrained, but moving: not the zero init
+    save_model(folder, generator, cfg)
     write_json_atomic(folder / "preprocess.json", {"landmark_backend": "dlib", "size": 128, "align_mode": 1})
     return folder
 
@@ -234,6 +236,64 @@ def test_paste_back_inverts_the_alignment(photo):
     found = np.argwhere(magenta).mean(0)[::-1]
     expected = cv2.transform(eye[None, None], inverse)[0, 0]
     assert np.linalg.norm(found - expected) < 1.5
+
+
+def _motion(frames: int, side: int, shift_px: float = 0.0):
+    """An animation whose field moves every pixel by ``shift_px`` network pixels to the right (the
+    frame samples the reference ``shift_px`` to its left), mask 1: the photo's pixels only."""
+    import torch
+
+    from synthtext.infer import Animation
+
+    flow = torch.zeros(frames, 2, side, side)
+    flow[:, 0] = -shift_px * 2 / side
+    return Animation({"flow": flow, "mask": torch.ones(frames, 1, side, side),
+                      "synth": torch.zeros(frames, 3, side, side)})
+
+
+def test_motion_field_moves_the_photo_at_its_own_resolution(photo):
+    """A still field gives back the photo itself; a shift of k network pixels moves a mark k pixels in the
+    aligned crop at 8x the network's size, 16k at 16x, and the matching distance in the photo."""
+    from synthtext.infer import face_frames, feather_mask, paste_back, prepare_face
+    from synthtext.template import LEFT_EYE, template
+
+    face = prepare_face(photo, {"landmark_backend": "dlib", "size": 128})
+    still = paste_back(_motion(1, 32), face)[0]
+    inverse = cv2.invertAffineTransform(face.matrix)
+    inside = cv2.warpAffine(feather_mask(128), inverse, (512, 512)) > 0.99
+    assert np.abs(still.astype(float) - face.image.astype(float)).max() <= 1  # no resampling of the photo
+    marked = face.image.copy()
+    eye = cv2.transform(template(128)[LEFT_EYE].mean(0)[None, None], inverse)[0, 0]
+    cv2.circle(marked, tuple(int(round(v)) for v in eye), 6, (255, 0, 255), -1)
+    face.image = marked
+
+    def centre(frame):
+        magenta = (frame[..., 0] > 200) & (frame[..., 1] < 80) & (frame[..., 2] > 200)
+        return np.argwhere(magenta).mean(0)[::-1]
+
+    for size in (256, 512):  # (crop_at(128) is the crop made before the mark)
+        moved = face_frames(_motion(1, 32, 2.0), face, size)[0]
+        rest = face_frames(_motion(1, 32), face, size)[0]
+        assert centre(moved) - centre(rest) == pytest.approx([2.0 * size / 32, 0.0], abs=0.6)
+    pasted = paste_back(_motion(1, 32, 2.0), face)[0]
+    step = np.linalg.norm(inverse[:, 0]) * 2.0 * 128 / 32  # 2 network px -> photo px
+    shift = centre(pasted) - centre(marked)
+    assert np.linalg.norm(shift) == pytest.approx(step, abs=1.0)
+    assert inside.sum() > 50 * 50
+
+
+def test_motion_faces_are_as_sharp_as_the_photo(model, photo):
+    """At 256 px the face comes from the photo at 256 px: far sharper than the network's 32 px enlarged."""
+    from synthtext.infer import animate, face_frames, prepare_face, render_crop, resize_frames
+
+    face = prepare_face(photo, model.preprocess)
+    audio = np.random.default_rng(0).normal(0, 0.1, 22050).astype(np.float32)
+    animation = animate(model.generator, audio, 22050, face.crop, "HAP")
+    sharp = face_frames(animation, face, 256)
+    small = resize_frames(render_crop(animation, resize_frames(face.crop[None], 32)[0]), 256)
+    laplacian = lambda f: cv2.Laplacian(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var()  # noqa: E731
+    assert laplacian(sharp[5]) > 3 * laplacian(small[5])
+    assert sharp.shape == (len(animation), 256, 256, 3)
 
 
 # ---------------------------------------------------------------- windows and stitching

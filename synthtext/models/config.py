@@ -11,6 +11,9 @@ from synthtext.clipfile import SCHEMA_VERSION
 from synthtext.errors import SynthTextError
 
 
+DECODERS = ("motion", "pixels")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     image_size: int = 64  # aligned face crops are image_size x image_size
@@ -27,8 +30,14 @@ class ModelConfig:
     fps: int = 25
     emotions: tuple[str, ...] = field(default=EMOTIONS)
     schema_version: int = SCHEMA_VERSION
+    # motion: each frame is the reference warped by a predicted motion field, blended by a mask with a
+    # small synthesized image (mouth interior, teeth); pixels: the frame is synthesized outright (the paper).
+    decoder: str = "motion"
+    max_flow: float = 0.25  # largest displacement of the motion field, in half image widths
 
     def __post_init__(self):
+        if self.decoder not in DECODERS:
+            raise SynthTextError(f"decoder must be one of {', '.join(DECODERS)}, not {self.decoder!r}")
         if self.image_size % 2 ** len(self.filters) or self.image_size // 2 ** len(self.filters) < 2:
             raise SynthTextError(f"image_size {self.image_size} must be a multiple of 2**{len(self.filters)} "
                                  f"and at least {2 ** (len(self.filters) + 1)}")
@@ -48,6 +57,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: dict) -> ModelConfig:
         data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        data.setdefault("decoder", "pixels")  # folders written before the motion decoder existed
         if tuple(data.get("emotions", EMOTIONS)) != EMOTIONS:
             raise SynthTextError(f"model emotion order {data['emotions']} differs from {EMOTIONS}")
         return cls(**data)
@@ -63,8 +73,8 @@ class ModelConfig:
 PROFILES: dict[str, ModelConfig] = {
     # The paper: 128x128 faces, filters 64-128-256-512-512, 32-frame windows, 512-d codes, 128-d noise.
     "paper": ModelConfig(image_size=128, filters=(64, 128, 256, 512, 512), frames=32, speech_dim=512,
-                         image_dim=512, emotion_dim=64, noise_dim=128),
-    # The CPU demo default.
+                         image_dim=512, emotion_dim=64, noise_dim=128, decoder="pixels"),
+    # The CPU demo default (motion decoder; `decoder: pixels` in params.yaml for the paper's).
     "cpu": ModelConfig(),
     # For tests: seconds per step.
     "tiny": ModelConfig(image_size=32, filters=(8, 16, 32), frames=4, speech_dim=32, image_dim=32, emotion_dim=8,

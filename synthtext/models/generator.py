@@ -1,4 +1,14 @@
-"""The generator: speech, image, emotion and noise encoders feeding a recurrent up-sampling decoder."""
+"""The generator: speech, image, emotion and noise encoders feeding a recurrent up-sampling decoder.
+
+Two decoder heads (``ModelConfig.decoder``):
+
+- ``pixels`` (the paper): the decoder's output is the frame.
+- ``motion`` (the default): per frame, a dense motion field, a blend mask and a small synthesized
+  image. The frame is the reference warped by the field, blended by the mask with the synthesized
+  image, which fills what the photo does not show (mouth interior, teeth). The field is in
+  normalised image coordinates, so it does not depend on resolution: ``compose`` applies it to a
+  reference of any size, and inference applies it to the photo itself (``synthtext.infer``).
+"""
 
 from __future__ import annotations
 
@@ -93,9 +103,19 @@ class Decoder(nn.Module):
         self.ups = nn.ModuleList(
             conv_block(cin + skip, cout) for cin, skip, cout in zip([top, *outs[:-1]], reversed_filters, outs,
                                                                    strict=True))
-        self.to_rgb = nn.Conv2d(outs[-1], 3, 3, padding=1)
+        self.motion = cfg.decoder == "motion"
+        self.max_flow = cfg.max_flow
+        if self.motion:  # flow (2) + mask (1) + synthesized image (3); starts as "copy the reference"
+            self.to_out = nn.Conv2d(outs[-1], 6, 3, padding=1)
+            nn.init.zeros_(self.to_out.weight)
+            nn.init.zeros_(self.to_out.bias)
+            with torch.no_grad():
+                self.to_out.bias[2] = 3.0  # mask = sigmoid(3) = 0.95: mostly the warped reference
+        else:
+            self.to_rgb = nn.Conv2d(outs[-1], 3, 3, padding=1)
 
-    def forward(self, codes: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
+    def forward(self, codes: torch.Tensor, skips: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """-> ``{"frames"}`` (pixels) or ``{"flow" [B,T,2,S,S], "mask" [B,T,1,S,S], "synth" [B,T,3,S,S]}``."""
         b, t, _ = codes.shape
         x = self.project(codes).view(b, t, -1, self.side, self.side)
         h = torch.zeros_like(x[:, 0])
@@ -108,7 +128,39 @@ class Decoder(nn.Module):
             skip = skip.repeat_interleave(t, 0)
             y = up(torch.cat([y, skip], 1))
             y = F.interpolate(y, scale_factor=2, mode="nearest")
-        return torch.tanh(self.to_rgb(y)).view(b, t, 3, *y.shape[-2:])
+        if not self.motion:
+            return {"frames": torch.tanh(self.to_rgb(y)).view(b, t, 3, *y.shape[-2:])}
+        out = self.to_out(y).view(b, t, 6, *y.shape[-2:])
+        return {"flow": self.max_flow * torch.tanh(out[:, :, :2]), "mask": torch.sigmoid(out[:, :, 2:3]),
+                "synth": torch.tanh(out[:, :, 3:])}
+
+
+def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Backward warp: output pixel p samples ``image`` at p + flow(p). image [N, C, H, W]; flow
+    [N, 2, h, w] in normalised coordinates (x, y; the image spans -1..1), resized to H x W if needed."""
+    n, _, height, width = image.shape
+    if flow.shape[-2:] != (height, width):
+        flow = F.interpolate(flow, size=(height, width), mode="bilinear", align_corners=False)
+    identity = torch.eye(2, 3, dtype=image.dtype, device=image.device).expand(n, 2, 3)
+    grid = F.affine_grid(identity, [n, 1, height, width], align_corners=False)
+    return F.grid_sample(image, grid + flow.permute(0, 2, 3, 1), mode="bilinear", padding_mode="border",
+                         align_corners=False)
+
+
+def compose(reference: torch.Tensor, parts: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Frames [B, T, 3, H, W] from the decoder's parts and a reference [B, 3, H, W] of any size H x W:
+    the reference warped by the field, blended by the mask with the synthesized image (both resized)."""
+    if "frames" in parts:
+        return parts["frames"]
+    flow, mask, synth = parts["flow"], parts["mask"], parts["synth"]
+    b, t = flow.shape[:2]
+    size = reference.shape[-2:]
+    moved = warp(reference.repeat_interleave(t, 0), flow.flatten(0, 1))
+    if mask.shape[-2:] != size:
+        mask = F.interpolate(mask.flatten(0, 1), size=size, mode="bilinear", align_corners=False).view(b, t, 1, *size)
+        synth = F.interpolate(synth.flatten(0, 1), size=size, mode="bilinear",
+                              align_corners=False).view(b, t, 3, *size)
+    return mask * moved.view(b, t, 3, *size) + (1 - mask) * synth
 
 
 class Generator(nn.Module):
@@ -125,16 +177,30 @@ class Generator(nn.Module):
         self.aux_emotion = nn.Linear(cfg.speech_dim, len(cfg.emotions))
 
     def forward(self, mels: torch.Tensor, reference: torch.Tensor, emotion: torch.Tensor,
-                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """mels [B, T, n_mels, ctx], reference [B, 3, S, S] in [-1, 1], emotion [B] class ids ->
-        (video [B, T, 3, S, S], emotion logits from speech [B, 6])."""
+                generator: torch.Generator | None = None, parts: bool = False):
+        """mels [B, T, n_mels, ctx], reference [B, 3, S, S] in [-1, 1], emotion [B] class ids or [B, 6]
+        weights (a blend of emotions) -> (video [B, T, 3, S, S], emotion logits from speech [B, 6]), and
+        with ``parts`` the decoder's outputs too (see ``Decoder.forward``)."""
+        out, aux = self.decode(mels, reference, emotion, generator)
+        video = compose(reference, out)
+        return (video, aux, out) if parts else (video, aux)
+
+    def decode(self, mels: torch.Tensor, reference: torch.Tensor, emotion: torch.Tensor,
+               generator: torch.Generator | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The decoder's outputs at the model's resolution and the speech emotion logits."""
         b, t = mels.shape[:2]
         speech = self.speech(mels)  # [B, T, speech_dim]
         image, skips = self.image(reference)  # [B, image_dim]
         codes = torch.cat([
             speech,
             image[:, None].expand(b, t, -1),
-            self.emotion(emotion)[:, None].expand(b, t, -1),
+            self.embed_emotion(emotion)[:, None].expand(b, t, -1),
             self.noise(b, t, mels.device, generator),
         ], dim=-1)
         return self.decoder(codes, skips), self.aux_emotion(speech.mean(1))
+
+    def embed_emotion(self, emotion: torch.Tensor) -> torch.Tensor:
+        """Class ids [B] -> embeddings; weights [B, 6] -> the weighted mix of the emotions' embeddings."""
+        if emotion.dim() == 2:
+            return emotion.to(self.emotion.weight.dtype) @ self.emotion.weight
+        return self.emotion(emotion)

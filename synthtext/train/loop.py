@@ -28,7 +28,15 @@ from synthtext.errors import SynthTextError
 from synthtext.models import EmotionDiscriminator, FrameDiscriminator, Generator, ModelConfig, gradient_penalty
 from synthtext.models.config import profile
 from synthtext.train.data import ClipWindows
-from synthtext.train.losses import EmotionFeatures, VGG19Features, perceptual_loss, reconstruction_loss
+from synthtext.train.losses import (
+    EmotionFeatures,
+    VGG19Features,
+    coarse_loss,
+    flow_smoothness,
+    mask_prior,
+    perceptual_loss,
+    reconstruction_loss,
+)
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,7 @@ class TrainParams:
     """One training stage's section of params.yaml."""
 
     profile: str = "cpu"
+    decoder: str | None = None  # motion | pixels; None: the profile's (motion, or pixels for paper)
     steps: int = 200
     batch: int = 4
     lr: float = 2e-4  # generator / classifier
@@ -55,10 +64,13 @@ class TrainParams:
     disc_frame: float = 0.01
     disc_emo: float = 0.001
     gp: float = 10.0
+    coarse: float = 1.0  # motion decoder: L1 of 4x4-block averages
+    smooth: float = 0.05  # motion decoder: total variation of the motion field
+    mask_prior: float = 1.0  # motion decoder: (1 - mask) outside the mouth
     reference: str = "neutral"  # reference frame: neutral (a neutral clip of the same actor) | clip | mixed
 
     def model_config(self) -> ModelConfig:
-        return profile(self.profile)
+        return profile(self.profile, **({"decoder": self.decoder} if self.decoder else {}))
 
 
 Log = Callable[[int, dict[str, float], dict[str, np.ndarray]], None]
@@ -348,12 +360,18 @@ def _perceptual_extractor(params: TrainParams, emotion_dir: Path, device: torch.
 
 def _generator_losses(run: Run, gen: nn.Module, extractor: nn.Module, batch: dict):
     params = run.params
-    fake, aux_logits = gen(batch["mels"], batch["reference"], batch["emotion"])
+    fake, aux_logits, parts = gen(batch["mels"], batch["reference"], batch["emotion"], parts=True)
     rec = reconstruction_loss(fake, batch["video"], batch["mouth"])
     perc = perceptual_loss(extractor, fake.flatten(0, 1), batch["video"].flatten(0, 1))
     aux = F.cross_entropy(aux_logits, batch["emotion"])
     total = params.rec * rec + params.perceptual * perc + params.aux * aux
-    return fake, total, {"rec": rec.item(), "perceptual": perc.item(), "aux": aux.item()}
+    metrics = {"rec": rec.item(), "perceptual": perc.item(), "aux": aux.item()}
+    if "flow" in parts:
+        terms = {"coarse": coarse_loss(fake, batch["video"]), "smooth": flow_smoothness(parts["flow"]),
+                 "mask_prior": mask_prior(parts["mask"], batch["mouth"])}
+        total = total + sum(getattr(params, k) * v for k, v in terms.items())
+        metrics.update({k: v.item() for k, v in terms.items()})
+    return fake, total, metrics
 
 
 def train_generator(params: TrainParams, train: list[Path], val: list[Path], emotion_dir: Path, out_dir: Path,

@@ -83,3 +83,25 @@ def perceptual_loss(extractor: nn.Module, fake: torch.Tensor, real: torch.Tensor
     with torch.no_grad():
         targets = extractor(real)
     return sum(F.l1_loss(a, b) for a, b in zip(extractor(fake), targets, strict=True)) / len(targets)
+
+
+def coarse_loss(fake: torch.Tensor, real: torch.Tensor, factor: int = 4) -> torch.Tensor:
+    """L1 between frames [B, T, 3, S, S] averaged over ``factor`` x ``factor`` blocks: a wide basin for a
+    motion field, whose gradient from a sharp L1 alone sees only a pixel or two around each edge."""
+    pool = lambda x: F.avg_pool2d(x.flatten(0, 1), factor)  # noqa: E731
+    return F.l1_loss(pool(fake), pool(real))
+
+
+def flow_smoothness(flow: torch.Tensor) -> torch.Tensor:
+    """Total variation of a motion field [B, T, 2, S, S], in pixels per pixel."""
+    pixels = flow * flow.shape[-1] / 2
+    return (pixels[..., 1:, :] - pixels[..., :-1, :]).abs().mean() + \
+        (pixels[..., :, 1:] - pixels[..., :, :-1]).abs().mean()
+
+
+def mask_prior(mask: torch.Tensor, mouth: torch.Tensor) -> torch.Tensor:
+    """Mean of (1 - mask) outside the mouth: the synthesized image may fill the mouth, and the rest of
+    the face must come from the photo's own pixels. ``mouth``: the attention map (1, up to 5 on the
+    mouth) of ``synthtext.train.data.mouth_weights`` [B, T, 1, S, S]."""
+    outside = 1 - ((mouth - 1) / 2).clamp(0, 1)
+    return ((1 - mask) * outside).mean()
