@@ -9,12 +9,16 @@ import pytest
 from synthtext import EMOTIONS
 from synthtext.clipfile import read_clip
 from synthtext.corpus.checks import emotion_accuracy_by_identity, lip_audio_correlation
-from synthtext.corpus.generate import CorpusParams, build_identities, plan, render_clip
+from synthtext.corpus.generate import CorpusParams, build_identities, load_photos, photo_files, plan, render_clip
+from synthtext.corpus.render import HEIGHT, WIDTH, make_identity
 from synthtext.errors import SynthTextError
+from synthtext.landmarks import DlibBackend
 from synthtext.media import iter_frames, probe
 from synthtext.naming import CREMA_SENTENCES, parse_clip_name
+from synthtext.params import load_params
+from synthtext.split import split_by_actor
 from synthtext.tts import PiperEngine
-from tests.conftest import TINY_CORPUS
+from tests.conftest import REPO, TINY_CORPUS
 
 
 def test_files_are_crema_d_clips(corpus_dir):
@@ -46,6 +50,8 @@ def test_ground_truth_sidecars(corpus_dir):
         opening = np.asarray(per_frame["mouth_opening"])
         assert opening.max() > 0.15 and opening[0] < 0.02  # silent lead-in, then speech opens the mouth
         assert truth["expression_amount"] == (0.0 if truth["emotion"] == "NEU" else 1.0)
+    identities = {json.loads(p.read_text())["identity"] for p in corpus_dir.glob("*.json") if p.stem[0].isdigit()}
+    assert identities == {"1001:astronaut", "1002:crema_1001"}  # the bundled photos, one person per speaker
 
 
 def test_same_seed_same_clip_other_seed_other_clip(corpus_dir, tmp_path):
@@ -63,12 +69,62 @@ def test_same_seed_same_clip_other_seed_other_clip(corpus_dir, tmp_path):
     assert (tmp_path / "b" / f"{spec.clip_id}.flv").read_bytes() != again
 
 
-def test_plan_validates_its_params():
-    assert len(plan(CorpusParams())) == 48
+def test_plan_validates_its_params(tmp_path):
+    assert len(plan(CorpusParams())) == 144  # 12 people x 2 sentences x 6 emotions
     with pytest.raises(SynthTextError):
         plan(CorpusParams(sentences=13))
     with pytest.raises(SynthTextError):
         plan(CorpusParams(intensity="MAX"))
+    # Each speaker is one person: no photo serves two speakers.
+    with pytest.raises(SynthTextError, match="identities is 13 but there are only 12 photo"):
+        plan(CorpusParams(identities=13, photos=str(REPO / "assets/faces")))
+    (tmp_path / "me.jpg").write_bytes((REPO / "assets/faces/official_biden.jpg").read_bytes())
+    with pytest.raises(SynthTextError, match="each speaker is one person"):
+        build_identities(CorpusParams(identities=2, photos=str(tmp_path)))
+    with pytest.raises(SynthTextError, match="not found"):
+        plan(CorpusParams(photos=str(tmp_path / "missing")))
+
+
+def test_bundled_photos_are_distinct_people_and_all_give_a_face():
+    corpus = [p.name for p in photo_files(str(REPO / "assets/faces"))]
+    heldout = [p.name for p in photo_files(str(REPO / "assets/heldout"))]
+    assert len(corpus) == 12 and len(heldout) == 3 and not {n.split(".")[0] for n in corpus} & {
+        n.split(".")[0] for n in heldout}
+    assert all(name in (REPO / "assets/SOURCES.md").read_text() for name in corpus + heldout)
+    backend = DlibBackend()
+    for folder in ("assets/faces", "assets/heldout"):
+        for name, photo in load_photos(str(REPO / folder)):
+            assert backend.detect(photo), name
+
+
+def test_default_corpus_holds_people_out():
+    """From params.yaml: one photo per actor, and the split keeps each person on one side."""
+    params = load_params(REPO / "params.yaml")
+    sample = {**params["sample"], "photos": str(REPO / params["sample"]["photos"])}
+    identities = build_identities(CorpusParams(**sample))
+    person = {str(1001 + i): identity.name.split(":")[1] for i, identity in enumerate(identities)}
+    assert len(set(person.values())) == len(person) == sample["identities"]
+    clips = [(spec.clip_id, str(spec.actor)) for spec in plan(CorpusParams(**sample))]
+    train, val = split_by_actor(clips, params["split"]["val_ratio"], params["split"]["seed"])
+    people_train = {person[c.split("_")[0]] for c in train}
+    people_val = {person[c.split("_")[0]] for c in val}
+    assert len(people_val) > 1 and not people_train & people_val
+
+
+def test_small_photo_fills_the_frame_without_a_hard_edge():
+    """A 128x128 crop is enlarged to the chosen eye distance and continued past its edges."""
+    (name, photo), = [p for p in load_photos(str(REPO / "assets/faces")) if p[0] == "crema_crop_01"]
+    backend = DlibBackend()
+    points = backend.landmarks(photo, backend.detect(photo)[0])
+    identity = make_identity(name, photo, points, np.random.default_rng(0))
+    corners = np.array([[0, 0], [WIDTH, 0], [0, HEIGHT], [WIDTH, HEIGHT]], float)
+    seen = (corners - identity.framing[:, 2]) @ np.linalg.inv(identity.framing[:, :2]).T
+    assert (seen >= 0).all() and (seen < identity.image.shape[1::-1]).all()
+    iod = np.linalg.norm(identity.landmarks[36:42].mean(0) - identity.landmarks[42:48].mean(0))
+    assert abs(iod - identity.params["iod_px"]) < 1.5
+    grey = identity.image.astype(float).mean(2)
+    for band in (grey[:24], grey[-24:], grey[:, :24].T, grey[:, -24:].T):  # the backdrop: smooth, no streaks
+        assert np.abs(np.diff(band, axis=0)).max() < 8 and np.abs(np.diff(band, axis=1)).max() < 8
 
 
 def test_prep_accepts_it_and_it_has_something_to_learn(aligned_corpus):

@@ -34,11 +34,11 @@ SIDECAR_VERSION = 1
 class CorpusParams:
     """The ``sample`` section of params.yaml."""
 
-    identities: int = 4
+    identities: int = 12
     sentences: int = 2
     intensity: str = "HI"
     seed: int = 0
-    photos: str | None = None  # a folder of face photos used besides the bundled portrait
+    photos: str | None = None  # a folder of face photos, one person each; None: the bundled assets/faces
     voice: str | None = None  # a Piper .onnx voice; default: the bundled en_US joe voice
 
 
@@ -70,21 +70,47 @@ def check_output_folder(out: Path) -> None:
         raise SynthTextError(f"{out} is not empty and holds no sample corpus: choose a new or empty folder")
 
 
-def load_photos(folder: str | None) -> list[tuple[str, np.ndarray]]:
-    """The bundled portrait (scikit-image's astronaut) and any photos in ``folder``, as RGB."""
-    from skimage import data
+BUNDLED_PHOTOS = Path(__file__).resolve().parents[2] / "assets" / "faces"
+PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
-    photos = [("astronaut", np.ascontiguousarray(data.astronaut()))]
-    if folder:
-        paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp"))
-        if not paths:
-            raise SynthTextError(f"no .png/.jpg photos in sample.photos folder {folder}")
-        for path in paths:
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is None:
-                raise SynthTextError(f"{path}: not a readable image")
-            photos.append((path.stem, cv2.cvtColor(image, cv2.COLOR_BGR2RGB)))
+
+def photo_files(folder: str | None) -> list[Path]:
+    """The photos in ``folder``, sorted by name (speaker i is photo i). ``None``: the project's own
+    ``assets/faces``, or no file (scikit-image's astronaut alone) where that folder is absent."""
+    if folder is None:
+        return photo_files(str(BUNDLED_PHOTOS)) if BUNDLED_PHOTOS.is_dir() else []
+    if not Path(folder).is_dir():
+        raise SynthTextError(f"sample.photos folder {folder} not found")
+    paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
+    if not paths:
+        raise SynthTextError(f"no .png/.jpg photos in sample.photos folder {folder}")
+    return paths
+
+
+def load_photos(folder: str | None) -> list[tuple[str, np.ndarray]]:
+    """(name, RGB image) of each photo of ``photo_files(folder)``; the astronaut when there are none."""
+    paths = photo_files(folder)
+    if not paths:
+        from skimage import data
+
+        return [("astronaut", np.ascontiguousarray(data.astronaut()))]
+    photos = []
+    for path in paths:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise SynthTextError(f"{path}: not a readable image")
+        photos.append((path.stem, cv2.cvtColor(image, cv2.COLOR_BGR2RGB)))
     return photos
+
+
+def check_photo_count(params: CorpusParams) -> None:
+    """Each speaker is one person: refuse more identities than photos (no photo used twice)."""
+    available = max(len(photo_files(params.photos)), 1)
+    if params.identities > available:
+        where = params.photos or (BUNDLED_PHOTOS if BUNDLED_PHOTOS.is_dir() else "scikit-image's astronaut")
+        raise SynthTextError(f"sample.identities is {params.identities} but there are only {available} photo(s) "
+                             f"in {where}: each speaker is one person, so add photos of other people to "
+                             f"sample.photos or lower sample.identities")
 
 
 def plan(params: CorpusParams) -> list[ClipSpec]:
@@ -94,6 +120,7 @@ def plan(params: CorpusParams) -> list[ClipSpec]:
         raise SynthTextError(f"sample.intensity must be one of {', '.join(INTENSITY_SCALE)}")
     if not 1 <= params.sentences <= len(CREMA_SENTENCES) or not 1 <= params.identities <= 91:
         raise SynthTextError("sample.sentences must be 1-12 and sample.identities 1-91")
+    check_photo_count(params)
     rng = np.random.default_rng(params.seed)
     codes = list(CREMA_SENTENCES)
     specs = []
@@ -106,22 +133,18 @@ def plan(params: CorpusParams) -> list[ClipSpec]:
 
 
 def build_identities(params: CorpusParams) -> list[Identity]:
-    """Identity i comes from photo i mod n; the first one keeps its photo's own face geometry."""
+    """Identity i is photo i, as it is (see ``render.make_identity``), with its framing drawn from the seed."""
     from synthtext.landmarks import DlibBackend
 
+    check_photo_count(params)
     backend = DlibBackend()
-    photos = load_photos(params.photos)
-    found = []
-    for name, photo in photos:
+    identities = []
+    for i, (name, photo) in enumerate(load_photos(params.photos)[:params.identities]):
         boxes = backend.detect(photo)
         if not boxes:
             raise SynthTextError(f"no face found in photo {name!r}: use frontal, well-lit face photos")
-        found.append((name, photo, backend.landmarks(photo, boxes[0])))
-    identities = []
-    for i in range(params.identities):
-        name, photo, points = found[i % len(found)]
-        rng = np.random.default_rng([params.seed, i])
-        identities.append(make_identity(f"{1001 + i}:{name}", photo, points, rng, variation=0.0 if i == 0 else 1.0))
+        points = backend.landmarks(photo, boxes[0])
+        identities.append(make_identity(f"{1001 + i}:{name}", photo, points, np.random.default_rng([params.seed, i])))
     return identities
 
 
@@ -143,15 +166,13 @@ def render_clip(spec: ClipSpec, identity: Identity, engine: PiperEngine, folder:
     _, _, iod = face_frame(rest)
     expression = expression_offsets(rest, spec.emotion, amount)
     warp = PiecewiseAffine(rest, identity.image.shape)
-    background = tuple(int(c) for c in np.random.default_rng([corpus_seed, spec.identity]).integers(30, 90, 3))
     video = np.empty((frames, HEIGHT, WIDTH, 3), np.uint8)
     landmarks = np.empty((frames, 68, 2))
     for t in range(frames):
         shaped = rest + expression
         moved = shaped + mouth_offsets(shaped, motion.opening[t], motion.spread[t])
         moved = moved + blink_offsets(moved, motion.blink[t])
-        video[t], landmarks[t] = render_frame(identity, warp, moved, motion.opening[t] * iod, motion.pose[t],
-                                              background)
+        video[t], landmarks[t] = render_frame(identity, warp, moved, motion.opening[t] * iod, motion.pose[t])
     path = folder / f"{spec.clip_id}.flv"
     encode(path, video, audio)
     truth = {
@@ -186,7 +207,16 @@ def encode(path: Path, video: np.ndarray, audio: np.ndarray) -> None:
                "-q:v", "2", "-c:a", "libmp3lame", "-b:a", "128k", "-ac", "1", "-threads", "1",
                "-fflags", "+bitexact", "-flags", "+bitexact", "-map_metadata", "-1", str(tmp)]
         try:
-            subprocess.run(cmd, input=video.tobytes(), check=True, capture_output=True)
+            # One blocking write of the raw frames (run(input=...) would feed them in small select() chunks).
+            with open(Path(scratch) / "ffmpeg.log", "wb+") as log:
+                proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
+                try:
+                    proc.stdin.write(np.ascontiguousarray(video).data)
+                finally:
+                    proc.stdin.close()
+                if proc.wait():
+                    log.seek(0)
+                    raise subprocess.CalledProcessError(proc.returncode, cmd, stderr=log.read())
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)

@@ -10,23 +10,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# (points, out, down) triples per emotion, at full (HI) intensity.
-_BROWS, _INNER_BROWS, _OUTER_BROWS = [*range(17, 27)], [20, 21, 22, 23], [17, 18, 25, 26]
+# (points, out, down) triples per emotion, at full (HI) intensity. Each stays within what a real face
+# does (brows and lip corners move at most ~0.12 IOD); the model learns these as the emotions' motion.
+_BROWS, _INNER_BROWS = [*range(17, 27)], [20, 21, 22, 23]
 _UPPER_LIDS, _LOWER_LIDS = [37, 38, 43, 44], [40, 41, 46, 47]
 _CORNERS, _UPPER_LIP, _LOWER_LIP = [48, 54, 60, 64], [49, 50, 51, 52, 53], [55, 56, 57, 58, 59]
 EXPRESSIONS: dict[str, list[tuple[list[int], float, float]]] = {
-    "ANG": [(_BROWS, 0.0, 0.07), (_INNER_BROWS, -0.06, 0.07), (_UPPER_LIDS, 0.0, -0.02), (_LOWER_LIDS, 0.0, -0.04),
-            ([50, 51, 52, 61, 62, 63], 0.0, 0.04), ([56, 57, 58, 65, 66, 67], 0.0, -0.04), (_CORNERS, -0.04, 0.0)],
-    "DIS": [([49, 50, 51, 52, 53], 0.0, -0.11), ([61, 62, 63], 0.0, -0.06), ([31, 32, 33, 34, 35], 0.0, -0.05),
-            ([31, 35], 0.04, 0.0), (_INNER_BROWS, -0.02, 0.07), (_LOWER_LIDS, 0.0, -0.04), (_CORNERS, -0.02, 0.07),
+    "ANG": [(_BROWS, 0.0, 0.05), (_INNER_BROWS, -0.05, 0.05), (_UPPER_LIDS, 0.0, -0.02), (_LOWER_LIDS, 0.0, -0.04),
+            ([50, 51, 52, 61, 62, 63], 0.0, 0.03), ([56, 57, 58, 65, 66, 67], 0.0, -0.03), (_CORNERS, -0.04, 0.0)],
+    "DIS": [(_UPPER_LIP, 0.0, -0.09), ([61, 62, 63], 0.0, -0.05), ([31, 32, 33, 34, 35], 0.0, -0.04),
+            ([31, 35], 0.03, 0.0), (_INNER_BROWS, -0.02, 0.06), (_LOWER_LIDS, 0.0, -0.04), (_CORNERS, -0.02, 0.06),
             ([56, 57, 58], 0.0, -0.03)],
-    "FEA": [(_BROWS, 0.0, -0.13), (_INNER_BROWS, -0.03, -0.04), (_UPPER_LIDS, 0.0, -0.07), (_LOWER_LIDS, 0.0, 0.03),
-            (_CORNERS, 0.09, 0.03), ([6, 7, 8, 9, 10], 0.0, 0.06), ([65, 66, 67, 55, 56, 57, 58, 59], 0.0, 0.05)],
-    "HAP": [(_CORNERS, 0.12, -0.13), ([49, 53], 0.05, -0.05), ([55, 59], 0.04, -0.04), (_LOWER_LIDS, 0.0, -0.05),
-            ([1, 2, 14, 15], 0.0, -0.04), ([61, 63], 0.02, -0.02)],
+    "FEA": [(_BROWS, 0.0, -0.09), (_INNER_BROWS, -0.03, -0.03), (_UPPER_LIDS, 0.0, -0.05), (_LOWER_LIDS, 0.0, 0.02),
+            (_CORNERS, 0.07, 0.03), ([6, 7, 8, 9, 10], 0.0, 0.05), ([65, 66, 67, *_LOWER_LIP], 0.0, 0.04)],
+    "HAP": [(_CORNERS, 0.08, -0.08), ([49, 53], 0.04, -0.04), ([55, 59], 0.03, -0.03), (_LOWER_LIDS, 0.0, -0.04),
+            ([1, 2, 14, 15], 0.0, -0.03), ([61, 63], 0.02, -0.02)],
     "NEU": [],
-    "SAD": [([21, 22], -0.02, -0.12), ([20, 23], 0.0, -0.06), (_OUTER_BROWS[:1] + _OUTER_BROWS[-1:], 0.0, 0.05),
-            (_CORNERS, -0.03, 0.09), (_UPPER_LIDS, 0.0, 0.03), ([56, 57, 58], 0.0, -0.03), ([49, 53], 0.0, 0.03)],
+    "SAD": [([21, 22], -0.02, -0.10), ([20, 23], 0.0, -0.05), ([17, 26], 0.0, 0.04), (_CORNERS, -0.03, 0.08),
+            (_UPPER_LIDS, 0.0, 0.03), ([56, 57, 58], 0.0, -0.03), ([49, 53], 0.0, 0.03)],
 }
 MOUTH_OPEN_SCALE = {"ANG": 0.7}  # pressed lips open less
 
@@ -53,7 +54,7 @@ def _in_face_frame(points: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return iod * local @ axes
 
 
-EXPRESSION_GAIN = 1.25  # caricature a little: the face must carry the emotion in a few landmarks
+EXPRESSION_GAIN = 1.0  # no caricature: a gain above 1 pushes the offsets beyond a real face
 
 
 def expression_offsets(points: np.ndarray, emotion: str, amount: float) -> np.ndarray:
@@ -67,9 +68,10 @@ def expression_offsets(points: np.ndarray, emotion: str, amount: float) -> np.nd
 def mouth_offsets(points: np.ndarray, opening: float, spread: float) -> np.ndarray:
     """Pixel displacements for a mouth ``opening`` (IOD units of inner-lip gap) and corner ``spread``."""
     offsets = np.zeros((68, 2))
-    offsets[[65, 66, 67], 1] += opening * 0.8
-    offsets[[55, 56, 57, 58, 59], 1] += opening * 0.8
-    offsets[[61, 62, 63], 1] -= opening * 0.2
+    # The lips part most in the middle (lens-shaped opening); ``opening`` is the gap at the centre.
+    offsets[[65, 66, 67], 1] += opening * np.array([0.65, 0.8, 0.65])
+    offsets[[55, 56, 57, 58, 59], 1] += opening * np.array([0.5, 0.7, 0.8, 0.7, 0.5])
+    offsets[[61, 62, 63], 1] -= opening * np.array([0.15, 0.2, 0.15])
     offsets[[49, 50, 51, 52, 53], 1] -= opening * 0.15
     offsets[[60, 64, 48, 54], 1] += opening * 0.35
     jaw = np.array([0.1, 0.25, 0.45, 0.7, 0.9, 1.0, 0.9, 0.7, 0.45, 0.25, 0.1])

@@ -8,9 +8,10 @@ import cv2
 import numpy as np
 from scipy.spatial import Delaunay
 
-from synthtext.corpus.motion import face_frame
+from synthtext.corpus.motion import face_frame, mouth_offsets
 
 WIDTH, HEIGHT = 480, 360
+FRAME_MARGIN = 40  # frame pixels beyond each edge that the head motion can bring into view
 
 
 class PiecewiseAffine:
@@ -30,34 +31,40 @@ class PiecewiseAffine:
                [(low[0], y) for y in ys[1:-1]] + [(high[0], y) for y in ys[1:-1]]
         self.anchors = np.array(ring)
         self.rest = np.vstack([rest, self.anchors])
-        self.triangles = Delaunay(self.rest).simplices
+        # Triangulate with the inner lips a little apart: at rest they coincide, and Delaunay would drop
+        # one point of each pair, so the lips would tear instead of parting when the mouth opens.
+        self.triangles = Delaunay(np.vstack([part_lips(rest, 0.03 * iod), self.anchors])).simplices
         self.box = (int(low[0]), int(low[1]), int(np.ceil(high[0])) + 1, int(np.ceil(high[1])) + 1)
 
     def __call__(self, image: np.ndarray, moved: np.ndarray) -> np.ndarray:
         """The image with its face region warped so rest landmarks land on ``moved`` [68, 2]."""
         x0, y0, x1, y1 = self.box
-        target = np.vstack([moved, self.anchors]) - (x0, y0)
-        source = self.rest
+        dst = (np.vstack([moved, self.anchors]) - (x0, y0))[self.triangles]  # [K, 3, 2]
+        src = self.rest[self.triangles]
+        edges = dst[:, 1:] - dst[:, :1]
+        # A collapsed triangle (closed lips, shut eyelids) covers no pixels.
+        drawn = np.abs(edges[:, 0, 0] * edges[:, 1, 1] - edges[:, 0, 1] * edges[:, 1, 0]) >= 1e-6
+        # Per triangle, the affine map from frame to rest pixels: [x, y, 1] @ solve(...) = source (x, y).
+        corners = np.concatenate([dst, np.ones((len(dst), 3, 1))], axis=2)
+        corners[~drawn] = np.eye(3)
+        inverse = np.zeros((len(dst) + 1, 3, 2), np.float32)
+        inverse[0] = [[1, 0], [0, 1], [x0, y0]]  # outside every triangle: identity
+        inverse[1:] = np.linalg.solve(corners, src)
         index = np.zeros((y1 - y0, x1 - x0), np.int32)
-        inverse = np.zeros((len(self.triangles) + 1, 2, 3))
-        inverse[0] = [[1, 0, x0], [0, 1, y0]]  # outside every triangle: identity
-        for k, tri in enumerate(self.triangles, start=1):
-            dst = target[tri].astype(np.float32)
-            if abs(np.cross(dst[1] - dst[0], dst[2] - dst[0])) < 1e-6:
-                continue  # a collapsed triangle (closed lips, shut eyelids) covers no pixels
-            inverse[k] = cv2.getAffineTransform(dst, source[tri].astype(np.float32))
-            cv2.fillConvexPoly(index, np.round(dst * 16).astype(np.int32), k, lineType=cv2.LINE_8, shift=4)
+        for k, polygon in zip(np.flatnonzero(drawn) + 1, np.round(dst[drawn] * 16).astype(np.int32), strict=True):
+            cv2.fillConvexPoly(index, polygon, int(k), lineType=cv2.LINE_8, shift=4)
         ys, xs = np.mgrid[0:y1 - y0, 0:x1 - x0].astype(np.float32)
-        m = inverse[index]
-        map_x = (m[..., 0, 0] * xs + m[..., 0, 1] * ys + m[..., 0, 2]).astype(np.float32)
-        map_y = (m[..., 1, 0] * xs + m[..., 1, 1] * ys + m[..., 1, 2]).astype(np.float32)
+        m = inverse[index]  # [h, w, 3, 2]
+        map_x = m[..., 0, 0] * xs + m[..., 1, 0] * ys + m[..., 2, 0]
+        map_y = m[..., 0, 1] * xs + m[..., 1, 1] * ys + m[..., 2, 1]
         out = image.copy()
         out[y0:y1, x0:x1] = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         return out
 
 
 def paint_mouth(image: np.ndarray, points: np.ndarray, opening_px: float) -> None:
-    """Draw the mouth interior between the inner lips: dark cavity, upper and lower teeth."""
+    """Draw the mouth interior between the inner lips: a dark cavity, the upper teeth under the middle
+    of the upper lip (lower teeth only when the mouth is wide open), shaded towards the corners."""
     inner = points[60:68]
     if opening_px < 1.0:
         return
@@ -67,24 +74,27 @@ def paint_mouth(image: np.ndarray, points: np.ndarray, opening_px: float) -> Non
     patch = image[y0:y1, x0:x1]
     if patch.size == 0:
         return
-    local = (inner - (x0, y0)) * 16
+    local = inner - (x0, y0)
     mask = np.zeros(patch.shape[:2], np.uint8)
-    cv2.fillPoly(mask, [np.round(local).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
-    fill = np.empty_like(patch)
-    fill[:] = (70, 24, 28)
-    # Teeth follow the inner lip lines, a little inside the corners.
+    cv2.fillPoly(mask, [np.round(local * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
+    fill = np.zeros(patch.shape, np.float32)
+    fill[:] = (58, 20, 24)
+    _, axes, _ = face_frame(points)
+    down = axes[1]
     width = float(np.linalg.norm(points[64] - points[60]))
-    tooth = min(0.5 * opening_px, 0.16 * width)
-    centre = inner.mean(0)
-    upper = points[[60, 61, 62, 63, 64]] - (x0, y0)
-    upper = centre - (x0, y0) + (upper - centre + (x0, y0)) * (0.86, 1.0)
-    teeth = np.vstack([upper + (0, -2), upper[::-1] + (0, tooth)])
-    cv2.fillPoly(fill, [np.round(teeth * 16).astype(np.int32)], (228, 224, 212), cv2.LINE_AA, shift=4)
-    if opening_px > 0.25 * width:
-        lower = points[[60, 67, 66, 65, 64]] - (x0, y0)
-        lower = centre - (x0, y0) + (lower - centre + (x0, y0)) * (0.8, 1.0)
-        bottom = np.vstack([lower + (0, 2), lower[::-1] + (0, -0.5 * tooth)])
-        cv2.fillPoly(fill, [np.round(bottom * 16).astype(np.int32)], (205, 200, 188), cv2.LINE_AA, shift=4)
+    tooth = min(0.45 * opening_px, 0.14 * width)
+    # Teeth span the lip line between points 61 and 63 and a little beyond, not into the corners.
+    upper = local[[0, 1, 2, 3, 4]] + (local[[1, 1, 2, 3, 3]] - local[[0, 1, 2, 3, 4]]) * [[0.6], [0], [0], [0], [0.6]]
+    edge = upper + tooth * np.array([0.4, 0.9, 1.0, 0.9, 0.4])[:, None] * down  # shorter towards the sides
+    teeth = np.vstack([upper - 2 * down, edge[::-1]])
+    cv2.fillPoly(fill, [np.round(teeth * 16).astype(np.int32)], (196, 188, 174), cv2.LINE_AA, shift=4)
+    if opening_px > 0.35 * width:
+        lower = local[[7, 6, 5]]
+        bottom = np.vstack([lower + 2 * down, lower[::-1] - 0.4 * tooth * down])
+        cv2.fillPoly(fill, [np.round(bottom * 16).astype(np.int32)], (165, 156, 144), cv2.LINE_AA, shift=4)
+    across = (np.arange(patch.shape[1]) - (local[0, 0] + local[4, 0]) / 2) / max(width / 2, 1.0)
+    fill *= np.clip(1 - 0.55 * across ** 2, 0.35, 1)[None, :, None]
+    fill = cv2.GaussianBlur(fill, (0, 0), 0.6)
     alpha = cv2.GaussianBlur(mask, (3, 3), 0)[..., None].astype(np.float32) / 255
     patch[:] = (patch * (1 - alpha) + fill * alpha).astype(np.uint8)
 
@@ -100,76 +110,103 @@ class Identity:
     params: dict
 
 
+def part_lips(points: np.ndarray, gap: float) -> np.ndarray:
+    """The landmarks with the inner lips moved ``gap`` pixels further apart along the face's vertical."""
+    _, axes, _ = face_frame(points)
+    parted = points.copy()
+    parted[61:64] -= gap / 2 * axes[1]
+    parted[65:68] += gap / 2 * axes[1]
+    return parted
+
+
 def close_mouth(points: np.ndarray) -> np.ndarray:
-    """Rest landmarks: inner lips meet halfway, so the photo's own teeth are covered at rest."""
-    rest = points.copy()
+    """Rest landmarks of a photo: the jaw raised as in speech until the inner lips meet (they meet
+    exactly halfway, so the photo's teeth fold away between them)."""
+    _, _, iod = face_frame(points)
+    gap = np.mean([np.linalg.norm(points[u] - points[w]) for u, w in ((61, 67), (62, 66), (63, 65))]) / iod
+    rest = points + mouth_offsets(points, -gap, 0.0)
     for upper, lower in ((61, 67), (62, 66), (63, 65)):
-        middle = (points[upper] + points[lower]) / 2
-        rest[upper] = middle
-        rest[lower] = middle
+        rest[upper] = rest[lower] = (rest[upper] + rest[lower]) / 2
     return rest
 
 
-def make_identity(name: str, photo: np.ndarray, points: np.ndarray, rng: np.random.Generator,
-                  variation: float = 1.0) -> Identity:
-    """A distinct speaker from a photo: face geometry, skin tone, hair/background colour, framing.
+def make_identity(name: str, photo: np.ndarray, points: np.ndarray, rng: np.random.Generator) -> Identity:
+    """A speaker from a photo as it is: resampled to a chosen eye distance, eyes level, framed a little
+    off-centre, and extended beyond its edges by a soft backdrop (see ``extend``) to fill the frame.
 
-    ``variation`` 0 keeps the photo as it is (apart from closing the mouth at rest).
+    The face keeps its own shape and colours; only its mouth is closed (the rest pose of every clip).
     """
-    if rng.random() < 0.5 * variation:
-        photo = np.ascontiguousarray(photo[:, ::-1])
-        from synthtext.template import MIRROR
-
-        points = points[MIRROR] * (-1, 1) + (photo.shape[1] - 1, 0)
-    rest = close_mouth(points)
-    centre, axes, iod = face_frame(rest)
-    local = (rest - centre) @ axes.T / iod  # face frame, IOD units
-    params = {
-        "face_width": float(1 + variation * rng.uniform(-0.08, 0.08)),
-        "jaw_length": float(1 + variation * rng.uniform(-0.06, 0.06)),
-        "eye_spacing": float(variation * rng.uniform(-0.03, 0.03)),
-        "nose_length": float(variation * rng.uniform(-0.05, 0.05)),
-        "mouth_width": float(1 + variation * rng.uniform(-0.06, 0.06)),
-        "brow_height": float(variation * rng.uniform(-0.03, 0.03)),
-        "skin_lab": [float(v) for v in variation * rng.uniform([-14, -5, -8], [10, 6, 10])],
-        "hue_shift": float(variation * rng.uniform(-40, 40)),
-        "iod_px": float(rng.uniform(44, 56)),
-    }
-    shaped = local.copy()
-    shaped[0:17, 0] *= params["face_width"]
-    shaped[3:14, 1] = 1.0 + (shaped[3:14, 1] - 1.0) * params["jaw_length"]
-    shaped[36:42, 0] -= params["eye_spacing"]
-    shaped[42:48, 0] += params["eye_spacing"]
-    shaped[31:36, 1] += params["nose_length"]
-    mouth_centre = shaped[48:68, 0].mean()
-    shaped[48:68, 0] = mouth_centre + (shaped[48:68, 0] - mouth_centre) * params["mouth_width"]
-    shaped[17:27, 1] -= params["brow_height"]
-    moved = centre + iod * shaped @ axes
-    image = PiecewiseAffine(rest, photo.shape)(photo, moved)
-    image = _recolour(image, moved, params)
-    # Framing: scale to the chosen IOD, eyes upright, face a little off-centre.
-    _, axes2, iod2 = face_frame(moved)
-    scale = params["iod_px"] / iod2
-    angle = np.degrees(np.arctan2(axes2[0, 1], axes2[0, 0]))
-    eye_mid = (moved[36:42].mean(0) + moved[42:48].mean(0)) / 2
-    framing = cv2.getRotationMatrix2D(tuple(map(float, eye_mid)), angle, scale)
-    framing[:, 2] += (WIDTH / 2 + rng.uniform(-20, 20) - eye_mid[0], HEIGHT * 0.4 + rng.uniform(-12, 12) - eye_mid[1])
-    return Identity(name=name, image=image, landmarks=moved, framing=framing, params=params)
+    params = {"iod_px": float(rng.uniform(44, 56)),
+              "offset_px": [float(rng.uniform(-20, 20)), float(rng.uniform(-12, 12))]}
+    _, _, iod = face_frame(points)
+    height, width = photo.shape[:2]
+    size = (max(round(width * params["iod_px"] / iod), 1), max(round(height * params["iod_px"] / iod), 1))
+    # Resample once here (area for shrinking, cubic for enlarging), so no frame warp scales the photo.
+    image = cv2.resize(photo, size, interpolation=cv2.INTER_AREA if size[0] < width else cv2.INTER_CUBIC)
+    scaled = (points + 0.5) * np.array(size) / (width, height) - 0.5
+    rest = close_mouth(scaled)
+    image = PiecewiseAffine(scaled, image.shape)(image, rest)
+    _, axes, _ = face_frame(rest)
+    eye_mid = (rest[36:42].mean(0) + rest[42:48].mean(0)) / 2
+    angle = float(np.degrees(np.arctan2(axes[0, 1], axes[0, 0])))
+    framing = cv2.getRotationMatrix2D(tuple(map(float, eye_mid)), angle, 1.0)
+    dx, dy = params["offset_px"]
+    framing[:, 2] += (WIDTH / 2 + dx - eye_mid[0], HEIGHT * 0.4 + dy - eye_mid[1])
+    # What the frame (plus room for the head motion) shows of the image, and how far that reaches past it.
+    corners = np.array([[-FRAME_MARGIN, -FRAME_MARGIN], [WIDTH + FRAME_MARGIN, -FRAME_MARGIN],
+                        [-FRAME_MARGIN, HEIGHT + FRAME_MARGIN], [WIDTH + FRAME_MARGIN, HEIGHT + FRAME_MARGIN]])
+    seen = (corners - framing[:, 2]) @ np.linalg.inv(framing[:, :2]).T
+    left, top = np.maximum(np.ceil(-seen.min(0)), 0).astype(int)
+    right, bottom = np.maximum(np.ceil(seen.max(0) - (size[0] - 1, size[1] - 1)), 0).astype(int)
+    image = extend(image, rest, top, bottom, left, right)
+    framing[:, 2] -= framing[:, :2] @ (left, top)
+    return Identity(name=name, image=image, landmarks=rest + (left, top), framing=framing, params=params)
 
 
-def _recolour(image: np.ndarray, points: np.ndarray, params: dict) -> np.ndarray:
-    """Skin tone inside the face outline, hue rotation (hair, clothes, background) outside it."""
-    hull = cv2.convexHull(np.round(np.vstack([points[0:17], points[26:16:-1] - (0, 8)])).astype(np.int32))
-    mask = np.zeros(image.shape[:2], np.uint8)
-    cv2.fillConvexPoly(mask, hull, 255)
-    soft = cv2.GaussianBlur(mask, (0, 0), 6).astype(np.float32)[..., None] / 255
-    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
-    lab += np.array(params["skin_lab"], np.float32)
-    skin = cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB).astype(np.float32)
-    hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV).astype(np.int32)
-    hsv[..., 0] = (hsv[..., 0] + int(round(params["hue_shift"] / 2))) % 180
-    rest = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB).astype(np.float32)
-    return np.clip(skin * soft + rest * (1 - soft), 0, 255).astype(np.uint8)
+def extend(image: np.ndarray, points: np.ndarray, top: int, bottom: int, left: int, right: int,
+           feather: int = 8, reach: float = 12.0) -> np.ndarray:
+    """The image padded by the given pixels with a plain backdrop, blended into it over ``feather`` pixels
+    (no hard edge where the photo ends): above and beside the face the photo's background colour, below
+    it its clothes; the photo's own edge fades into them over ``reach`` pixels."""
+    if not top + bottom + left + right:
+        return image
+    height, width = image.shape[:2]
+    strip = max(2, min(height, width) // 32)
+    ys, xs = np.mgrid[0:height, 0:width]
+    edge = (ys < strip) | (xs < strip) | (xs >= width - strip)
+    beside = (xs < points[0:17, 0].min()) | (xs > points[0:17, 0].max())
+    below = ys >= height - strip
+    neck = (xs > points[6, 0]) & (xs < points[10, 0])
+    background = _median_colour(image, edge & beside & (ys < points[8, 1]), edge)
+    clothes = _median_colour(image, below & ~neck, below)
+    py = np.arange(-top, height + bottom, dtype=np.float32)[:, None]
+    px = np.arange(-left, width + right, dtype=np.float32)[None, :]
+    zero = np.zeros((len(py), px.shape[1]), np.float32)
+    beyond = np.stack([zero - py, zero + py - (height - 1), zero - px, zero + px - (width - 1)]).clip(0)
+    sides = np.array([background, clothes, background, background], np.float32)
+    field = np.einsum("khw,kc->hwc", beyond, sides) / np.maximum(beyond.sum(0), 1e-6)[..., None]
+    padded = cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_REPLICATE).astype(np.float32)
+    near = np.exp(-np.hypot(beyond[0] + beyond[1], beyond[2] + beyond[3]) / reach)[..., None]
+    backdrop = cv2.GaussianBlur(cv2.GaussianBlur(padded, (0, 0), 6) * near + field * (1 - near), (0, 0), 4)
+    weight = np.outer(_ramp(len(py), top, bottom, feather), _ramp(px.shape[1], left, right, feather))[..., None]
+    return (padded * weight + backdrop * (1 - weight)).round().clip(0, 255).astype(np.uint8)
+
+
+def _median_colour(image: np.ndarray, where: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """Median RGB of the pixels in ``where`` (of ``fallback`` when ``where`` holds too few)."""
+    return np.median(image[where if where.sum() >= 16 else fallback], axis=0)
+
+
+def _ramp(n: int, before: int, after: int, feather: int) -> np.ndarray:
+    """Weights along one axis of a padded image: 0 in the padding, rising to 1 inside a padded side."""
+    position = np.arange(n) - before
+    inside = n - before - after
+    weight = np.ones(n)
+    if before:
+        weight = np.minimum(weight, np.clip(position / feather, 0, 1))
+    if after:
+        weight = np.minimum(weight, np.clip((inside - 1 - position) / feather, 0, 1))
+    return weight
 
 
 def pose_matrix(identity: Identity, pose: np.ndarray) -> np.ndarray:
@@ -182,11 +219,11 @@ def pose_matrix(identity: Identity, pose: np.ndarray) -> np.ndarray:
 
 
 def render_frame(identity: Identity, warp: PiecewiseAffine, moved: np.ndarray, opening_px: float,
-                 pose: np.ndarray, background: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+                 pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One 480x360 RGB frame and its 68 landmarks in frame pixels."""
     face = warp(identity.image, moved)
     paint_mouth(face, moved, opening_px)
     matrix = pose_matrix(identity, pose)
     frame = cv2.warpAffine(face, matrix, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_CONSTANT, borderValue=background)
+                           borderMode=cv2.BORDER_REPLICATE)
     return frame, moved @ matrix[:, :2].T + matrix[:, 2]
