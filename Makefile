@@ -23,17 +23,20 @@ $(COQUI)/.installed: pyproject.toml requirements.lock
 	touch $@
 
 DEMO_TEXT := Don't forget a jacket. It is cold outside.
+# A person in neither the training nor the validation split.
+DEMO_PHOTO := assets/heldout/grace_hopper.jpg
 
 demo: $(VENV)/.installed
 	dvc repro
 	mkdir -p data/demo
-	python -c "import cv2, skimage.data; cv2.imwrite('data/demo/face.png', cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))"
-	synthtext generate --image data/demo/face.png --text "$(DEMO_TEXT)" --all-emotions --model models/generator --out data/demo/all_emotions.mp4
+	synthtext generate --image $(DEMO_PHOTO) --text "$(DEMO_TEXT)" --all-emotions --model models/generator --out data/demo/all_emotions.mp4
+	synthtext generate --no-prefect --image $(DEMO_PHOTO) --text "$(DEMO_TEXT)" --emotion HAP --paste-back --model models/generator --out data/demo/happy_photo.mp4
 	@echo "Look at: data/raw/sample/contact_sheet.png (the corpus), data/processed/align_preview.png (aligned clips)"
 	@echo "Outputs: data/processed (clips, splits), models/ (emotion, generator), metrics/ (dvc metrics show)"
 	@echo "Judge the model: reports/index.html (metrics with baselines, sample videos per emotion)"
 	@echo "Training runs and registered models: mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db"
-	@echo "What it does: data/demo/all_emotions.mp4 (one photo, one sentence, the six emotions in turn)"
+	@echo "What it does: data/demo/all_emotions.mp4 (a photo the model never saw, one sentence, the six emotions in turn)"
+	@echo "   and data/demo/happy_photo.mp4 (the same photo at its own resolution, the face moved by the model)"
 
 # Scheduled retraining: a local Prefect server (UI at http://127.0.0.1:$(PREFECT_PORT)) serving the
 # `retrain` flow on the cron schedule of params.yaml. Ctrl-C stops both. To use an existing server and

@@ -251,9 +251,9 @@ def animate(generator: Generator, audio: np.ndarray, sample_rate: int, crop: np.
             for name, value in parts.items():
                 if name not in acc:
                     acc[name] = torch.zeros(span, *value.shape[2:], device=device)
-                acc[name][start:start + cfg.frames] += value[i] * w[:, None, None, None]
+                acc[name][start:start + cfg.frames] += value[i] * w.view(-1, *[1] * (value.dim() - 2))
             weight[start:start + cfg.frames] += w
-    return Animation({k: (v / weight[:, None, None, None])[:total] for k, v in acc.items()})
+    return Animation({k: (v / weight.view(-1, *[1] * (v.dim() - 1)))[:total] for k, v in acc.items()})
 
 
 @torch.no_grad()

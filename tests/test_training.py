@@ -60,6 +60,70 @@ def test_gradient_penalty_is_exact_for_a_linear_critic():
     assert gradient_penalty(critic, real, fake, ref) < 1e-8
 
 
+def test_landmark_flow_loss_is_zero_for_the_field_the_faces_define():
+    """A frame whose landmarks are the reference's moved 3 px right: the field that samples 3 px to the
+    left is exact (0), the opposite one is 6 px off, no motion 3 px."""
+    from synthtext.train.data import normalised_points
+    from synthtext.train.losses import landmark_flow_loss
+
+    rng = np.random.default_rng(0)
+    ref = rng.uniform(20, 44, (68, 2)).astype(np.float32)
+    frame = ref + np.array([3.0, 0.0], np.float32)
+    lm = torch.from_numpy(normalised_points(frame, 64))[None, None]
+    ref_lm = torch.from_numpy(normalised_points(ref, 64))[None]
+    flow = torch.zeros(1, 1, 2, 64, 64)
+    assert landmark_flow_loss(flow, lm, ref_lm).item() == pytest.approx(1.5)  # |(-3, 0)| mean over x and y
+    flow[:, :, 0] = -3 * 2 / 64
+    assert landmark_flow_loss(flow, lm, ref_lm).item() == pytest.approx(0.0, abs=1e-5)
+    assert landmark_flow_loss(-flow, lm, ref_lm).item() == pytest.approx(3.0, abs=1e-5)
+
+
+def test_landmark_displacements_spread_into_a_field():
+    """The motion head's kernels cover the face (weights sum to ~1 there) and nothing far from it; moving
+    every landmark 2 px right makes a field that samples 2 px to the left over the face."""
+    from synthtext.models.generator import landmark_kernels
+    from synthtext.template import template
+
+    kernels = landmark_kernels(64)
+    total = kernels.sum(0)
+    nose = template(64)[30].round().astype(int)
+    assert total[nose[1], nose[0]] > 0.95 and total[0, 0] < 0.01 and total[0, 63] < 0.01
+    cfg = profile("tiny", decoder="motion")
+    gen = Generator(cfg)
+    with torch.no_grad():
+        gen.decoder.points.bias.view(68, 2)[:, 0] = torch.atanh(torch.tensor(2 * 2 / 32 / cfg.max_flow))
+    parts, _ = gen.decode(torch.zeros(1, cfg.frames, cfg.n_mels, cfg.mel_context), torch.zeros(1, 3, 32, 32),
+                          torch.tensor([0]))
+    centre = template(32)[30].round().astype(int)
+    assert parts["flow"][0, 0, 0, centre[1], centre[0]].item() * 16 == pytest.approx(-2.0, abs=0.15)
+    assert parts["flow"][0, 0, :, 0, 0].abs().max().item() * 16 < 0.1
+
+
+def test_still_head_moves_frames_into_the_reference_pose():
+    """A frame whose head is shifted and turned keeps its expression (mouth points) but loses the head
+    motion: its stable points land on the reference's, and the picture moves with them."""
+    import cv2
+
+    from synthtext.align import transform_points
+    from synthtext.template import template
+    from synthtext.train.data import STABLE_POINTS, stabilise
+
+    pose = template(64).astype(np.float32)
+    frame = pose.copy()
+    frame[48:68, 1] += 2.0  # an expression: the mouth lower
+    turn = cv2.getRotationMatrix2D((32, 32), 6.0, 1.05)
+    turn[:, 2] += (3.0, -2.0)
+    moved = transform_points(turn, frame).astype(np.float32)
+    image = np.zeros((64, 64, 3), np.uint8)
+    x, y = np.round(moved[30]).astype(int)  # the nose tip, marked
+    image[y - 1:y + 2, x - 1:x + 2] = 255
+    video, points = stabilise(image[None], moved[None], pose)
+    assert np.abs(points[0, STABLE_POINTS] - pose[STABLE_POINTS]).max() < 0.05
+    assert np.abs(points[0, 48:68] - frame[48:68]).max() < 0.05  # the expression stays
+    found = np.argwhere(video[0, ..., 0] > 100).mean(0)[::-1]
+    assert np.linalg.norm(found - pose[30]) < 1.0
+
+
 @pytest.mark.parametrize(("decoder", "factor"), [("pixels", 5), ("motion", 3)])
 def test_generator_overfits_one_clip(aligned_corpus, decoder, factor):
     """Both decoders learn one clip: the pixel decoder from noise, the motion decoder from "copy the

@@ -105,9 +105,17 @@ class Decoder(nn.Module):
                                                                    strict=True))
         self.motion = cfg.decoder == "motion"
         self.max_flow = cfg.max_flow
-        if self.motion:  # flow (2) + mask (1) + synthesized image (3); starts as "copy the reference"
+        if self.motion:
+            # Per frame, how far each of the 68 template landmarks moves from the reference: a field
+            # spread from them by fixed Gaussian kernels carries expression and speech; the convolutional
+            # head adds a residual field, the mask and the synthesized image.
+            self.points = nn.Linear(code_dim, 68 * 2)
+            nn.init.zeros_(self.points.weight)
+            nn.init.zeros_(self.points.bias)
+            self.register_buffer("kernels", landmark_kernels(cfg.image_size), persistent=False)
+            # flow (2) + mask (1) + synthesized image (3); starts as "copy the reference"
             self.to_out = nn.Conv2d(outs[-1], 6, 3, padding=1)
-            nn.init.zeros_(self.to_out.weight)
+            nn.init.normal_(self.to_out.weight, std=1e-3)  # near zero, but gradients reach the layers below
             nn.init.zeros_(self.to_out.bias)
             with torch.no_grad():
                 self.to_out.bias[2] = 3.0  # mask = sigmoid(3) = 0.95: mostly the warped reference
@@ -131,8 +139,24 @@ class Decoder(nn.Module):
         if not self.motion:
             return {"frames": torch.tanh(self.to_rgb(y)).view(b, t, 3, *y.shape[-2:])}
         out = self.to_out(y).view(b, t, 6, *y.shape[-2:])
-        return {"flow": self.max_flow * torch.tanh(out[:, :, :2]), "mask": torch.sigmoid(out[:, :, 2:3]),
-                "synth": torch.tanh(out[:, :, 3:])}
+        points = self.max_flow * torch.tanh(self.points(codes)).view(b, t, 68, 2)  # normalised displacements
+        spread = -torch.einsum("btkc,khw->btchw", points, self.kernels)  # frame pixel samples the reference there
+        return {"flow": spread + self.max_flow * torch.tanh(out[:, :, :2]), "mask": torch.sigmoid(out[:, :, 2:3]),
+                "synth": torch.tanh(out[:, :, 3:]), "points": points}
+
+
+def landmark_kernels(size: int, sigma: float = 0.07, floor: float = 0.05) -> torch.Tensor:
+    """[68, size, size] weights that spread values given at the 68 template landmarks over the image:
+    Gaussians of ``sigma`` (in image widths) normalised to sum to 1 near the face and fading to 0 away
+    from it (``floor`` is a background kernel that moves nothing)."""
+    from synthtext.template import template
+
+    centres = torch.from_numpy(template(size)).float()  # pixel coordinates
+    ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32),
+                            indexing="ij")
+    d2 = (xs[None] - centres[:, 0, None, None]) ** 2 + (ys[None] - centres[:, 1, None, None]) ** 2
+    gauss = torch.exp(-d2 / (2 * (sigma * size) ** 2))
+    return gauss / (gauss.sum(0, keepdim=True) + floor)
 
 
 def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:

@@ -11,9 +11,24 @@ import torch
 from torch.utils.data import Dataset
 
 from synthtext import EMOTIONS
+from synthtext.align import similarity, transform_points
 from synthtext.models.config import ModelConfig
 
 REFERENCES = ("clip", "neutral", "mixed")
+STABLE_POINTS = np.array([27, 28, 29, 30, 36, 39, 42, 45])  # nose bridge and eye corners: no expression moves them
+
+
+def stabilise(video: np.ndarray, landmarks: np.ndarray, pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each frame moved (similarity on the nose bridge and eye corners) into the pose of the landmarks
+    ``pose`` [68, 2]: head motion removed, expression and speech kept. uint8 [T, S, S, 3], [T, 68, 2]."""
+    size = video.shape[1]
+    video, landmarks = video.copy(), landmarks.astype(np.float32).copy()
+    for t in range(len(video)):
+        matrix = similarity(landmarks[t][STABLE_POINTS], pose[STABLE_POINTS])
+        video[t] = cv2.warpAffine(video[t], matrix, (size, size), flags=cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_REPLICATE)
+        landmarks[t] = transform_points(matrix, landmarks[t])
+    return video, landmarks
 
 
 def log_mel(audio: np.ndarray, cfg: ModelConfig) -> np.ndarray:
@@ -54,6 +69,12 @@ def mouth_weights(landmarks: np.ndarray, size: int, source_size: int) -> np.ndar
     return out
 
 
+def normalised_points(points: np.ndarray, size: int) -> np.ndarray:
+    """Pixel coordinates (centres at integers) in a ``size`` crop -> normalised coordinates (the image
+    spans -1..1, as ``grid_sample`` with ``align_corners=False`` reads them). float32, same shape."""
+    return ((points.astype(np.float32) + 0.5) * (2.0 / size) - 1.0).astype(np.float32)
+
+
 def to_tensor_frames(frames: np.ndarray, size: int) -> np.ndarray:
     """uint8 [T, H, W, 3] -> float32 [T, 3, size, size] in [-1, 1]."""
     if frames.shape[1] != size:
@@ -67,7 +88,10 @@ class ClipWindows(Dataset):
     (default: ``windows`` per clip).
 
     Each item: video [T, 3, S, S], reference [3, S, S], mels [T, n_mels, ctx], emotion id, mouth
-    weights [T, 1, S, S]. The reference is a random frame of the same clip (``reference="clip"``, the
+    weights [T, 1, S, S], landmarks [T, 68, 2] of the clip's frames and ref_landmarks [68, 2] of the
+    reference frame (normalised coordinates). With ``still_head`` the window's frames are moved into
+    the reference frame's head pose (``stabilise``): the generator then learns expression and speech,
+    not head motion that speech cannot predict. The reference is a random frame of the same clip (``reference="clip"``, the
     seed's choice) or of a neutral clip of the same actor (``"neutral"``, when the actor has one):
     then the reference does not already show the target emotion, and the generator must take the
     expression from the emotion condition; ``"mixed"`` draws either, half and half. Files are opened
@@ -75,10 +99,11 @@ class ClipWindows(Dataset):
     """
 
     def __init__(self, files: list[Path], cfg: ModelConfig, windows: int = 4, augment: bool = True, seed: int = 0,
-                 length: int | None = None, reference: str = "clip"):
+                 length: int | None = None, reference: str = "clip", still_head: bool = False):
         if reference not in REFERENCES:
             raise ValueError(f"reference must be one of {', '.join(REFERENCES)}, not {reference!r}")
         self.files, self.cfg, self.augment, self.seed = list(files), cfg, augment, seed
+        self.still_head = still_head
         self.length = length or len(self.files) * windows
         self.lengths, actors, emotions = [], [], []
         for path in self.files:
@@ -105,7 +130,9 @@ class ClipWindows(Dataset):
         choices = [clip] if self.reference == "mixed" and rng.random() < 0.5 else self.references[clip]
         source = choices[int(rng.integers(0, len(choices)))]
         with h5py.File(self.files[source], "r") as f:
-            reference = f["video"][int(rng.integers(0, self.lengths[source]))]
+            ref_index = int(rng.integers(0, self.lengths[source]))
+            reference = f["video"][ref_index]
+            ref_landmarks = f["landmarks"][ref_index]
         with h5py.File(self.files[clip], "r") as f:
             video = f["video"][start:start + cfg.frames]
             landmarks = f["landmarks"][start:start + cfg.frames]
@@ -116,6 +143,8 @@ class ClipWindows(Dataset):
             extra = cfg.frames - len(video)
             video = np.concatenate([video, np.repeat(video[-1:], extra, 0)])
             landmarks = np.concatenate([landmarks, np.repeat(landmarks[-1:], extra, 0)])
+        if self.still_head:
+            video, landmarks = stabilise(video, landmarks, ref_landmarks)
         frames = to_tensor_frames(video, cfg.image_size)
         ref = to_tensor_frames(reference[None], cfg.image_size)[0]
         if self.augment:  # the same colour jitter on the clip and its reference, noise on the reference
@@ -126,4 +155,6 @@ class ClipWindows(Dataset):
         mels = mel_windows(log_mel(audio, cfg), start, cfg.frames, cfg)
         return {"video": torch.from_numpy(np.ascontiguousarray(frames)), "reference": torch.from_numpy(ref),
                 "mels": torch.from_numpy(mels), "emotion": torch.tensor(emotion),
-                "mouth": torch.from_numpy(mouth_weights(landmarks, cfg.image_size, source_size))}
+                "mouth": torch.from_numpy(mouth_weights(landmarks, cfg.image_size, source_size)),
+                "landmarks": torch.from_numpy(normalised_points(landmarks, source_size)),
+                "ref_landmarks": torch.from_numpy(normalised_points(ref_landmarks, source_size))}

@@ -33,6 +33,8 @@ from synthtext.train.losses import (
     VGG19Features,
     coarse_loss,
     flow_smoothness,
+    landmark_flow_loss,
+    landmark_points_loss,
     mask_prior,
     perceptual_loss,
     reconstruction_loss,
@@ -67,7 +69,10 @@ class TrainParams:
     coarse: float = 1.0  # motion decoder: L1 of 4x4-block averages
     smooth: float = 0.05  # motion decoder: total variation of the motion field
     mask_prior: float = 1.0  # motion decoder: (1 - mask) outside the mouth
+    landmark_flow: float = 1.0  # motion decoder: the field at the frame's landmarks points to the reference's
+    landmark_points: float = 1.0  # motion decoder: its landmark displacements are the true ones (pixels)
     reference: str = "neutral"  # reference frame: neutral (a neutral clip of the same actor) | clip | mixed
+    still_head: bool = True  # windows moved into the reference's head pose (see ClipWindows)
 
     def model_config(self) -> ModelConfig:
         return profile(self.profile, **({"decoder": self.decoder} if self.decoder else {}))
@@ -139,7 +144,7 @@ def batches(files: list[Path], run: Run) -> Iterator[dict]:
     params = run.params
     per_process = params.steps * params.batch
     dataset = ClipWindows(files, run.cfg, params.windows, seed=params.seed, length=per_process * run.dist.world,
-                          reference=params.reference)
+                          reference=params.reference, still_head=params.still_head)
     sampler = DistributedSampler(dataset, run.dist.world, run.dist.rank, shuffle=False) if run.dist.world > 1 else None
     workers = params.workers
     loader = DataLoader(dataset, batch_size=params.batch, sampler=sampler, num_workers=workers,
@@ -368,7 +373,10 @@ def _generator_losses(run: Run, gen: nn.Module, extractor: nn.Module, batch: dic
     metrics = {"rec": rec.item(), "perceptual": perc.item(), "aux": aux.item()}
     if "flow" in parts:
         terms = {"coarse": coarse_loss(fake, batch["video"]), "smooth": flow_smoothness(parts["flow"]),
-                 "mask_prior": mask_prior(parts["mask"], batch["mouth"])}
+                 "mask_prior": mask_prior(parts["mask"], batch["mouth"]),
+                 "landmark_flow": landmark_flow_loss(parts["flow"], batch["landmarks"], batch["ref_landmarks"]),
+                 "landmark_points": landmark_points_loss(parts["points"], batch["landmarks"], batch["ref_landmarks"])
+                 * fake.shape[-1] / 2}
         total = total + sum(getattr(params, k) * v for k, v in terms.items())
         metrics.update({k: v.item() for k, v in terms.items()})
     return fake, total, metrics
@@ -409,7 +417,7 @@ def evaluate_generator(net: Generator, files: list[Path], run: Run) -> dict:
     """L1 over whole frames and mouth-weighted L1 on 2 windows of every val clip (fixed noise)."""
     net.eval()
     dataset = ClipWindows(files, run.cfg, windows=2, augment=False, seed=run.params.seed + 1,
-                          reference=run.params.reference)
+                          reference=run.params.reference, still_head=run.params.still_head)
     total, mouth, count = 0.0, 0.0, 0
     noise = torch.Generator(device=run.device).manual_seed(0)
     for batch in DataLoader(dataset, batch_size=4):

@@ -105,3 +105,20 @@ def mask_prior(mask: torch.Tensor, mouth: torch.Tensor) -> torch.Tensor:
     mouth) of ``synthtext.train.data.mouth_weights`` [B, T, 1, S, S]."""
     outside = 1 - ((mouth - 1) / 2).clamp(0, 1)
     return ((1 - mask) * outside).mean()
+
+
+def landmark_flow_loss(flow: torch.Tensor, landmarks: torch.Tensor, ref_landmarks: torch.Tensor) -> torch.Tensor:
+    """Where the field is defined by the faces themselves: at each of the frame's 68 landmarks the field
+    must point to the same landmark in the reference. flow [B, T, 2, S, S]; landmarks [B, T, 68, 2] and
+    ref_landmarks [B, 68, 2] in normalised coordinates. Mean L1 in pixels of the model's resolution."""
+    b, t = flow.shape[:2]
+    at_points = F.grid_sample(flow.flatten(0, 1), landmarks.flatten(0, 1)[:, :, None, :].to(flow.dtype),
+                              mode="bilinear", padding_mode="border", align_corners=False)[..., 0]  # [BT, 2, 68]
+    wanted = (ref_landmarks[:, None] - landmarks).flatten(0, 1).transpose(1, 2)  # [BT, 2, 68]
+    return (at_points - wanted.to(flow.dtype)).abs().mean() * flow.shape[-1] / 2
+
+
+def landmark_points_loss(points: torch.Tensor, landmarks: torch.Tensor, ref_landmarks: torch.Tensor) -> torch.Tensor:
+    """The decoder's landmark displacements [B, T, 68, 2] against the true ones (the frame's landmarks
+    minus the reference's, normalised coordinates). Mean L1 in pixels of a ``size`` image is this x size/2."""
+    return (points - (landmarks - ref_landmarks[:, None]).to(points.dtype)).abs().mean()
