@@ -121,11 +121,14 @@ def job_key(job: Job, options: Options, model_md5: str) -> str:
 
 def render_code_version() -> str:
     import synthtext.infer
+    import synthtext.models.generator
+    import synthtext.train.data
     import synthtext.tts.engines
     import synthtext.tts.prosody
     from synthtext.hashing import code_version
 
-    return code_version(synthtext.infer, synthtext.tts.engines, synthtext.tts.prosody)
+    return code_version(synthtext.infer, synthtext.models.generator, synthtext.train.data, synthtext.tts.engines,
+                        synthtext.tts.prosody)
 
 
 def sidecar_path(out: Path) -> Path:
