@@ -113,7 +113,8 @@ def main() -> None:
         out = subprocess.run([sys.executable, __file__, "--one", name, "--steps", str(args.steps)],
                              capture_output=True, text=True, check=True).stdout
         r = json.loads(out.strip().splitlines()[-1])
-        print(f"{r['profile']:>6} ({r['decoder']} decoder): batch {r['batch']} x {r['frames']} frames at {r['size']}px, generator "
+        print(f"{r['profile']:>6} ({r['decoder']} decoder): batch {r['batch']} x {r['frames']} frames at "
+              f"{r['size']}px, generator "
               f"{r['generator_params_m']:.1f} M params | G step {r['g_step_s']:.2f} s | D step {r['d_step_s']:.2f} s | "
               f"75-frame inference {r['infer_75_frames_s']:.2f} s | peak {r['peak_mb']:.0f} MB")
 

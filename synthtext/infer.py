@@ -119,7 +119,8 @@ class Face:
         """The aligned face warped from the photo at ``size`` x ``size`` (sharp at any size)."""
         if size == self.crop.shape[0]:
             return self.crop
-        return cv2.warpAffine(self.image, self.matrix_at(size), (size, size), flags=cv2.INTER_LINEAR if size > self.crop.shape[0] else cv2.INTER_AREA,
+        interpolation = cv2.INTER_LINEAR if size > self.crop.shape[0] else cv2.INTER_AREA
+        return cv2.warpAffine(self.image, self.matrix_at(size), (size, size), flags=interpolation,
                               borderMode=cv2.BORDER_REPLICATE)
 
 
@@ -270,7 +271,7 @@ def render_crop(animation: Animation, crop: np.ndarray, chunk: int = 32) -> np.n
     out = np.empty((len(animation), *crop.shape), np.uint8)
     for start in range(0, len(animation), chunk):
         parts = {k: v[None] for k, v in animation.chunk(start, start + chunk).items()}
-        out[start:start + chunk] = to_uint8(compose(reference, parts)[0])
+        out[start:start + chunk] = to_uint8(compose(reference, parts, "bicubic")[0])
     return out
 
 
@@ -362,7 +363,7 @@ def _paste_motion(animation: Animation, face: Face, feather: float) -> np.ndarra
         dx = linear[0, 0] * field[..., 0] + linear[0, 1] * field[..., 1]
         dy = linear[1, 0] * field[..., 0] + linear[1, 1] * field[..., 1]
         moved = cv2.remap(photo, (grid_x + dx).astype(np.float32), (grid_y + dy).astype(np.float32),
-                          cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                          cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
         blend = cv2.warpAffine(mask[t, 0], from_net, (box_w, box_h), flags=cv2.INTER_LINEAR,
                                borderValue=1.0)[..., None]
         filled = cv2.warpAffine(synth[t].transpose(1, 2, 0), from_net, (box_w, box_h), flags=cv2.INTER_LINEAR,

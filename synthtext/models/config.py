@@ -10,7 +10,6 @@ from synthtext import EMOTIONS
 from synthtext.clipfile import SCHEMA_VERSION
 from synthtext.errors import SynthTextError
 
-
 DECODERS = ("motion", "pixels")
 
 

@@ -159,7 +159,7 @@ def landmark_kernels(size: int, sigma: float = 0.07, floor: float = 0.05) -> tor
     return gauss / (gauss.sum(0, keepdim=True) + floor)
 
 
-def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+def warp(image: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
     """Backward warp: output pixel p samples ``image`` at p + flow(p). image [N, C, H, W]; flow
     [N, 2, h, w] in normalised coordinates (x, y; the image spans -1..1), resized to H x W if needed."""
     n, _, height, width = image.shape
@@ -167,19 +167,20 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         flow = F.interpolate(flow, size=(height, width), mode="bilinear", align_corners=False)
     identity = torch.eye(2, 3, dtype=image.dtype, device=image.device).expand(n, 2, 3)
     grid = F.affine_grid(identity, [n, 1, height, width], align_corners=False)
-    return F.grid_sample(image, grid + flow.permute(0, 2, 3, 1), mode="bilinear", padding_mode="border",
+    return F.grid_sample(image, grid + flow.permute(0, 2, 3, 1), mode=mode, padding_mode="border",
                          align_corners=False)
 
 
-def compose(reference: torch.Tensor, parts: dict[str, torch.Tensor]) -> torch.Tensor:
+def compose(reference: torch.Tensor, parts: dict[str, torch.Tensor], mode: str = "bilinear") -> torch.Tensor:
     """Frames [B, T, 3, H, W] from the decoder's parts and a reference [B, 3, H, W] of any size H x W:
-    the reference warped by the field, blended by the mask with the synthesized image (both resized)."""
+    the reference warped by the field (sampled with ``mode``: bilinear in training, bicubic for the
+    sharper output of inference), blended by the mask with the synthesized image (both resized)."""
     if "frames" in parts:
         return parts["frames"]
     flow, mask, synth = parts["flow"], parts["mask"], parts["synth"]
     b, t = flow.shape[:2]
     size = reference.shape[-2:]
-    moved = warp(reference.repeat_interleave(t, 0), flow.flatten(0, 1))
+    moved = warp(reference.repeat_interleave(t, 0), flow.flatten(0, 1), mode)
     if mask.shape[-2:] != size:
         mask = F.interpolate(mask.flatten(0, 1), size=size, mode="bilinear", align_corners=False).view(b, t, 1, *size)
         synth = F.interpolate(synth.flatten(0, 1), size=size, mode="bilinear",

@@ -91,8 +91,8 @@ class ClipWindows(Dataset):
     weights [T, 1, S, S], landmarks [T, 68, 2] of the clip's frames and ref_landmarks [68, 2] of the
     reference frame (normalised coordinates). With ``still_head`` the window's frames are moved into
     the reference frame's head pose (``stabilise``): the generator then learns expression and speech,
-    not head motion that speech cannot predict. The reference is a random frame of the same clip (``reference="clip"``, the
-    seed's choice) or of a neutral clip of the same actor (``"neutral"``, when the actor has one):
+    not head motion that speech cannot predict. The reference is a random frame of the same clip
+    (``reference="clip"``, the seed's choice) or of a neutral clip of the same actor (``"neutral"``, when the actor has one):
     then the reference does not already show the target emotion, and the generator must take the
     expression from the emotion condition; ``"mixed"`` draws either, half and half. Files are opened
     per item, so it works in DataLoader worker processes.
