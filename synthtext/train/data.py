@@ -92,10 +92,10 @@ class ClipWindows(Dataset):
     reference frame (normalised coordinates). With ``still_head`` the window's frames are moved into
     the reference frame's head pose (``stabilise``): the generator then learns expression and speech,
     not head motion that speech cannot predict. The reference is a random frame of the same clip
-    (``reference="clip"``, the seed's choice) or of a neutral clip of the same actor (``"neutral"``, when the actor has one):
-    then the reference does not already show the target emotion, and the generator must take the
-    expression from the emotion condition; ``"mixed"`` draws either, half and half. Files are opened
-    per item, so it works in DataLoader worker processes.
+    (``reference="clip"``, the seed's choice) or of a neutral clip of the same actor (``"neutral"``,
+    when the actor has one): then the reference does not already show the target emotion, and the
+    generator must take the expression from the emotion condition; ``"mixed"`` draws either, half and
+    half. Files are opened per item, so it works in DataLoader worker processes.
     """
 
     def __init__(self, files: list[Path], cfg: ModelConfig, windows: int = 4, augment: bool = True, seed: int = 0,
