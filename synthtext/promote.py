@@ -1,16 +1,15 @@
 """The promotion gate: a candidate generator becomes ``champion`` only when it beats the current
-champion on the metrics named in params (by a margin) and is not worse than the static baseline."""
+champion on the metrics named in params (by a margin), is not worse than the static baseline on
+those and on SSIM, and keeps the identity of the people on the held-out photos. Directions come
+from the one metric table, ``synthtext.evaluation.METRICS``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from synthtext import evaluation
 from synthtext.errors import SynthTextError
-
-# Which way is better for each metric the gate may name.
-HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "psnr_mouth": True, "ssim_mouth": True, "sync_r": True,
-                    "emotion_accuracy": True, "gt_opening_r": True, "lse_c": True, "m_lmd": False, "f_lmd": False,
-                    "lse_d": False, "fid": False}
+from synthtext.evaluation import HELDOUT_COLUMNS, better, metric
 
 
 @dataclass
@@ -19,45 +18,80 @@ class Decision:
     reasons: list[str] = field(default_factory=list)
 
 
-def _better(metric: str, a: float, b: float, margin: float) -> bool:
-    """``a`` better than ``b`` by at least ``margin``."""
-    return a >= b + margin if HIGHER_IS_BETTER[metric] else a <= b - margin
+def _against_static(name: str, value: float, static: dict) -> tuple[bool, str]:
+    entry = metric(name)
+    if static.get(name) is None:
+        return True, f"{name}: the static baseline has no value to compare with"
+    ok = better(name, value, static[name])
+    sign = {"higher": (">=", "<"), "lower": ("<=", ">"), "near0": ("|x| <=", "|x| >")}[entry.better][0 if ok else 1]
+    way = "closer to 0" if entry.better == "near0" else entry.better
+    return ok, f"{name}: candidate {value:.4f} {sign} static baseline {static[name]:.4f} ({way} is better)"
 
 
 def decide(candidate: dict, static: dict, champion: dict | None, metrics: list[str], margin: float = 0.0,
-           against_static: bool = True) -> Decision:
+           against_static: bool = True, static_floor: list[str] = (), heldout: dict[str, dict] | None = None,
+           max_identity: float | None = None) -> Decision:
     """Compare metric tables (name -> value). Every named metric must be at least as good as the static
-    baseline, and better than the champion's by ``margin``; any failure refuses the promotion."""
-    unknown = [m for m in metrics if m not in HIGHER_IS_BETTER]
+    baseline (with ``against_static``, which also holds the ``static_floor`` metrics to it) and better
+    than the champion's by ``margin``; with ``max_identity``, the median identity distance of each
+    held-out column (``heldout``: column -> table) must not exceed it. Any failure refuses."""
+    known = [e.name for e in evaluation.METRICS]
+    unknown = [m for m in [*metrics, *static_floor] if m not in known]
     if unknown or not metrics:
-        raise SynthTextError(f"promote.metrics {unknown or metrics}: name some of {', '.join(HIGHER_IS_BETTER)}")
+        raise SynthTextError(f"promote.metrics {unknown or metrics}: name some of {', '.join(known)}")
     decision = Decision(promote=True)
-    for metric in metrics:
-        value = candidate.get(metric)
+    for name in metrics:
+        value = candidate.get(name)
         if value is None:
             decision.promote = False
-            decision.reasons.append(f"{metric}: not measured for the candidate")
+            decision.reasons.append(f"{name}: not measured for the candidate")
             continue
-        word = "higher" if HIGHER_IS_BETTER[metric] else "lower"
         if against_static:
-            ok = _better(metric, value, static[metric], 0.0)
+            ok, reason = _against_static(name, value, static)
             decision.promote &= ok
-            decision.reasons.append(f"{metric}: candidate {value:.4f} {'>=' if ok else '<'} static baseline "
-                                    f"{static[metric]:.4f} ({word} is better)" if HIGHER_IS_BETTER[metric] else
-                                    f"{metric}: candidate {value:.4f} {'<=' if ok else '>'} static baseline "
-                                    f"{static[metric]:.4f} ({word} is better)")
-        if champion is not None and champion.get(metric) is None:
-            decision.reasons.append(f"{metric}: the champion has no value to compare with")
+            decision.reasons.append(reason)
+        if champion is not None and champion.get(name) is None:
+            decision.reasons.append(f"{name}: the champion has no value to compare with")
         elif champion is not None:
-            ok = _better(metric, value, champion[metric], margin)
+            ok = better(name, value, champion[name], margin)
             decision.promote &= ok
-            need = champion[metric] + margin if HIGHER_IS_BETTER[metric] else champion[metric] - margin
-            sign = ">=" if HIGHER_IS_BETTER[metric] else "<="
-            decision.reasons.append(f"{metric}: candidate {value:.4f} vs champion {champion[metric]:.4f} "
-                                    f"(needs {sign} {need:.4f}): {'passes' if ok else 'does not beat it'}")
+            way = metric(name).better
+            need = {"higher": f">= {champion[name] + margin:.4f}", "lower": f"<= {champion[name] - margin:.4f}",
+                    "near0": f"|x| <= {abs(champion[name]) - margin:.4f}"}[way]
+            decision.reasons.append(f"{name}: candidate {value:.4f} vs champion {champion[name]:.4f} "
+                                    f"(needs {need}): {'passes' if ok else 'does not beat it'}")
+    for name in static_floor if against_static else ():
+        if name in metrics:
+            continue
+        if candidate.get(name) is None:
+            decision.promote = False
+            decision.reasons.append(f"{name}: not measured for the candidate")
+            continue
+        ok, reason = _against_static(name, candidate[name], static)
+        decision.promote &= ok
+        decision.reasons.append(reason)
+    if max_identity is not None:
+        _check_identity(decision, heldout or {}, max_identity)
     if champion is None:
         decision.reasons.append("no champion yet")
     return decision
+
+
+def _check_identity(decision: Decision, heldout: dict[str, dict], limit: float) -> None:
+    columns = [c for c in HELDOUT_COLUMNS if c in heldout]
+    if not columns:
+        decision.reasons.append("identity: no held-out photos were evaluated (evaluate.photos), not checked")
+    for column in columns:
+        value = heldout[column].get("identity_median")
+        where = HELDOUT_COLUMNS[column]
+        if value is None or value != value:  # NaN: no face found again in any frame
+            decision.promote = False
+            decision.reasons.append(f"identity_median ({where}): no face found to compare")
+            continue
+        ok = value <= limit
+        decision.promote &= ok
+        decision.reasons.append(f"identity_median ({where}): {value:.4f} {'<=' if ok else '>'} limit {limit:.4f} "
+                                f"(promote.max_identity; lower is better)")
 
 
 def registry_state(name: str) -> tuple[object | None, object | None]:

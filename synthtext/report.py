@@ -1,5 +1,7 @@
-"""``reports/``: one page a person opens to judge a model — the metrics table with both baselines,
-and per emotion a short sample video (real | static | generated) and a still contact sheet."""
+"""``reports/``: one page a person opens to judge a model — the metric table (rows from
+``synthtext.evaluation.METRICS``) with both baselines and the held-out photos, the targets, the
+gate's decision, per emotion a short sample video (real | static | generated) and a contact sheet,
+and for each held-out photo the six emotions at peak mouth opening at the photo's own resolution."""
 
 from __future__ import annotations
 
@@ -9,22 +11,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from synthtext import EMOTIONS
+from synthtext import EMOTIONS, evaluation
+from synthtext.evaluation import HELDOUT_COLUMNS, target_text
 from synthtext.files import write_png_atomic, write_text_atomic
 from synthtext.infer import label, resize_frames
 
 EMOTION_NAMES = {"ANG": "anger", "DIS": "disgust", "FEA": "fear", "HAP": "happiness", "NEU": "neutral",
                  "SAD": "sadness"}
-ROWS = [("emotion_accuracy", "evaluator emotion accuracy (6 conditions)", "higher"),
-        ("sync_r", "mouth-speech correlation at best offset", "higher"),
-        ("sync_offset", "best offset, frames", "near 0"),
-        ("gt_opening_r", "mouth opening vs ground truth (sample corpus)", "higher"),
-        ("psnr", "PSNR, dB", "higher"), ("ssim", "SSIM", "higher"),
-        ("psnr_mouth", "PSNR mouth, dB", "higher"), ("ssim_mouth", "SSIM mouth", "higher"),
-        ("m_lmd", "M-LMD (IOD units)", "lower"), ("f_lmd", "F-LMD (IOD units)", "lower"),
-        ("face_found", "frames with a face found", "higher"),
-        ("lse_d", "LSE-D (SyncNet distance)", "lower"), ("lse_c", "LSE-C (SyncNet confidence)", "higher"),
-        ("fid", "FID (Inception)", "lower")]
+COLUMNS = {"generated": "generated", "static": "static", "real": "real", "champion": "champion", **HELDOUT_COLUMNS}
 
 
 def sample_video(rows: list[dict], emotion: str, out: Path, cell: int = 128) -> None:
@@ -58,25 +52,74 @@ def contact_sheet(rows: list[dict], out: Path, columns: int = 6, cell: int = 96)
     write_png_atomic(out, cv2.cvtColor(np.concatenate(lines, axis=0), cv2.COLOR_RGB2BGR))
 
 
-def _cell(value) -> str:
+def heldout_sheet(region: np.ndarray, peaks: dict[str, np.ndarray], out: Path) -> None:
+    """The photo's face region, then each emotion at peak mouth opening, side by side, all at the
+    photo's own resolution (pasted-back frames, not rescaled)."""
+    cells = [label(region, "photo")] + [label(peaks[e], f"{e} {EMOTION_NAMES[e]}") for e in EMOTIONS if e in peaks]
+    write_png_atomic(out, cv2.cvtColor(np.concatenate(cells, axis=1), cv2.COLOR_RGB2BGR))
+
+
+def heldout_video(clips: dict[str, np.ndarray], audio: np.ndarray, sample_rate: int, fps: float, out: Path,
+                  columns: int = 3) -> None:
+    """The six emotions in a grid, speaking the same speech at once (pasted-back face regions)."""
+    from synthtext.media import write_video
+
+    names = [e for e in EMOTIONS if e in clips]
+    frames = min(len(clips[e]) for e in names)
+    height, width = clips[names[0]].shape[1:3]
+    rows = -(-len(names) // columns)
+    grid = np.zeros((frames, rows * height, columns * width, 3), np.uint8)
+    for cell, name in enumerate(names):
+        r, c = divmod(cell, columns)
+        grid[:, r * height:(r + 1) * height, c * width:(c + 1) * width] = \
+            [label(f, f"{name} {EMOTION_NAMES[name]}") for f in clips[name][:frames]]
+    write_video(out, grid, fps, audio[:int(round(frames * sample_rate / fps))], sample_rate)
+
+
+def _cell(value, check: dict | None = None) -> str:
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
-        return "–"
-    return f"{value:.3f}" if isinstance(value, float) else html.escape(str(value))
+        return "<td>–</td>"
+    text = f"{value:.3f}" if isinstance(value, float) else html.escape(str(value))
+    if check is None:
+        return f"<td>{text}</td>"
+    mark = "pass" if check["pass"] else "fail"
+    return f"<td class={mark} title='target {check['target']:.3f}: {mark}'>{text} {'✓' if check['pass'] else '✗'}</td>"
+
+
+def metric_table(table: dict[str, dict], targets: dict[str, dict]) -> str:
+    """The metric table: a row per entry of ``METRICS`` that any column measured."""
+    columns = [c for c in COLUMNS if c in table]
+    head = "".join(f"<th>{html.escape(COLUMNS[c])}</th>" for c in columns)
+    body = "".join(
+        f"<tr><td>{html.escape(m.label)}</td>"
+        f"{''.join(_cell(table[c].get(m.name), targets.get(c, {}).get(m.name)) for c in columns)}"
+        f"<td class=dir>{'closer to 0' if m.better == 'near0' else m.better}</td>"
+        f"<td class=dir>{html.escape(target_text(m))}</td></tr>"
+        for m in evaluation.METRICS if any(m.name in table[c] for c in columns))
+    return f"<table><tr><th>metric</th>{head}<th>better</th><th>target</th></tr>{body}</table>"
+
+
+def breakdown_table(parts: dict[str, dict[str, dict]], first: str) -> str:
+    """Held-out metrics by photo or by emotion, at both sizes."""
+    rows = [m for m in evaluation.METRICS if "heldout" in m.groups]
+    head = "".join(f"<th>{html.escape(m.name)}<br>{k}</th>" for k in ("face", "photo") for m in rows)
+    body = "".join(f"<tr><td>{html.escape(name)}</td>"
+                   f"{''.join(_cell(part[k].get(m.name)) for k in ('face', 'photo') for m in rows)}</tr>"
+                   for name, part in parts.items())
+    return f"<table><tr><th>{first}</th>{head}</tr>{body}</table>"
 
 
 def write_index(folder: Path, table: dict[str, dict], promotion: dict, per_emotion: dict[str, dict],
-                confusion: np.ndarray, about: dict) -> Path:
-    """``index.html``: the table (columns: generated, static, real[, champion]), the gate's decision,
-    per-emotion accuracy, the confusion matrix and the sample videos and sheets."""
-    columns = [c for c in ("generated", "static", "real", "champion") if c in table]
-    head = "".join(f"<th>{c}</th>" for c in columns)
-    body = "".join(
-        f"<tr><td>{html.escape(text)}</td>{''.join(f'<td>{_cell(table[c].get(key))}</td>' for c in columns)}"
-        f"<td class=dir>{better}</td></tr>" for key, text, better in ROWS)
+                confusion: np.ndarray, about: dict, targets: dict[str, dict] | None = None,
+                heldout: dict | None = None) -> Path:
+    """``index.html``: the table (columns: generated, static, real[, champion][, held-out]), the gate's
+    decision, per-emotion accuracy, the confusion matrix, the held-out photos (``heldout``: the
+    breakdown of ``evaluation.heldout_breakdown``; sheets and videos named ``heldout_<photo>``) and
+    the sample videos and sheets."""
     decision = "promoted to <b>champion</b>" if promotion.get("promoted") else "<b>not</b> promoted"
     reasons = "".join(f"<li>{html.escape(r)}</li>" for r in promotion.get("reasons", []))
-    emo_rows = "".join(f"<tr><td>{e} ({EMOTION_NAMES[e]})</td><td>{_cell(per_emotion[e]['generated'])}</td>"
-                       f"<td>{_cell(per_emotion[e]['real'])}</td></tr>" for e in EMOTIONS)
+    emo_rows = "".join(f"<tr><td>{e} ({EMOTION_NAMES[e]})</td>{_cell(per_emotion[e]['generated'])}"
+                       f"{_cell(per_emotion[e]['real'])}</tr>" for e in EMOTIONS)
     conf = "".join(f"<tr><th>{EMOTIONS[i]}</th>{''.join(f'<td>{v}</td>' for v in row)}</tr>"
                    for i, row in enumerate(confusion))
     samples = "".join(
@@ -84,29 +127,52 @@ def write_index(folder: Path, table: dict[str, dict], promotion: dict, per_emoti
         f"<video controls preload=metadata poster='emotion_{e}.poster.png' src='emotion_{e}.mp4'></video>"
         f"<img src='emotion_{e}.png' alt='generated frames, {EMOTION_NAMES[e]}'></section>" for e in EMOTIONS)
     facts = "".join(f"<li>{html.escape(k)}: {html.escape(str(v))}</li>" for k, v in about.items())
+    held = ""
+    if heldout:
+        photos = "".join(
+            f"<figure><figcaption>{html.escape(name)}</figcaption>"
+            f"<a href='heldout_{html.escape(name)}.png'><img class=sheet src='heldout_{html.escape(name)}.png' "
+            f"alt='{html.escape(name)}: the photo and the six emotions at peak mouth opening'></a>"
+            f"<video controls preload=metadata src='heldout_{html.escape(name)}.mp4'></video></figure>"
+            for name in heldout["photos"])
+        held = f"""<h2>Held-out photos (people the model never saw)</h2>
+<p>Each photo speaks the speech of validation clips in all six emotions, as the aligned face
+(<i>face</i>) and pasted back into the photo at its own resolution (<i>photo</i>). Each sheet: the
+photo's face region, then each emotion at its widest mouth opening, pixel for pixel at the photo's
+resolution (open the image at full size to judge sharpness). Each video: the six emotions speaking
+the first clip's speech at once.</p>
+{photos}
+<h3>By photo</h3>{breakdown_table(heldout["photos"], "photo")}
+<h3>By emotion condition</h3>{breakdown_table(heldout["emotions"], "emotion")}"""
     page = f"""<!doctype html>
 <html lang=en><head><meta charset=utf-8><title>SynthText evaluation</title>
 <style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 1200px; }}
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 1400px; }}
 table {{ border-collapse: collapse; margin: 1em 0; }}
 td, th {{ border: 1px solid #ccc; padding: 4px 10px; text-align: right; }}
 td:first-child {{ text-align: left; }} td.dir {{ color: #777; text-align: left; }}
+td.pass {{ background: #e6f4e6; }} td.fail {{ background: #f8e3e3; }}
 section {{ display: inline-block; vertical-align: top; margin: 0 1.5em 1.5em 0; }}
 video, img {{ display: block; max-width: 560px; margin-top: 4px; }}
+img.sheet {{ max-width: 100%; }} figure {{ margin: 0 0 2em 0; }}
 </style></head><body>
 <h1>SynthText evaluation</h1>
 <ul>{facts}</ul>
-<h2>Metrics (validation speakers)</h2>
-<p>generated: the candidate generator; static: the reference frame repeated (a model that learned
-nothing); real: the recorded video (the ceiling). Emotion accuracy is that of an independent
-evaluator trained on real clips only; generated videos are made under each of the six emotions.</p>
-<table><tr><th>metric</th>{head}<th>better</th></tr>{body}</table>
+<h2>Metrics</h2>
+<p>Validation people — generated: the candidate generator; static: the reference frame repeated (a
+model that learned nothing); real: the recorded video (the ceiling). Held-out: photos of people in
+neither split. Emotion accuracy is that of an independent evaluator trained on real clips only;
+generated videos are made under each of the six emotions. Identity: distance of dlib's face
+descriptors to the reference (under 0.6: the same person). ✓ / ✗: against the targets (information;
+the promotion gate is below).</p>
+{metric_table(table, targets or {})}
 <h2>Promotion</h2><p>The candidate was {decision}.</p><ul>{reasons}</ul>
-<h2>Evaluator accuracy by emotion condition</h2>
+{held}
+<h2>Evaluator accuracy by emotion condition (validation people)</h2>
 <table><tr><th>emotion</th><th>generated</th><th>real</th></tr>{emo_rows}</table>
 <h2>Confusion matrix (generated; rows: condition, columns: evaluator)</h2>
 <table><tr><th></th>{''.join(f'<th>{e}</th>' for e in EMOTIONS)}</tr>{conf}</table>
-<h2>Samples per emotion</h2>
+<h2>Samples per emotion (validation people)</h2>
 <p>Each video: real | static | generated under the emotion, for validation clips, with the first clip's
 speech. Each sheet: the reference frame, then generated frames across the clip.</p>
 {samples}
@@ -115,3 +181,26 @@ speech. Each sheet: the reference frame, then generated frames across the clip.<
     path = folder / "index.html"
     write_text_atomic(path, page)
     return path
+
+
+def summary(metrics: dict) -> str:
+    """The stage's printout: the headline figures, every target with pass or FAIL, the gate's decision."""
+    gen, static, real = metrics["generated"], metrics["static"], metrics["real"]
+    fig = lambda value: "–" if value is None else f"{value:.3f}"  # noqa: E731
+    promoted = metrics["promotion"]
+    lines = [f"evaluate: emotion accuracy {fig(gen.get('emotion_accuracy'))} (static "
+             f"{fig(static.get('emotion_accuracy'))}, real {fig(real.get('emotion_accuracy'))}), sync r "
+             f"{fig(gen.get('sync_r'))} (static {fig(static.get('sync_r'))}, real {fig(real.get('sync_r'))}); "
+             f"v{promoted['candidate_version']} {'promoted to champion' if promoted['promoted'] else 'not promoted'}; "
+             "report: reports/index.html",
+             "targets (information; the gate's reasons are in the report):"]
+    by_name = {m.name: m for m in evaluation.METRICS}
+    for column, checks in metrics.get("targets", {}).items():
+        for name, check in checks.items():
+            entry = by_name[name]
+            sign = {"higher": ">=", "lower": "<=", "near0": "|x| <="}[entry.better]
+            if column == "generated" and entry.target == "static":
+                sign = f"{'>' if entry.better == 'higher' else '<'} static"
+            lines.append(f"  {COLUMNS[column]:<24} {name:<17} {check['value']:8.3f}  {sign} {check['target']:.3f}  "
+                         f"{'pass' if check['pass'] else 'FAIL'}")
+    return "\n".join(lines)

@@ -1,5 +1,6 @@
-"""Evaluation metrics against hand-computed values, the independent evaluator, the promotion gate,
-lineage hashing and the retraining schedule."""
+"""Evaluation metrics against hand-computed values, face identity / sharpness / re-detection on real
+photos, the one metric table, the independent evaluator, a clip and a held-out photo measured and
+reported, the promotion gate, lineage hashing and the retraining schedule."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import yaml
@@ -91,16 +93,224 @@ def test_confusion_and_ground_truth_resampling(tmp_path):
     assert ground_truth_opening(tmp_path / "none.json", 3, 5.0) is None
 
 
+def test_the_mouth_box_follows_the_measured_size():
+    """Landmarks measured at 64 px, frames at 128: the mouth box is scaled by 2 (not by 128 / 128)."""
+    from synthtext.evaluation import MOUTH, Measured, video_metrics
+
+    points = np.tile(_face(20.0), (2, 1, 1)).astype(float)
+    points[:, MOUTH] = np.array([[10.0, 30.0], [20.0, 34.0]] * 10)  # mouth: x 10..20, y 30..34 at 64 px
+    measured = Measured(landmarks=points, features=np.zeros(136), size=64)
+    real = np.zeros((2, 128, 128, 3), np.uint8)
+    inside, outside = real.copy(), real.copy()
+    inside[:, 64:68, 24:36] = 200  # in the mouth at 128 px (x 20..40, y 60..68)
+    outside[:, 30:34, 10:20] = 200  # where the mouth would be if the box were not scaled
+    audio = np.zeros(16000 * 2 // 25, np.float32)
+    assert video_metrics(inside, real, measured, measured, audio, 16000, 25)["psnr_mouth"] < 100
+    assert video_metrics(outside, real, measured, measured, audio, 16000, 25)["psnr_mouth"] == 100.0
+
+
+# ---------------------------------------------------------------- faces: identity, sharpness, re-detection
+
+
+@pytest.fixture(scope="module")
+def judge():
+    from synthtext.face_metrics import FaceJudge
+
+    return FaceJudge()
+
+
+def _astronaut() -> np.ndarray:
+    from skimage import data
+
+    return data.astronaut()
+
+
+def _grace_hopper() -> np.ndarray:
+    """Another person: matplotlib's bundled portrait of Grace Hopper."""
+    import matplotlib.cbook
+
+    from synthtext.infer import read_image
+
+    return read_image(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+
+
+def test_identity_distance_on_real_photos(judge):
+    """dlib's descriptors: a photo is 0 from itself, within 0.45 of a mildly shifted and scaled copy,
+    and more than 0.6 from another person."""
+    from synthtext.face_metrics import IDENTITY_KEPT, SAME_PERSON, identity_distance
+
+    photo = _astronaut()
+    own = judge.describe(photo)
+    assert own.shape == (128,)
+    assert identity_distance(judge.describe(photo), own) == pytest.approx(0.0, abs=1e-6)
+    height, width = photo.shape[:2]
+    moved = cv2.warpAffine(photo, np.float32([[1.06, 0, -0.04 * width], [0, 1.06, 0.03 * height]]), (width, height),
+                           borderMode=cv2.BORDER_REFLECT)
+    assert identity_distance(judge.describe(moved), own) < IDENTITY_KEPT
+    assert identity_distance(judge.describe(_grace_hopper()), own) > SAME_PERSON
+    assert judge.describe(np.full((200, 200, 3), 128, np.uint8)) is None
+
+
+def test_sharpness_ratio_of_a_blurred_copy(judge):
+    from synthtext.face_metrics import laplacian_variance, sharpness_ratio
+
+    photo = _astronaut()
+    reference = judge.reference(photo)
+    assert reference.descriptor is not None and photo[reference.box].shape[0] < photo.shape[0]
+    blurred = cv2.GaussianBlur(photo, (0, 0), 2.0)
+    assert sharpness_ratio(photo[None], photo, reference.box) == pytest.approx(1.0)
+    assert sharpness_ratio(blurred[None], photo, reference.box) < 0.5
+    assert laplacian_variance(np.full((32, 32, 3), 7, np.uint8)) == 0.0
+
+
+def test_redetection_with_and_without_a_face(judge):
+    """A video that is the photo, and one that is grey: every sampled frame found / none; identity is
+    measured only where a face was found, and the pooled summaries count a face-less frame as lost."""
+    from synthtext.evaluation import Video, summarise
+
+    photo = _astronaut()
+    reference = judge.reference(photo)
+    with_face = np.repeat(photo[None], 9, axis=0)
+    without = np.full_like(with_face, 128)
+    found = judge.measure(with_face, reference, 3)
+    lost = judge.measure(without, reference, 3)
+    assert found.frames.tolist() == [0, 4, 8] and found.found.all() and np.allclose(found.identity, 0, atol=1e-6)
+    assert not lost.found.any() and np.isnan(lost.identity).all() and lost.sharpness == 0.0
+    videos = [Video(values={"sharpness": m.sharpness}, per_frame={"identity": m.identity, "found": m.found},
+                    predicted="NEU", hit=1.0) for m in (found, lost)]
+    column = summarise(videos, "heldout")
+    assert column["redetected"] == pytest.approx(0.5) and column["identity_kept"] == pytest.approx(0.5)
+    assert column["identity_median"] == pytest.approx(0.0, abs=1e-6) and column["sharpness"] == pytest.approx(0.5)
+
+
+# ---------------------------------------------------------------- the one metric table
+
+
+def test_summaries_by_the_table():
+    """own: the clips' own emotion and baselines only; mean: every video; median and share: pooled frames
+    (NaN is a frame without a face); accuracy: answers against the conditions."""
+    from synthtext.evaluation import Video, check_targets, summarise
+
+    own = Video(values={"psnr": 20.0, "sync_r": 0.2}, per_frame={"identity": np.array([0.2, 0.5, np.nan])},
+                predicted="ANG", hit=1.0, condition="ANG")
+    other = Video(values={"psnr": 5.0, "sync_r": 0.4}, per_frame={"identity": np.array([0.3])}, predicted="ANG",
+                  hit=0.0, condition="SAD", own=False)
+    column = summarise([own, other])
+    assert column["psnr"] == 20.0 and column["sync_r"] == pytest.approx(0.3)
+    assert column["identity_median"] == pytest.approx(0.3) and column["identity_kept"] == pytest.approx(0.5)
+    assert column["emotion_accuracy"] == 0.5 and "fid" not in column and "gt_opening_r" not in column
+    assert "psnr" not in summarise([own, other], "heldout")  # a validation-only metric
+    targets = check_targets({"generated": column, "static": {"psnr": 19.0}, "heldout_face": {"identity_kept": 0.96}})
+    assert targets["generated"]["psnr"] == {"target": 19.0, "value": 20.0, "pass": True}
+    assert targets["generated"]["sync_r"]["pass"] is False  # target 0.6
+    assert targets["heldout_face"]["identity_kept"]["pass"] is True  # target 0.95
+
+
+def test_a_new_table_entry_reaches_the_summary_the_gate_and_the_report(monkeypatch):
+    from synthtext import evaluation, promote, report
+
+    entry = evaluation.Metric("blink_gap", "seconds between blinks off the real ones", "lower", "mean",
+                              evaluation.BOTH, target=0.5)
+    monkeypatch.setattr(evaluation, "METRICS", (*evaluation.METRICS, entry))
+    videos = [evaluation.Video(values={"blink_gap": v}, per_frame={}, predicted="ANG", hit=1.0) for v in (0.2, 0.4)]
+    column = evaluation.summarise(videos)
+    assert column["blink_gap"] == pytest.approx(0.3)
+    assert promote.decide(column, {"blink_gap": 0.35}, None, ["blink_gap"]).promote  # lower is better
+    refused = promote.decide(column, {"blink_gap": 0.1}, None, ["blink_gap"])
+    assert not refused.promote and "blink_gap: candidate 0.3000 > static baseline 0.1000" in refused.reasons[0]
+    table = {"generated": column, "static": {"blink_gap": 0.35}, "real": {}}
+    page = report.metric_table(table, evaluation.check_targets(table))
+    assert "seconds between blinks off the real ones" in page and "&lt;= 0.5" in page and "class=pass" in page
+
+
+# ---------------------------------------------------------------- a clip and a held-out photo, end to end
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A tiny-profile motion generator (random weights, fixed seed) loaded as inference loads one."""
+    import torch
+
+    from synthtext.infer import load_generator
+    from synthtext.models import Generator
+    from synthtext.models.config import profile
+    from synthtext.train.loop import save_model
+
+    torch.manual_seed(0)
+    cfg = profile("tiny")
+    folder = tmp_path_factory.mktemp("models") / "generator"
+    generator = Generator(cfg)
+    save_model(folder, generator, cfg)
+    return load_generator(folder)
+
+
+def test_spread_clips_covers_people_and_emotions(aligned_corpus):
+    from synthtext.clipfile import read_attrs
+    from synthtext.evaluation import spread_clips
+
+    files = sorted(str(p) for p in (aligned_corpus[0] / "clips").glob("*.h5"))
+    picked = spread_clips(files, 4)
+    attrs = [read_attrs(f) for f in picked]
+    assert len(picked) == 4 and len({str(a["actor"]) for a in attrs}) == 2
+    assert len({a["emotion"] for a in attrs}) == 4
+    assert spread_clips(files, None) == files
+
+
+def test_a_clip_and_a_held_out_photo_are_measured_and_reported(aligned_corpus, tiny_model, judge, tmp_path):
+    """The real per-clip and per-photo code with a tiny generator: every video measured, the static
+    baseline is the reference itself, the photo is rendered at both sizes, the report shows both."""
+    from synthtext import evaluation
+    from synthtext.landmarks import make_backend
+    from synthtext.report import heldout_sheet, heldout_video, write_index
+
+    files = sorted(str(p) for p in (aligned_corpus[0] / "clips").glob("*.h5"))
+    features = np.random.default_rng(0).normal(size=(12, 136))
+    evaluator = evaluation.EmotionEvaluator.fit(features, list(EMOTIONS) * 2)
+    tools = evaluation.Instruments(evaluation.Measurer(make_backend("dlib"), 128), evaluator, judge, face_frames=2)
+    clip = evaluation.evaluate_clip(files[0], files[0], tiny_model.generator, tools, 1.0,
+                                    keep=("real", "static", *EMOTIONS))
+    assert set(clip.videos) == {"real", "static", *EMOTIONS} and clip.frames["ANG"].shape == (25, 128, 128, 3)
+    columns = evaluation.validation_columns([clip])
+    assert columns["static"]["identity_median"] == pytest.approx(0.0, abs=1e-6)
+    assert columns["static"]["sharpness"] == pytest.approx(1.0) and columns["static"]["redetected"] == 1.0
+    assert {"psnr", "ssim", "identity_median", "sharpness", "redetected"} <= columns["generated"].keys()
+
+    path = tmp_path / "astronaut.png"
+    cv2.imwrite(str(path), cv2.cvtColor(_astronaut(), cv2.COLOR_RGB2BGR))
+    photo = evaluation.evaluate_photo(path, [clip.speech], tiny_model, tools, size=128, cell=64)
+    assert [len(photo.videos[k]) for k in ("face", "photo")] == [6, 6]
+    assert photo.peaks["HAP"].shape == photo.region.shape and photo.clips["SAD"].shape[1] == 64
+    table = {**columns, **evaluation.heldout_columns([photo])}
+    assert table["heldout_photo"]["redetected"] > 0.5 and table["heldout_face"]["identity_median"] < 0.6
+    heldout_sheet(photo.region, photo.peaks, tmp_path / "heldout_astronaut.png")
+    heldout_video(photo.clips, photo.speech.audio, photo.speech.sample_rate, photo.speech.fps,
+                  tmp_path / "heldout_astronaut.mp4")
+    sheet = cv2.imread(str(tmp_path / "heldout_astronaut.png"))
+    assert sheet.shape[:2] == (photo.region.shape[0], 7 * photo.region.shape[1])
+    write_index(tmp_path, table, {"promoted": False, "reasons": ["x"]}, evaluation.per_emotion_accuracy([clip]),
+                evaluation.generated_confusion([clip]), {}, evaluation.check_targets(table),
+                evaluation.heldout_breakdown([photo]))
+    page = (tmp_path / "index.html").read_text()
+    assert "heldout_astronaut.png" in page and "held-out, pasted back" in page and "identity_median" in page
+
+
 # ---------------------------------------------------------------- the independent evaluator
 
 
 def test_evaluator_is_trained_on_real_clips_only(aligned_corpus):
-    """Trained from real aligned clips (train speakers) through the same measuring path as generated
-    videos; it recognises held-out speakers' real clips; it shares nothing with the GAN."""
+    """Trained from real aligned clips (train speakers, each relative to the actor's neutral frame)
+    through the same measuring path as generated videos; it recognises a held-out person's real clips
+    (read relative to that person's neutral frame); it shares nothing with the GAN."""
     from flows.evaluate import train_evaluator
     from synthtext.clipfile import read_attrs
-    from synthtext.evaluation import EmotionEvaluator, Measurer, measure
-    from synthtext.infer import resize_frames
+    from synthtext.evaluation import (
+        EmotionEvaluator,
+        Measurer,
+        first_frame,
+        measure,
+        neutral_features,
+        reference_clips,
+    )
     from synthtext.landmarks import make_backend
 
     work, _ = aligned_corpus
@@ -109,15 +319,17 @@ def test_evaluator_is_trained_on_real_clips_only(aligned_corpus):
     train = [f for f in files if str(read_attrs(f)["actor"]) != actors[-1]]
     held = [f for f in files if f not in train]
     measurer = Measurer(make_backend("dlib"), 128)
-    evaluator = train_evaluator.fn(train, measurer, 64, 3.0, 0)
+    evaluator = train_evaluator.fn(train, measurer, 3.0, 0)
     assert isinstance(evaluator, EmotionEvaluator) and evaluator.coef.shape == (len(EMOTIONS), 136)
     from synthtext.clipfile import read_clip
 
+    references = reference_clips(held, "neutral")
     hits = []
     for path in held:
         clip = read_clip(path)
-        hits.append(evaluator.predict(measure(resize_frames(clip.video[:75], 64), measurer).features)[0]
-                    == clip.attrs["emotion"])
+        neutral = neutral_features(first_frame(references[path]), measurer)
+        relative = measure(clip.video[:75], measurer).features - neutral
+        hits.append(evaluator.predict(relative)[0] == clip.attrs["emotion"])
     assert np.mean(hits) > 2 / len(EMOTIONS)  # chance is 1/6
     saved = work / "evaluator.json"
     evaluator.save(saved)
@@ -160,6 +372,32 @@ def test_gate_refuses_a_worse_candidate():
     assert decide(still, STATIC, None, ["sync_r"], against_static=False).promote
     with pytest.raises(SynthTextError, match="promote.metrics"):
         decide(worse, STATIC, None, ["bleu"])
+
+
+def test_gate_refuses_ssim_below_static_and_identity_above_the_limit():
+    from synthtext.promote import decide
+
+    static = {"sync_r": 0.0, "emotion_accuracy": 1 / 6, "ssim": 0.68}
+    candidate = {"sync_r": 0.5, "emotion_accuracy": 0.5, "ssim": 0.60}
+    decision = decide(candidate, static, None, ["sync_r"], static_floor=["ssim"])
+    assert not decision.promote and "ssim: candidate 0.6000 < static baseline 0.6800 (higher is better)" in \
+        decision.reasons
+    sharp = {**candidate, "ssim": 0.70}
+    assert decide(sharp, static, None, ["sync_r"], static_floor=["ssim"]).promote
+    assert decide(candidate, static, None, ["sync_r"], against_static=False, static_floor=["ssim"]).promote
+    far = {"heldout_face": {"identity_median": 0.30}, "heldout_photo": {"identity_median": 0.52}}
+    decision = decide(sharp, static, None, ["sync_r"], static_floor=["ssim"], heldout=far, max_identity=0.45)
+    assert not decision.promote
+    assert "identity_median (held-out, pasted back): 0.5200 > limit 0.4500 (promote.max_identity; lower is better)" \
+        in decision.reasons
+    near = {"heldout_face": {"identity_median": 0.30}, "heldout_photo": {"identity_median": 0.40}}
+    assert decide(sharp, static, None, ["sync_r"], heldout=near, max_identity=0.45).promote
+    faceless = {"heldout_face": {"identity_median": float("nan")}}
+    assert not decide(sharp, static, None, ["sync_r"], heldout=faceless, max_identity=0.45).promote
+    unchecked = decide(sharp, static, None, ["sync_r"], heldout={}, max_identity=0.45)
+    assert unchecked.promote and any("not checked" in r for r in unchecked.reasons)
+    with pytest.raises(SynthTextError, match="promote.metrics"):
+        decide(sharp, static, None, ["sync_r"], static_floor=["sharpnes"])
 
 
 # ---------------------------------------------------------------- lineage hashes and the schedule
