@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 BATCH = {"paper": 2, "cpu": 4, "tiny": 4}
 
 
-def measure(name: str, steps: int) -> dict:
+def measure(name: str, steps: int, decoder: str | None = None) -> dict:
     import torch
     from torch.nn import functional as F
 
@@ -40,7 +40,7 @@ def measure(name: str, steps: int) -> dict:
     )
 
     torch.manual_seed(0)
-    cfg, batch = profile(name), BATCH[name]
+    cfg, batch = profile(name, **({"decoder": decoder} if decoder else {})), BATCH[name]
     gen, critic, emo = Generator(cfg), FrameDiscriminator(cfg), EmotionDiscriminator(cfg)
     features = EmotionFeatures(EmotionDiscriminator(cfg))
     opt_g, opt_d = torch.optim.Adam(gen.parameters()), torch.optim.Adam([*critic.parameters(), *emo.parameters()])
@@ -101,16 +101,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profiles", nargs="+", default=["paper", "cpu"])
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--decoder", choices=["motion", "pixels"], help="override the profiles' decoder")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure(args.one, args.steps)))
+        print(json.dumps(measure(args.one, args.steps, args.decoder)))
         return
     import torch
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
     for name in args.profiles:
-        out = subprocess.run([sys.executable, __file__, "--one", name, "--steps", str(args.steps)],
+        extra = ["--decoder", args.decoder] if args.decoder else []
+        out = subprocess.run([sys.executable, __file__, "--one", name, "--steps", str(args.steps), *extra],
                              capture_output=True, text=True, check=True).stdout
         r = json.loads(out.strip().splitlines()[-1])
         print(f"{r['profile']:>6} ({r['decoder']} decoder): batch {r['batch']} x {r['frames']} frames at "
