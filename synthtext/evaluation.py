@@ -9,7 +9,8 @@ as in the align stage).
 
 Held-out photos: each photo speaks the speech of a few validation clips in all six emotions, as the
 aligned face at ``size`` px (``infer.face_frames``) and pasted back into the photo at its own
-resolution (``infer.paste_back``); landmarks of pasted-back frames are tracked in the photo's pixels.
+resolution (``infer.paste_back``); landmarks of pasted-back frames are tracked in the photo's
+face region, at the photo's resolution.
 
 ``METRICS`` is the one table of metrics: the summaries, the promotion gate (``synthtext.promote``)
 and the report (``synthtext.report``) all read it, so a new metric is one entry there.
@@ -525,11 +526,13 @@ class Instruments:
 def measure_video(frames: np.ndarray, tools: Instruments, reference: Reference, neutral: np.ndarray, speech: Speech,
                   conditions: tuple[str, ...], real: tuple[np.ndarray, Measured] | None = None,
                   truth: np.ndarray | None = None, aligned: bool = True, face_frames: int | None = None,
-                  condition: str | None = None, own: bool = True) -> tuple[Video, Measured]:
+                  condition: str | None = None, own: bool = True,
+                  region: tuple[slice, slice] | None = None) -> tuple[Video, Measured]:
     """Every metric of one video; ``neutral``: the expression geometry of the face it starts from;
     ``conditions``: the emotions its evaluator answer is scored against; ``real``: the real clip and
-    its landmarks, for the image and motion metrics."""
-    measured = measure(frames, tools.measurer, aligned)
+    its landmarks, for the image and motion metrics; ``region``: where in the frames landmarks are
+    tracked (a photo's face region: the same points, found without searching the whole photo)."""
+    measured = measure(frames if region is None else frames[:, region[0], region[1]], tools.measurer, aligned)
     if real is not None:
         values = video_metrics(frames, real[0], measured, real[1], speech.audio, speech.sample_rate, speech.fps)
     else:
@@ -705,7 +708,8 @@ def evaluate_photo(path: str | Path, speeches: list[Speech], model, tools: Instr
             for kind, frames, reference in (("face", face_frames(animation, face, size), face_ref),
                                             ("photo", paste_back(animation, face), photo_ref)):
                 video, measured = measure_video(frames, tools, reference, neutral, speech, (emotion,),
-                                                aligned=kind == "face", condition=emotion)
+                                                aligned=kind == "face", condition=emotion,
+                                                region=None if kind == "face" else region)
                 videos[kind].append(video)
                 if index == 0 and kind == "photo":
                     peaks[emotion] = frames[peak_frame(measured, speech, len(frames))][region]
