@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     corpus.add_argument("--sentences", type=int, default=2, help="CREMA-D sentences per identity (1-12)")
     corpus.add_argument("--intensity", default="HI", choices=["LO", "MD", "HI"])
     corpus.add_argument("--seed", type=int, default=0)
-    corpus.add_argument("--photos", help="a folder of face photos to use besides the bundled portrait")
+    corpus.add_argument("--photos", help="a folder of face photos, one speaker each (default: assets/faces)")
     corpus.add_argument("--voice", help="a Piper .onnx voice (default: the bundled en_US joe voice)")
     corpus.add_argument("--workers", type=int, default=2)
     corpus.set_defaults(run=_sample_corpus)
