@@ -194,7 +194,8 @@ def crossfade_weights(frames: int, overlap: int, first: bool, last: bool) -> np.
 class Animation:
     """The generator's output for one utterance at the model's resolution, before it meets a photo:
     ``frames`` [T, 3, S, S] in [-1, 1] (pixel decoder), or ``flow`` [T, 2, S, S] (normalised
-    coordinates), ``mask`` [T, 1, S, S] and ``synth`` [T, 3, S, S] (motion decoder)."""
+    coordinates), ``mask`` [T, 1, S, S], ``synth`` [T, 3, S, S] and ``points`` [T, 68, 2] (the landmark
+    displacements already in ``flow``) (motion decoder)."""
 
     parts: dict[str, torch.Tensor]
 

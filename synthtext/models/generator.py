@@ -123,7 +123,8 @@ class Decoder(nn.Module):
             self.to_rgb = nn.Conv2d(outs[-1], 3, 3, padding=1)
 
     def forward(self, codes: torch.Tensor, skips: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        """-> ``{"frames"}`` (pixels) or ``{"flow" [B,T,2,S,S], "mask" [B,T,1,S,S], "synth" [B,T,3,S,S]}``."""
+        """-> ``{"frames"}`` (pixels) or ``{"flow" [B,T,2,S,S], "mask" [B,T,1,S,S], "synth" [B,T,3,S,S],
+        "points" [B,T,68,2]}`` (motion; ``points``: the landmark displacements inside ``flow``)."""
         b, t, _ = codes.shape
         x = self.project(codes).view(b, t, -1, self.side, self.side)
         h = torch.zeros_like(x[:, 0])
