@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test test-main test-coqui coqui lint bench serve clean-data
+.PHONY: demo test test-main test-quick test-coqui coqui lint bench serve clean-data
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,13 @@ test: test-main test-coqui
 
 test-main: $(VENV)/.installed
 	python -m pytest
+
+# The edit-test loop (about 2 minutes): model, losses, windows, the motion field's geometry, metrics by
+# hand, the gate, naming and split; no corpus generation or DVC runs.
+QUICK_K := (motion or landmark or spread or still_head or windows or shapes or by_hand or gate or split or naming or clipfile or sharp) and not paper
+test-quick: $(VENV)/.installed
+	python -m pytest -q -x tests/test_training.py tests/test_generate.py tests/test_evaluation.py tests/test_split.py \
+		tests/test_naming.py tests/test_clipfile.py -k "$(QUICK_K)"
 
 coqui: $(COQUI)/.installed
 
