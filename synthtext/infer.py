@@ -263,12 +263,13 @@ def render_crop(animation: Animation, crop: np.ndarray, chunk: int = 32) -> np.n
     """Frames [T, H, W, 3] uint8 at the size of ``crop`` (an aligned face, uint8 [H, W, 3]): the motion
     field moves the crop's own pixels; a pixel decoder's frames are resized."""
     from synthtext.models.generator import compose
+    from synthtext.train.data import to_tensor_frames
     from synthtext.train.loop import to_uint8
 
     if not animation.motion:
         return resize_frames(to_uint8(animation.parts["frames"]), crop.shape[0])
     device = animation.parts["flow"].device
-    reference = torch.from_numpy(crop.astype(np.float32).transpose(2, 0, 1) / 127.5 - 1)[None].to(device)
+    reference = torch.from_numpy(to_tensor_frames(crop[None], crop.shape[0])).to(device)
     out = np.empty((len(animation), *crop.shape), np.uint8)
     for start in range(0, len(animation), chunk):
         parts = {k: v[None] for k, v in animation.chunk(start, start + chunk).items()}
@@ -351,7 +352,8 @@ def _paste_motion(animation: Animation, face: Face, feather: float) -> np.ndarra
     shifted = to_net.copy()
     shifted[:, 2] += to_net[:, :2] @ np.array([x0, y0], np.float64)  # box pixel -> network pixel
     from_net = cv2.invertAffineTransform(shifted)
-    linear = cv2.invertAffineTransform(to_net)[:, :2] * (side / 2)  # normalised displacement -> photo pixels
+    # normalised displacement -> photo pixels
+    linear = (cv2.invertAffineTransform(to_net)[:, :2] * (side / 2)).astype(np.float32)
     grid_x, grid_y = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
     edge = cv2.warpAffine(feather_mask(side, feather), from_net, (box_w, box_h), flags=cv2.INTER_LINEAR)[..., None]
     flow = animation.parts["flow"].float().cpu().numpy()
@@ -363,8 +365,7 @@ def _paste_motion(animation: Animation, face: Face, feather: float) -> np.ndarra
         field = cv2.warpAffine(flow[t].transpose(1, 2, 0), from_net, (box_w, box_h), flags=cv2.INTER_LINEAR)
         dx = linear[0, 0] * field[..., 0] + linear[0, 1] * field[..., 1]
         dy = linear[1, 0] * field[..., 0] + linear[1, 1] * field[..., 1]
-        moved = cv2.remap(photo, (grid_x + dx).astype(np.float32), (grid_y + dy).astype(np.float32),
-                          cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+        moved = cv2.remap(photo, grid_x + dx, grid_y + dy, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
         blend = cv2.warpAffine(mask[t, 0], from_net, (box_w, box_h), flags=cv2.INTER_LINEAR,
                                borderValue=1.0)[..., None]
         filled = cv2.warpAffine(synth[t].transpose(1, 2, 0), from_net, (box_w, box_h), flags=cv2.INTER_LINEAR,

@@ -375,8 +375,8 @@ def _generator_losses(run: Run, gen: nn.Module, extractor: nn.Module, batch: dic
         terms = {"coarse": coarse_loss(fake, batch["video"]), "smooth": flow_smoothness(parts["flow"]),
                  "mask_prior": mask_prior(parts["mask"], batch["mouth"]),
                  "landmark_flow": landmark_flow_loss(parts["flow"], batch["landmarks"], batch["ref_landmarks"]),
-                 "landmark_points": landmark_points_loss(parts["points"], batch["landmarks"], batch["ref_landmarks"])
-                 * fake.shape[-1] / 2}
+                 "landmark_points": landmark_points_loss(parts["points"], batch["landmarks"], batch["ref_landmarks"],
+                                                         fake.shape[-1])}
         total = total + sum(getattr(params, k) * v for k, v in terms.items())
         metrics.update({k: v.item() for k, v in terms.items()})
     return fake, total, metrics

@@ -118,7 +118,8 @@ def landmark_flow_loss(flow: torch.Tensor, landmarks: torch.Tensor, ref_landmark
     return (at_points - wanted.to(flow.dtype)).abs().mean() * flow.shape[-1] / 2
 
 
-def landmark_points_loss(points: torch.Tensor, landmarks: torch.Tensor, ref_landmarks: torch.Tensor) -> torch.Tensor:
+def landmark_points_loss(points: torch.Tensor, landmarks: torch.Tensor, ref_landmarks: torch.Tensor,
+                         size: int) -> torch.Tensor:
     """The decoder's landmark displacements [B, T, 68, 2] against the true ones (the frame's landmarks
-    minus the reference's, normalised coordinates). Mean L1 in pixels of a ``size`` image is this x size/2."""
-    return (points - (landmarks - ref_landmarks[:, None]).to(points.dtype)).abs().mean()
+    minus the reference's, normalised coordinates). Mean L1 in pixels of a ``size`` image."""
+    return (points - (landmarks - ref_landmarks[:, None]).to(points.dtype)).abs().mean() * size / 2
