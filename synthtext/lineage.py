@@ -1,120 +1,172 @@
 """Experiment lineage: what produced a model, recorded when it is trained, checked when asked.
 
-At training time :func:`record` writes, from ``dvc.yaml`` (the stage graph) and ``dvc.lock`` (the
-hashes of what the upstream stages produced and consumed), every upstream stage's inputs, outputs,
-params and MLflow run, plus the git commit and the training clip ids. :func:`check` compares such a
-record with the current ``dvc.lock``, the DVC cache and the files in the work tree, and lists
-every item that differs. Hashes are DVC's own (a directory's hash is the md5 of its sorted file
-manifest), so they can be matched against ``dvc.lock`` and the cache directly.
+At training time :func:`record` writes, from the pipeline as DVC loads it (``dvc.yaml``'s stage graph
+with ``${}`` interpolated, and the hashes ``dvc.lock`` holds for what the upstream stages produced and
+consumed), every upstream stage's inputs, outputs, params and MLflow run, plus the git commit and the
+training clip ids. :func:`check` compares such a record with the current ``dvc.lock``, the DVC cache
+and the files in the work tree, and lists every item that differs.
+
+Everything DVC-shaped comes from DVC's own Python API, not from a re-implementation: the stages, their
+deps, outs, params and dvc.lock hashes from ``dvc.repo.Repo(...).index``, the stage order from DVC's
+stage graph, file and directory hashes from ``dvc_data``'s ``build`` (the code ``dvc add`` and
+``dvc status`` hash with), cache paths and ``.dir`` manifests from the repository's cache object. So
+records match ``dvc.lock`` and the cache exactly, whatever cache layout or hash format DVC uses.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import yaml
+from typing import TYPE_CHECKING
 
 from synthtext.errors import SynthTextError
-from synthtext.hashing import file_md5, stable_hash
+from synthtext.hashing import stable_hash
+
+if TYPE_CHECKING:
+    from dvc.ignore import DvcIgnoreFilter
+    from dvc.repo import Repo
+    from dvc.stage import PipelineStage
+    from dvc_data.hashfile.db import HashFileDB
+    from dvc_data.hashfile.obj import HashFile
 
 TRAINING_STAGES = ("pretrain_emotion", "pretrain_generator", "train_gan")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # records are small: no progress bars
 
 
-# ---------------------------------------------------------------- DVC's hashes
+# ---------------------------------------------------------------- DVC's hashes and cache
 
 
-def dir_manifest(folder: Path) -> list[dict]:
-    """DVC's manifest of a directory: ``[{"md5", "relpath"}]`` sorted by path."""
-    entries = [{"md5": file_md5(p), "relpath": p.relative_to(folder).as_posix()}
-               for p in folder.rglob("*") if p.is_file()]
-    return sorted(entries, key=lambda e: e["relpath"])
+@contextmanager
+def _dvc_repo(repo: Path) -> Iterator[Repo]:
+    """The DVC repository at ``repo``, closed afterwards. Loading its index reads dvc.yaml, params.yaml
+    and dvc.lock and takes no lock, so this works inside a stage that ``dvc repro`` runs (``record``
+    does), which holds the repository lock."""
+    from dvc.exceptions import NotDvcRepoError
+    from dvc.repo import Repo
+
+    try:
+        opened = Repo(os.fspath(repo))
+    except NotDvcRepoError as exc:
+        raise SynthTextError(f"{repo}: not a DVC repository (no .dvc folder)") from exc
+    with opened as dvc_repo:
+        yield dvc_repo
 
 
-def manifest_hash(entries: list[dict]) -> str:
-    return hashlib.md5(json.dumps(entries, sort_keys=True).encode()).hexdigest() + ".dir"
+def _build(path: Path, ignore: DvcIgnoreFilter | None = None) -> HashFile:
+    """DVC's hash object of a file or a directory (a ``Tree`` for a directory), built by the code that
+    ``dvc add`` and ``dvc status`` use, as a dry run staged in memory: nothing is written to a cache.
+
+    Kept on purpose: no DVC state db (its hash cache keyed by inode, mtime and size), so every file is
+    read and hashed. The state db belongs to the repository that ``dvc repro`` may be writing at the
+    same time, and a content hash cannot miss an edit that kept size and mtime."""
+    from dvc_data.hashfile.build import build
+    from dvc_data.hashfile.db import HashFileDB
+    from dvc_objects.fs import LocalFileSystem, MemoryFileSystem
+
+    staging = HashFileDB(MemoryFileSystem(), "/synthtext-lineage", hash_name="md5")
+    _, _, obj = build(staging, os.path.abspath(path), LocalFileSystem(), "md5", ignore=ignore, dry_run=True)
+    return obj
 
 
 def dvc_hash(path: Path) -> str:
-    """The hash ``dvc.lock`` records for a file or directory."""
-    if path.is_dir():
-        return manifest_hash(dir_manifest(path))
-    return file_md5(path)
+    """The hash ``dvc.lock`` records for a file or directory (a directory's ends in ``.dir``). The path
+    may lie outside any DVC repository (``data.source``), so no .dvcignore applies here."""
+    return _build(Path(path)).hash_info.value
+
+
+def _files(tree: HashFile) -> dict[str, str]:
+    """A directory's hash object as ``{relative path: md5}``."""
+    return {"/".join(key): hash_info.value for key, _, hash_info in tree}
+
+
+def cached_manifest(cache: HashFileDB, md5: str) -> dict[str, str] | None:
+    """The files (``{relative path: md5}``) that the ``.dir`` object ``md5`` in the DVC cache lists; None
+    when ``md5`` is a file's hash or its ``.dir`` object is missing from the cache or unreadable."""
+    from dvc_data.hashfile.hash_info import HashInfo
+    from dvc_data.hashfile.tree import Tree
+    from dvc_objects.errors import ObjectFormatError
+
+    if not md5.endswith(".dir"):
+        return None
+    try:
+        return _files(Tree.load(cache, HashInfo("md5", md5)))
+    except (FileNotFoundError, ObjectFormatError):
+        return None
 
 
 def cache_file(repo: Path, md5: str) -> Path:
-    return repo / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
-
-
-def cached_manifest(repo: Path, md5: str) -> list[dict] | None:
-    path = cache_file(repo, md5)
-    return json.loads(path.read_text()) if md5.endswith(".dir") and path.is_file() else None
+    """Where the DVC cache of ``repo`` keeps object ``md5`` (a file's bytes, or a directory's ``.dir``
+    manifest), as the repository's cache object says (its layout and ``cache.dir`` setting included)."""
+    with _dvc_repo(Path(repo)) as dvc_repo:
+        return Path(dvc_repo.cache.local.oid_to_path(md5))
 
 
 # ---------------------------------------------------------------- the pipeline as DVC sees it
 
 
-def _lock_entries(repo: Path) -> dict[str, dict]:
-    lock = repo / "dvc.lock"
-    if not lock.is_file():
-        return {}
-    return (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
+def _entry(stage: PipelineStage) -> dict:
+    """A stage's dvc.lock entry as DVC loaded it onto the stage: ``{path: md5}`` of its deps and outs
+    (sorted by path, as dvc.lock lists them) and the values of its params.yaml params."""
+    from dvc.dependency import ParamsDependency
+
+    def hashes(items: list) -> dict[str, str]:
+        return dict(sorted((i.def_path, i.hash_info.value) for i in items if i.hash_info))
+
+    params = [d for d in stage.deps if isinstance(d, ParamsDependency)]
+    values = next((d.hash_info.value for d in params
+                   if d.def_path == ParamsDependency.DEFAULT_PARAMS_FILE and d.hash_info), {})
+    return {"deps": hashes([d for d in stage.deps if not isinstance(d, ParamsDependency)]),
+            "outs": hashes(stage.outs), "params": dict(sorted(values.items()))}
 
 
-def _paths(items: list) -> list[str]:
-    return [next(iter(i)) if isinstance(i, dict) else str(i) for i in items or []]
+def _name(dvc_repo: Repo, stage: PipelineStage) -> str:
+    """``name`` for a stage of the project's dvc.yaml, ``sub/dvc.yaml:name`` for others, whatever the
+    working directory (DVC's ``stage.addressing`` is relative to it)."""
+    dvcfile = Path(os.path.relpath(stage.path, dvc_repo.root_dir)).as_posix()
+    return stage.name if dvcfile == "dvc.yaml" else f"{dvcfile}:{stage.name}"
 
 
-def stage_graph(repo: Path) -> dict[str, dict]:
-    """dvc.yaml stages: their deps, outs (incl. metrics and plots) and params sections."""
-    spec = yaml.safe_load((repo / "dvc.yaml").read_text())
+def _pipeline(dvc_repo: Repo) -> dict[str, dict]:
+    """What :func:`stage_graph` returns, from an open repository."""
+    import networkx as nx
+    from dvc.dependency import ParamsDependency
+    from dvc.stage import PipelineStage
+
+    index = dvc_repo.index
+    graph = index.graph  # an edge per stage -> stage producing one of its deps, matched by DVC itself
     stages = {}
-    for name, stage in spec.get("stages", {}).items():
-        items = [*(stage.get("outs") or []), *(stage.get("metrics") or []), *(stage.get("plots") or [])]
-        uncached = [next(iter(i)) for i in items if isinstance(i, dict) and
-                    next(iter(i.values()), {}).get("cache") is False]
-        stages[name] = {"deps": _paths(stage.get("deps")), "outs": _paths(items), "uncached": uncached,
-                        "params": _paths(stage.get("params"))}
+    for stage in index.stages:
+        if not isinstance(stage, PipelineStage):
+            continue  # .dvc files track data; they are not stages of the pipeline
+        params = [d for d in stage.deps if isinstance(d, ParamsDependency)]
+        stages[_name(dvc_repo, stage)] = {
+            "deps": [d.def_path for d in stage.deps if not isinstance(d, ParamsDependency)],
+            "outs": [o.def_path for o in stage.outs],
+            "uncached": [o.def_path for o in stage.outs if not o.use_cache],
+            "params": [key for d in params if d.def_path == ParamsDependency.DEFAULT_PARAMS_FILE for key in d.params],
+            # depth-first post-order from the stage: upstream stages before the ones that use them
+            "upstream": [_name(dvc_repo, s) for s in nx.dfs_postorder_nodes(graph, stage)
+                         if s is not stage and isinstance(s, PipelineStage)],
+            "lock": _entry(stage),
+        }
     return stages
 
 
-def _resolve(path: str, params: dict) -> str:
-    """``${data.source}`` and the like, from params.yaml."""
-    while "${" in path:
-        start = path.index("${")
-        end = path.index("}", start)
-        value: object = params
-        for key in path[start + 2:end].split("."):
-            value = value[key]
-        path = path[:start] + str(value) + path[end + 1:]
-    return path
+def stage_graph(repo: Path) -> dict[str, dict]:
+    """The dvc.yaml stages as DVC loads them (``${}`` interpolated): deps, outs (incl. metrics and
+    plots), uncached outs, params keys, the upstream stages in pipeline order, and the dvc.lock entry."""
+    with _dvc_repo(Path(repo)) as dvc_repo:
+        return _pipeline(dvc_repo)
 
 
-def upstream(graph: dict[str, dict], stage: str, params: dict) -> list[str]:
+def upstream(graph: dict[str, dict], stage: str) -> list[str]:
     """Stages whose outputs ``stage`` depends on, directly or not, in pipeline order."""
-    producers = {_resolve(out, params): name for name, s in graph.items() for out in s["outs"]}
-    seen: list[str] = []
-
-    def visit(name: str) -> None:
-        for dep in graph[name]["deps"]:
-            producer = producers.get(_resolve(dep, params))
-            if producer and producer not in seen:
-                visit(producer)
-                seen.append(producer)
-
-    visit(stage)
-    return seen
-
-
-def _entry(lock: dict) -> dict:
-    hashes = lambda items: {i["path"]: i.get("md5", "") for i in items or []}  # noqa: E731
-    return {"deps": hashes(lock.get("deps")), "outs": hashes(lock.get("outs")),
-            "params": (lock.get("params") or {}).get("params.yaml", {})}
+    return list(graph[stage]["upstream"])
 
 
 def git_state(repo: Path) -> dict:
@@ -130,10 +182,10 @@ def git_state(repo: Path) -> dict:
 def record(repo: Path, stage: str, params: dict, inputs: list[str], train_clips: list[str]) -> dict:
     """The lineage of a training stage run, from the current dvc.yaml, dvc.lock and git state."""
     repo = Path(repo)
-    graph, lock = stage_graph(repo), _lock_entries(repo)
+    graph = stage_graph(repo)
     chain = {}
-    for name in upstream(graph, stage, params):
-        entry = _entry(lock.get(name, {}))
+    for name in upstream(graph, stage):
+        entry = dict(graph[name]["lock"])
         summary = repo / "metrics" / f"{name}.json"
         if name in TRAINING_STAGES and summary.is_file():
             done = json.loads(summary.read_text())
@@ -166,26 +218,27 @@ class Check:
         (self.ok if condition else self.problems).append(good if condition else bad)
 
 
-def _check_output(repo: Path, path: str, md5: str, report: Check, cached: bool = True) -> None:
-    """A recorded output: still what dvc.lock says, in the DVC cache, and unchanged in the work tree."""
-    manifest = cached_manifest(repo, md5)
+def _check_output(dvc_repo: Repo, path: str, md5: str, report: Check, cached: bool = True) -> None:
+    """A recorded output: in the DVC cache, and unchanged in the work tree (hashed the way ``dvc status``
+    hashes it, .dvcignore applied)."""
+    cache = dvc_repo.cache.local  # where DVC 3 keeps md5-hashed objects (dvc.lock's ``hash: md5``)
+    manifest = cached_manifest(cache, md5)
     if cached and md5.endswith(".dir"):
         report.expect(manifest is not None, f"{path}: {md5} in the DVC cache",
                       f"{path}: {md5} is not in the DVC cache (cannot be restored)")
         if manifest is not None:
-            missing = [e["relpath"] for e in manifest if not cache_file(repo, e["md5"]).is_file()]
+            missing = [name for name, oid in manifest.items() if not cache.exists(oid)]
             report.expect(not missing, f"{path}: all {len(manifest)} files cached",
                           f"{path}: {len(missing)} files missing from the DVC cache, e.g. {missing[:3]}")
     elif cached:
-        report.expect(cache_file(repo, md5).is_file(), f"{path}: {md5} in the DVC cache",
+        report.expect(cache.exists(md5), f"{path}: {md5} in the DVC cache",
                       f"{path}: {md5} is not in the DVC cache")
-    target = repo / path
+    target = Path(dvc_repo.root_dir) / path
     if not target.exists():
         report.problems.append(f"{path}: missing from the work tree (dvc checkout restores it)")
         return
     if manifest is not None and target.is_dir():
-        recorded = {e["relpath"]: e["md5"] for e in manifest}
-        current = {e["relpath"]: e["md5"] for e in dir_manifest(target)}
+        recorded, current = manifest, _files(_build(target, dvc_repo.dvcignore))
         changed = sorted(p for p in recorded.keys() & current.keys() if recorded[p] != current[p])
         for name in changed:
             report.problems.append(f"{path}/{name}: hash mismatch (recorded {recorded[name]}, "
@@ -197,35 +250,42 @@ def _check_output(repo: Path, path: str, md5: str, report: Check, cached: bool =
         if not (changed or recorded.keys() ^ current.keys()):
             report.ok.append(f"{path}: work tree matches {md5}")
     else:
-        now = dvc_hash(target)
+        now = _build(target, dvc_repo.dvcignore).hash_info.value
         report.expect(now == md5, f"{path}: work tree matches {md5}", f"{path}: hash mismatch (recorded {md5}, "
                       f"now {now})")
 
 
 def check(repo: Path, lineage: dict) -> Check:
     """Every recorded stage input/output against dvc.lock, the DVC cache and the work tree; the
-    recorded commit against git."""
+    recorded commit against git.
+
+    Kept by hand rather than ``Repo.status()``: that compares the work tree with the *current* dvc.lock,
+    not with the hashes recorded at training time, reports whole outputs rather than the files that
+    differ, and takes the repository lock (so it fails while a ``dvc repro`` runs). The pieces are
+    DVC's: the stages and dvc.lock from its index, the hashes from its builder, the cache lookups from
+    its cache object."""
     repo = Path(repo)
     report = Check()
-    lock = _lock_entries(repo)
-    uncached = {p for s in stage_graph(repo).values() for p in s["uncached"]}
     done = subprocess.run(["git", "cat-file", "-e", f"{lineage['commit']}^{{commit}}"], cwd=repo,
                           capture_output=True)
     report.expect(done.returncode == 0, f"git commit {lineage['commit'][:12]} present",
                   f"git commit {lineage['commit']} is not in this repository")
     report.expect(not lineage["dirty"], "trained from a clean work tree",
                   "trained with uncommitted changes: the code is not exactly reproducible from the commit")
-    for name, entry in lineage["upstream"].items():
-        current = _entry(lock.get(name, {}))
-        for kind in ("deps", "outs"):
-            for path, md5 in entry[kind].items():
-                now = current[kind].get(path)
-                report.expect(now == md5, f"{name}: {path} as in dvc.lock",
-                              f"{name}: {path} was {md5} when trained, dvc.lock now says {now}")
-        report.expect(current["params"] == entry["params"], f"{name}: params as in dvc.lock",
-                      f"{name}: params changed since training")
-        for path, md5 in entry["outs"].items():
-            _check_output(repo, path, md5, report, cached=path not in uncached)
+    with _dvc_repo(repo) as dvc_repo:
+        graph = _pipeline(dvc_repo)
+        uncached = {p for s in graph.values() for p in s["uncached"]}
+        for name, entry in lineage["upstream"].items():
+            current = graph[name]["lock"] if name in graph else {"deps": {}, "outs": {}, "params": {}}
+            for kind in ("deps", "outs"):
+                for path, md5 in entry[kind].items():
+                    now = current[kind].get(path)
+                    report.expect(now == md5, f"{name}: {path} as in dvc.lock",
+                                  f"{name}: {path} was {md5} when trained, dvc.lock now says {now}")
+            report.expect(current["params"] == entry["params"], f"{name}: params as in dvc.lock",
+                          f"{name}: params changed since training")
+            for path, md5 in entry["outs"].items():
+                _check_output(dvc_repo, path, md5, report, cached=path not in uncached)
     return report
 
 
