@@ -20,6 +20,7 @@ import re
 import sys
 import tempfile
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import librosa
@@ -32,10 +33,10 @@ from flows import align as align_flow  # noqa: E402
 from flows import convert_fps as convert_flow  # noqa: E402
 from flows import sample_corpus as corpus_flow  # noqa: E402
 from synthtext.clipfile import read_clip  # noqa: E402
+from synthtext.config import RunnerParams, load_params  # noqa: E402
 from synthtext.corpus.checks import emotion_accuracy_by_identity, lip_audio_correlation  # noqa: E402
 from synthtext.media import read_audio  # noqa: E402
 from synthtext.naming import CREMA_SENTENCES  # noqa: E402
-from synthtext.params import load_params  # noqa: E402
 
 
 def words(text: str) -> list[str]:
@@ -76,17 +77,17 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
-    runner = {"kind": "threads", "workers": args.workers}
+    runner = RunnerParams(kind="threads", workers=args.workers)
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
-        sample = {**params["sample"], "identities": args.identities, "sentences": args.sentences}
+        sample = replace(params.sample, identities=args.identities, sentences=args.sentences)
         fan, seconds = corpus_flow.run(str(work / "corpus"), sample, runner)
         frames = sum(r["frames"] for r in fan.results)
         print(f"generation : {len(fan.results)} clips, {frames} frames in {seconds:.1f} s "
               f"({frames / seconds:.0f} frames/s, {args.workers} workers, Prefect start-up included)")
-        convert_flow.run(str(work / "corpus"), str(work / "fps25"), params["convert_fps"], runner)
+        convert_flow.run(str(work / "corpus"), str(work / "fps25"), params.convert_fps, runner)
         align_flow.run(str(work / "fps25"), str(work / "clips"), str(work / "report.json"),
-                       str(work / "metrics.json"), params["align"], runner)
+                       str(work / "metrics.json"), params.align, runner)
         metrics = json.loads((work / "metrics.json").read_text())
         clips = [read_clip(p) for p in sorted((work / "clips").glob("*.h5"))]
         print(f"prep       : {metrics['clips_written']}/{len(fan.results)} clips aligned, landmarks on "

@@ -43,7 +43,7 @@ def make_inputs(scratch: Path, model: str | None) -> tuple[Path, Path]:
     from synthtext.files import write_json_atomic
     from synthtext.models import Generator
     from synthtext.models.config import profile
-    from synthtext.train.loop import save_model
+    from synthtext.models.io import save_model
 
     torch.manual_seed(0)
     folder = scratch / "generator"
@@ -132,6 +132,8 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
+    from synthtext.tracking import CHAMPION_URI
+
     with tempfile.TemporaryDirectory() as scratch:
         photo, model_dir = make_inputs(Path(scratch), args.model)
         print(f"model: {model_dir}; torch threads: {torch.get_num_threads()}; sentence: {SENTENCE!r}")
@@ -148,7 +150,7 @@ def main() -> None:
         direct = cold(photo, model_dir, prefect=False)
         print(f"cold CLI, --no-prefect:               {direct:5.1f} s  (target <= 8 s)")
         if (ROOT / "mlflow.db").is_file():
-            registry = cold(photo, "models:/synthtext-generator@champion", prefect=False)
+            registry = cold(photo, CHAMPION_URI, prefect=False)
             print(f"cold CLI, --no-prefect, model from the registry (@champion): {registry:5.1f} s")
         orchestrated = cold(photo, model_dir, prefect=True)
         where = os.environ.get("PREFECT_API_URL") or "a temporary local server started by the process"

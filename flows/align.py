@@ -11,22 +11,20 @@ from pathlib import Path
 import h5py
 from prefect import flow, task
 
-import synthtext.align
-import synthtext.clipfile
-import synthtext.landmarks
-import synthtext.template
 from flows.convert_fps import REPORT as CONVERT_REPORT
 from flows.runner import FanOut, clip_cache_key, fan_out, make_task_runner
-from synthtext.align import AlignParams, align_clip
+from synthtext.align import align_clip
+from synthtext.codedeps import code_version
+from synthtext.config import AlignParams, RunnerParams
 from synthtext.convert import outputs, read_sidecar
 from synthtext.errors import ClipRejected, SynthTextError
 from synthtext.files import remove_stale_temporaries, write_json_atomic
-from synthtext.hashing import code_version, stable_hash
+from synthtext.hashing import stable_hash
 from synthtext.landmarks import LandmarkBackend, make_backend
 from synthtext.naming import parse_clip_name
 from synthtext.preview import contact_sheet
 
-CODE_VERSION = code_version(synthtext.align, synthtext.clipfile, synthtext.landmarks, synthtext.template)
+CODE_VERSION = code_version("synthtext.align")  # every file align_clip can run
 _local = threading.local()
 
 
@@ -41,7 +39,7 @@ def _backend(name: str, upsample: int) -> LandmarkBackend:
 @task(name="align-clip", cache_key_fn=clip_cache_key, persist_result=True)
 def align_one(clip_id: str, source: str, in_dir: str, dst: str, params: dict, fps: float,
               source_md5: str, key: str) -> dict:
-    align_params = AlignParams(**params)
+    align_params = AlignParams.from_dict(params)
     name = parse_clip_name(source)
     mp4, wav, _ = outputs(Path(in_dir), clip_id)
     try:
@@ -67,7 +65,7 @@ def align_flow(in_dir: str, clips_dir: str, report_path: str, metrics_path: str,
                preview_path: str | None = None) -> FanOut:
     """Align every clip that convert_fps wrote; list every unusable clip with its reason;
     draw a contact sheet of the aligned clips with their landmarks at ``preview_path``."""
-    align_params = AlignParams(**params)
+    align_params = AlignParams.from_dict(params)
     source_dir, out = Path(in_dir), Path(clips_dir)
     report_file = source_dir / CONVERT_REPORT
     if not report_file.is_file():
@@ -112,8 +110,8 @@ def align_metrics(fan: FanOut) -> dict:
             "detections_per_clip": round(sum(r["detections"] for r in fan.ok) / len(fan.ok), 3) if fan.ok else 0.0}
 
 
-def run(in_dir: str, clips_dir: str, report_path: str, metrics_path: str, params: dict, runner: dict,
+def run(in_dir: str, clips_dir: str, report_path: str, metrics_path: str, params: AlignParams, runner: RunnerParams,
         preview_path: str | None = None) -> FanOut:
-    """Run the flow with the task runner named in params."""
+    """Run the flow with the task runner named in params (``params`` crosses into Prefect as a dict)."""
     flow_with_runner = align_flow.with_options(task_runner=make_task_runner(runner))
-    return flow_with_runner(in_dir, clips_dir, report_path, metrics_path, params, preview_path)
+    return flow_with_runner(in_dir, clips_dir, report_path, metrics_path, asdict(params), preview_path)

@@ -6,7 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from synthtext.config import CorpusParams, RunnerParams
 from synthtext.errors import SynthTextError
+from synthtext.tracking import CHAMPION_URI
 
 
 def _inspect(args: argparse.Namespace) -> None:
@@ -28,24 +30,21 @@ def _inspect(args: argparse.Namespace) -> None:
 
 def _sample_corpus(args: argparse.Namespace) -> None:
     from flows.sample_corpus import run
-    from synthtext.corpus.generate import CorpusParams, check_output_folder, plan
+    from synthtext.corpus.generate import check_output_folder, plan
 
     check_output_folder(Path(args.out))
-    params = {"identities": args.identities, "sentences": args.sentences, "intensity": args.intensity,
-              "seed": args.seed, "photos": args.photos, "voice": args.voice}
-    plan(CorpusParams(**params))  # bad sizes fail here, before a Prefect server starts
-    fan, seconds = run(args.out, params, {"kind": "threads", "workers": args.workers})
+    corpus = CorpusParams(identities=args.identities, sentences=args.sentences, intensity=args.intensity,
+                          seed=args.seed, photos=args.photos, voice=args.voice)
+    plan(corpus)  # bad sizes fail here, before a Prefect server starts
+    fan, seconds = run(args.out, corpus, RunnerParams(kind="threads", workers=args.workers))
     frames = sum(r["frames"] for r in fan.results)
     print(f"{len(fan.results)} clips ({frames} frames) written to {args.out} in {seconds:.1f} s; "
           f"contact sheet: {Path(args.out) / 'contact_sheet.png'}")
 
 
-DEFAULT_MODEL = "models:/synthtext-generator@champion"
-
-
-def _add_render_options(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--model", default=DEFAULT_MODEL,
-                         help=f"a model folder (models/generator) or registry URI (default {DEFAULT_MODEL})")
+def _add_video_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--model", default=CHAMPION_URI,
+                         help=f"a model folder (models/generator) or registry URI (default {CHAMPION_URI})")
     command.add_argument("--tts", default="piper", choices=["piper", "coqui"], help="speech engine")
     command.add_argument("--speed", type=float, default=1.0, help="speaking rate, x the voice's normal rate")
     command.add_argument("--seed", type=int, default=0, help="voice and motion noise seed (same seed, same video)")
@@ -59,7 +58,7 @@ def _add_render_options(command: argparse.ArgumentParser) -> None:
 
 
 def _options(args: argparse.Namespace):
-    from synthtext.render import Options
+    from synthtext.videojobs import Options
 
     if args.size is not None and (args.size < 16 or args.size % 2):
         raise SynthTextError(f"--size {args.size}: use an even number of pixels, at least 16")
@@ -92,15 +91,15 @@ def _run_jobs(jobs: list, model: str, options, orchestrate: bool, workers: int =
         from flows.generate import run
 
         return run(jobs, model, options, workers=workers)
-    from synthtext.render import render_all
+    from synthtext.videojobs import make_videos
 
-    return render_all([asdict(j) for j in jobs], model, asdict(options))
+    return make_videos([asdict(j) for j in jobs], model, asdict(options))
 
 
 def _generate(args: argparse.Namespace) -> int:
     from synthtext.infer import check_model_ref
-    from synthtext.render import make_job
     from synthtext.tts.text import read_text
+    from synthtext.videojobs import make_job
 
     if args.all_emotions and args.emotion:
         raise SynthTextError("give --emotion or --all-emotions, not both")
@@ -119,7 +118,7 @@ def _generate(args: argparse.Namespace) -> int:
 def _generate_batch(args: argparse.Namespace) -> int:
     from synthtext.files import write_json_atomic
     from synthtext.infer import check_model_ref
-    from synthtext.render import read_jobs
+    from synthtext.videojobs import read_jobs
 
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -188,6 +187,26 @@ def _describe(about: dict, record: dict) -> str:
     return "\n".join(lines)
 
 
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from synthtext.infer import check_model_ref
+    from synthtext.server import create_app
+
+    if args.workers < 1 or args.queue < 1:
+        raise SynthTextError("--workers and --queue must be at least 1")
+    voices = {"default": None, **{Path(v).stem: str(Path(v).resolve()) for v in args.voice}}
+    for name, path in voices.items():
+        if path and not Path(path).is_file():
+            raise SynthTextError(f"voice {name}: {path} not found (give Piper .onnx files)")
+    Path(args.out_dir).mkdir(parents=True, exist_ok=True)
+    app = create_app(check_model_ref(args.model), args.out_dir, args.repo, args.workers, args.queue, voices)
+    print(f"synthtext: serving {args.model} on http://{args.host}:{args.port}/ (API docs at /docs), "
+          f"videos in {args.out_dir}", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="synthtext", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -200,9 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
                                  "lip motion, emotional faces, ground truth)")
     corpus.add_argument("--out", required=True, help="a new or empty folder (or an earlier sample corpus)")
     corpus.add_argument("--identities", type=int, default=4)
-    corpus.add_argument("--sentences", type=int, default=2, help="CREMA-D sentences per identity (1-12)")
-    corpus.add_argument("--intensity", default="HI", choices=["LO", "MD", "HI"])
-    corpus.add_argument("--seed", type=int, default=0)
+    corpus.add_argument("--sentences", type=int, default=CorpusParams.sentences,
+                        help="CREMA-D sentences per identity (1-12)")
+    corpus.add_argument("--intensity", default=CorpusParams.intensity, choices=["LO", "MD", "HI"])
+    corpus.add_argument("--seed", type=int, default=CorpusParams.seed)
     corpus.add_argument("--photos", help="a folder of face photos, one speaker each (default: assets/faces)")
     corpus.add_argument("--voice", help="a Piper .onnx voice (default: the bundled en_US joe voice)")
     corpus.add_argument("--workers", type=int, default=2)
@@ -220,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--intensity", default="HI", help="LO | MD | HI (default HI)")
     generate.add_argument("--voice", help="piper: a voice .onnx; coqui: a model name or folder")
     generate.add_argument("--out", required=True, help="the .mp4 to write (the .wav and a .json go beside it)")
-    _add_render_options(generate)
+    _add_video_options(generate)
     generate.set_defaults(run=_generate)
 
     batch = commands.add_parser("generate-batch", help="render every row of a jobs CSV (image, text, emotion"
@@ -228,17 +248,29 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("jobs", help="the jobs CSV; relative image paths are relative to it")
     batch.add_argument("--out-dir", required=True, help="where the videos and batch_report.json go")
     batch.add_argument("--workers", type=int, default=2, help="jobs rendered at once")
-    _add_render_options(batch)
+    _add_video_options(batch)
     batch.set_defaults(run=_generate_batch)
 
     lineage = commands.add_parser("lineage", help="the chain of stages, data, params and code behind a model; "
                                   "checks it can be reproduced as recorded")
-    lineage.add_argument("model", nargs="?", help="models:/synthtext-generator@champion, models:/NAME/VERSION, "
+    lineage.add_argument("model", nargs="?", help=f"{CHAMPION_URI}, models:/NAME/VERSION, "
                          "or a model folder")
     lineage.add_argument("--clip", help="instead: list the model versions whose training data contained this clip")
     lineage.add_argument("--json", action="store_true", help="machine-readable output")
     lineage.add_argument("--repo", default=".", help="the project folder (dvc.yaml, dvc.lock, mlflow.db)")
     lineage.set_defaults(run=_lineage)
+
+    serve = commands.add_parser("serve", help="the web page and HTTP API for making videos (from the champion)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--model", default=CHAMPION_URI, help=f"a registry URI or model folder (default "
+                       f"{CHAMPION_URI}: re-resolved for every job, so a newly promoted version is used at once)")
+    serve.add_argument("--workers", type=int, default=1, help="videos rendered at once (default 1)")
+    serve.add_argument("--queue", type=int, default=8, help="jobs that may wait; more are answered 429")
+    serve.add_argument("--out-dir", default="data/app", help="photos, videos and the gallery index")
+    serve.add_argument("--voice", action="append", default=[], help="an extra Piper .onnx voice (repeatable)")
+    serve.add_argument("--repo", default=".", help="the project folder (mlflow.db, metrics/)")
+    serve.set_defaults(run=_serve)
     return parser
 
 

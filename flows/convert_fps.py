@@ -3,27 +3,28 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
 from pathlib import Path
 
 from prefect import flow, task
 
-import synthtext.convert
-import synthtext.media
 from flows.runner import FanOut, clip_cache_key, fan_out, make_task_runner
-from synthtext.convert import ConvertParams, convert_clip, read_sidecar
+from synthtext.codedeps import code_version
+from synthtext.config import ConvertParams, RunnerParams
+from synthtext.convert import convert_clip, read_sidecar
 from synthtext.errors import ClipRejected
 from synthtext.files import remove_stale_temporaries, write_json_atomic
-from synthtext.hashing import code_version, file_md5, stable_hash
+from synthtext.hashing import file_md5, stable_hash
 from synthtext.naming import find_videos, parse_clip_name
 
-CODE_VERSION = code_version(synthtext.convert, synthtext.media)
+CODE_VERSION = code_version("synthtext.convert")  # every file convert_clip can run
 REPORT = "convert_report.json"
 
 
 @task(name="convert-clip", cache_key_fn=clip_cache_key, persist_result=True)
 def convert_one(src: str, out_dir: str, clip_id: str, params: dict, source_md5: str, key: str) -> dict:
     try:
-        record = convert_clip(Path(src), Path(out_dir), clip_id, ConvertParams(**params), source_md5, key)
+        record = convert_clip(Path(src), Path(out_dir), clip_id, ConvertParams.from_dict(params), source_md5, key)
     except ClipRejected as exc:
         return {"clip_id": clip_id, "source": src, "status": "rejected", "reason": exc.reason,
                 "detail": exc.detail}
@@ -47,9 +48,9 @@ def plan_jobs(source: Path, out_dir: Path, params: ConvertParams) -> tuple[list[
             continue
         seen.add(name.clip_id)
         # the clip id and output folder are in the key: two files with equal bytes are still two clips
-        key = stable_hash("convert_fps", name.clip_id, str(out_dir), md5, params.to_dict(), CODE_VERSION)
+        key = stable_hash("convert_fps", name.clip_id, str(out_dir), md5, asdict(params), CODE_VERSION)
         jobs.append({"src": str(path), "out_dir": str(out_dir), "clip_id": name.clip_id,
-                     "params": params.to_dict(), "source_md5": md5, "key": key})
+                     "params": asdict(params), "source_md5": md5, "key": key})
     return jobs, rejected
 
 
@@ -63,7 +64,7 @@ def prune(out_dir: Path, keep: set[str]) -> None:
 @flow(name="convert-fps")
 def convert_fps_flow(source: str, out_dir: str, params: dict) -> FanOut:
     """Convert every video under ``source`` into ``out_dir``; writes ``convert_report.json`` there."""
-    convert_params = ConvertParams(**params)
+    convert_params = ConvertParams.from_dict(params)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
@@ -76,11 +77,11 @@ def convert_fps_flow(source: str, out_dir: str, params: dict) -> FanOut:
     fan = fan_out(convert_one, jobs, complete, desc="convert_fps")
     fan.results = sorted(fan.results + name_rejects, key=lambda r: r["clip_id"])
     prune(out, {r["clip_id"] for r in fan.ok})
-    write_json_atomic(out / REPORT, {"params": convert_params.to_dict(), "clips": fan.results})
+    write_json_atomic(out / REPORT, {"params": asdict(convert_params), "clips": fan.results})
     return fan
 
 
-def run(source: str, out_dir: str, params: dict, runner: dict) -> FanOut:
-    """Run the flow with the task runner named in params."""
-    return convert_fps_flow.with_options(task_runner=make_task_runner(runner))(source, out_dir, params)
+def run(source: str, out_dir: str, params: ConvertParams, runner: RunnerParams) -> FanOut:
+    """Run the flow with the task runner named in params (``params`` crosses into Prefect as a dict)."""
+    return convert_fps_flow.with_options(task_runner=make_task_runner(runner))(source, out_dir, asdict(params))
 

@@ -8,24 +8,32 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
+import mlflow
 import numpy as np
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from tqdm import tqdm
 
-from synthtext import EMOTIONS
+from flows.train import read_split, write_confusion, write_csv_atomic
+from synthtext import EMOTIONS, evaluation, promote, tracking
+from synthtext.config import EvaluateParams, PromoteParams
 from synthtext.errors import SynthTextError
+from synthtext.evaluation import EmotionEvaluator, evaluate_clip, evaluate_photo, evaluator_sample, reference_clips
+from synthtext.face_metrics import FaceJudge
 from synthtext.files import write_json_atomic
+from synthtext.infer import load_generator
+from synthtext.landmarks import make_backend
+from synthtext.report import contact_sheet, heldout_sheet, heldout_video, sample_video, write_index
+from synthtext.sync_metrics import load_syncnet
 
 
 @task(name="train-evaluator", cache_policy=NO_CACHE)
 def train_evaluator(files: list[str], measurer, seconds: float, seed: int):
     """The independent evaluator: fitted on real training clips only (each relative to its actor's
     neutral frame), measured as every video is."""
-    from synthtext.evaluation import EmotionEvaluator, evaluator_sample, reference_clips
-
     references = reference_clips(files, "neutral")
     samples = [evaluator_sample(f, references[f], measurer, seconds)
                for f in tqdm(files, desc="evaluator: real training clips", unit="clip")]
@@ -37,8 +45,6 @@ def evaluate_clips(files: list[str], references: dict[str, str], generator, tool
                    baselines: bool, source: Path | None, desc: str, samples: int = 0, fid: bool = False) -> list:
     """Every validation clip (``evaluation.evaluate_clip``); frames kept for the first ``samples`` clips
     (the report's) and, with ``fid``, the real, static and own-emotion frames of every clip."""
-    from synthtext.evaluation import evaluate_clip
-
     out = []
     for index, path in enumerate(tqdm(files, desc=desc, unit="clip")):
         keep = ("real", "static", *EMOTIONS) if index < samples else ("real", "static", "own") if fid else ()
@@ -50,17 +56,12 @@ def evaluate_clips(files: list[str], references: dict[str, str], generator, tool
 @task(name="evaluate-photos", cache_policy=NO_CACHE)
 def evaluate_photos(photos: list[Path], speeches: list, model, tools, size: int, seed: int) -> list:
     """Every held-out photo (``evaluation.evaluate_photo``)."""
-    from synthtext.evaluation import evaluate_photo
-
     return [evaluate_photo(p, speeches, model, tools, size, seed)
             for p in tqdm(photos, desc="evaluate: held-out photos", unit="photo")]
 
 
 def write_report(folder: Path, clips: list, photos: list, picked: int, table: dict, targets: dict, promotion: dict,
                  evaluator, about: dict) -> None:
-    from synthtext import evaluation
-    from synthtext.report import contact_sheet, heldout_sheet, heldout_video, sample_video, write_index
-
     for emotion in EMOTIONS:
         samples = [{"real": c.frames["real"], "static": c.frames["static"], "generated": c.frames[emotion],
                     "audio": c.speech.audio, "fps": c.speech.fps, "sample_rate": c.speech.sample_rate}
@@ -78,42 +79,33 @@ def write_report(folder: Path, clips: list, photos: list, picked: int, table: di
 
 
 @flow(name="evaluate")
-def evaluate_flow(repo: str, params: dict) -> dict:
-    """The evaluate stage: metrics, plots, report, promotion. Returns the metrics written."""
-    import mlflow
-
-    from flows.train import read_split, write_confusion, write_csv_atomic
-    from synthtext import evaluation, promote, tracking
-    from synthtext.face_metrics import FaceJudge
-    from synthtext.infer import load_generator
-    from synthtext.landmarks import make_backend
-
+def evaluate_flow(repo: str, evaluate_params: dict, promote_params: dict, data_source: str) -> dict:
+    """The evaluate stage: metrics, plots, report, promotion. Returns the metrics written. ``evaluate_params``
+    and ``promote_params``: ``asdict`` of EvaluateParams and PromoteParams; ``data_source``: data.source."""
     root = Path(repo)
-    settings = params.get("evaluate", {})
-    gate = params.get("promote", {})
-    seconds, seed = float(settings.get("seconds", 2.0)), int(settings.get("seed", 0))
+    settings = EvaluateParams.from_dict(evaluate_params)
+    gate = PromoteParams.from_dict(promote_params)
+    seconds, seed = settings.seconds, settings.seed
     clips, splits = root / "data/processed/clips", root / "data/processed/splits"
     train_files, all_val = read_split(splits, clips, "train"), read_split(splits, clips, "val")
-    val_files = evaluation.spread_clips(all_val, settings.get("max_clips"))
-    references = evaluation.reference_clips(all_val, settings.get("reference", "neutral"))
+    val_files = evaluation.spread_clips(all_val, settings.max_clips)
+    references = evaluation.reference_clips(all_val, settings.reference)
     model = load_generator(root / "models/generator")
     measurer = evaluation.Measurer(make_backend(model.preprocess["landmark_backend"]), int(model.preprocess["size"]))
     syncnet = None
-    if settings.get("syncnet_weights"):
-        from synthtext.sync_metrics import load_syncnet
-
-        syncnet = load_syncnet(root / settings["syncnet_weights"])
+    if settings.syncnet_weights:
+        syncnet = load_syncnet(root / settings.syncnet_weights)
     evaluator = train_evaluator(train_files, measurer, seconds, seed)
-    tools = evaluation.Instruments(measurer, evaluator, FaceJudge(), int(settings.get("face_frames", 4)), syncnet)
-    picked, fid = int(settings.get("sample_clips", 3)), bool(settings.get("inception"))
-    source = root / params["data"]["source"]
+    tools = evaluation.Instruments(measurer, evaluator, FaceJudge(), settings.face_frames, syncnet)
+    picked, fid = settings.sample_clips, bool(settings.inception)
+    source = root / data_source
     results = evaluate_clips(val_files, references, model.generator, tools, seconds, seed, True, source,
                              "evaluate: candidate", picked, fid)
     table = evaluation.validation_columns(results)
-    photos, speeches = [], [r.speech for r in results[:max(1, int(settings.get("photo_clips", 1)))]]
-    if settings.get("photos"):
-        photos = evaluate_photos(evaluation.heldout_photos(root / settings["photos"]), speeches, model, tools,
-                                 int(settings.get("size", 256)), seed)
+    photos, speeches = [], [r.speech for r in results[:max(1, settings.photo_clips)]]
+    if settings.photos:
+        photos = evaluate_photos(evaluation.heldout_photos(root / settings.photos), speeches, model, tools,
+                                 settings.size, seed)
         table.update(evaluation.heldout_columns(photos))
 
     tracking.setup(root)
@@ -132,16 +124,14 @@ def evaluate_flow(repo: str, params: dict) -> dict:
                                               source, f"evaluate: champion v{champion.version}", fid=fid)
         table["champion"] = evaluation.validation_columns(champion_results)["generated"]
     if fid:
-        evaluation.add_fid(table, results, root / settings["inception"], champion_results)
+        evaluation.add_fid(table, results, root / settings.inception, champion_results)
     if champion is not None and champion.version == candidate.version:
         decision = promote.Decision(promote=True, reasons=[f"v{candidate.version} is the champion already"])
     else:
         decision = promote.decide(
             table["generated"], table["static"], table.get("champion"),
-            list(gate.get("metrics", ["sync_r", "emotion_accuracy"])), float(gate.get("margin", 0.0)),
-            bool(gate.get("against_static", True)), list(gate.get("static_floor", ["ssim"])),
-            {k: v for k, v in table.items() if k in evaluation.HELDOUT_COLUMNS},
-            None if gate.get("max_identity", 0.45) is None else float(gate.get("max_identity", 0.45)))
+            list(gate.metrics), gate.margin, gate.against_static, list(gate.static_floor),
+            {k: v for k, v in table.items() if k in evaluation.HELDOUT_COLUMNS}, gate.max_identity)
     promotion = {"promoted": decision.promote, "candidate_version": int(candidate.version),
                  "champion_version_before": int(champion.version) if champion else None,
                  "reasons": decision.reasons}
@@ -154,8 +144,8 @@ def evaluate_flow(repo: str, params: dict) -> dict:
     about = {"model": f"{name} v{candidate.version} (models/generator, md5 {model.md5[:12]})",
              "validation clips": f"{len(results)} of {len(all_val)}, {seconds:g} s each, at the crop size "
                                  f"({model.preprocess['size']} px)",
-             "held-out photos": f"{len(photos)} ({settings.get('photos')}), each speaking {len(speeches)} "
-                                f"validation clip(s) in 6 emotions, at {settings.get('size', 256)} px and pasted back",
+             "held-out photos": f"{len(photos)} ({settings.photos}), each speaking {len(speeches)} "
+                                f"validation clip(s) in 6 emotions, at {settings.size} px and pasted back",
              "identity and re-detection": f"on {tools.face_frames} frames spread over each video",
              "evaluator": f"trained on {len(train_files)} real training clips"}
     write_report(scratch_reports, results, photos, picked, table, targets, promotion, evaluator, about)
@@ -166,7 +156,7 @@ def evaluate_flow(repo: str, params: dict) -> dict:
         mlflow.set_tags({"stage": "evaluate", **tracking.git_state(root), "candidate_version": candidate.version,
                          "promotion": "promoted" if decision.promote else "refused",
                          "promotion_reasons": "; ".join(decision.reasons)[:5000]})
-        mlflow.log_params(tracking.flatten({"evaluate": settings, "promote": gate}))
+        mlflow.log_params(tracking.flatten({"evaluate": asdict(settings), "promote": asdict(gate)}))
         for kind, values in table.items():
             mlflow.log_metrics({f"{kind}.{k}": v for k, v in values.items() if np.isfinite(v)})
         mlflow.log_artifacts(str(scratch_reports), "report")

@@ -1,6 +1,6 @@
 """The inference flow: every job (photo, text, emotion) one Prefect task, the model loaded once.
 
-The work itself is ``synthtext.render``; here it is wired into Prefect: a thread pool of tasks,
+The work itself is ``synthtext.videojobs``; here it is wired into Prefect: a thread pool of tasks,
 the run recorded on the Prefect server like the training flows.
 """
 
@@ -13,23 +13,23 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
-from synthtext.render import Job, Options, render_all, render_safely
+from synthtext.videojobs import Job, Options, make_video_safely, make_videos
 
 
-@task(name="render-video", cache_policy=NO_CACHE)
-def render_task(job: Job, model, engine, options: Options, key: str) -> dict:
-    return render_safely(job, model, engine, options, key)
+@task(name="make-video", cache_policy=NO_CACHE)
+def make_video_task(job: Job, model, engine, options: Options, key: str) -> dict:
+    return make_video_safely(job, model, engine, options, key)
 
 
 def _submit(job: Job, model, engine, options: Options, key: str):
     # quote(): the model and the voice are passed as they are, not inspected for futures
-    return render_task.submit(job, quote(model), quote(engine), options, key)
+    return make_video_task.submit(job, quote(model), quote(engine), options, key)
 
 
 @flow(name="generate")
 def generate_flow(jobs: list[dict], model_ref: str, options: dict, repo: str = ".") -> dict:
     """Render every job as a task in parallel; jobs whose output is up to date are skipped."""
-    return render_all(jobs, model_ref, options, repo, submit=_submit)
+    return make_videos(jobs, model_ref, options, repo, submit=_submit)
 
 
 def run(jobs: list[Job], model_ref: str, options: Options, repo: str = ".", workers: int = 2) -> dict:

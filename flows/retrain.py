@@ -17,26 +17,26 @@ import sys
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
+from prefect.schedules import Cron
+
+from synthtext.config import Params, RetrainParams, load_params
+from synthtext.errors import SynthTextError
+from synthtext.lineage import dvc_hash, load_for, pipeline_params_hash
+from synthtext.tracking import CHAMPION_URI
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOYMENT = "weekly-retrain"
-CHAMPION = "models:/synthtext-generator@champion"
 
 
-def current_state(repo: Path, params: dict) -> dict:
-    from synthtext.lineage import dvc_hash, pipeline_params_hash
-
-    source = repo / params["data"]["source"]
+def current_state(repo: Path, params: Params) -> dict:
+    source = repo / params.data.source
     return {"raw_md5": dvc_hash(source) if source.exists() else "absent",
-            "params_md5": pipeline_params_hash(params)}
+            "params_md5": pipeline_params_hash(params.raw)}
 
 
 def champion_state(repo: Path) -> tuple[dict | None, dict]:
-    from synthtext.errors import SynthTextError
-    from synthtext.lineage import load_for
-
     try:
-        record, about = load_for(CHAMPION, repo)
+        record, about = load_for(CHAMPION_URI, repo)
     except SynthTextError:
         return None, {}
     return record, about
@@ -84,8 +84,6 @@ def dvc_push(repo: str) -> str:
 @flow(name="retrain")
 def retrain(repo: str = str(ROOT), push: bool | None = None) -> dict:
     """Retrain, evaluate and gate when the raw data or params changed since the champion; else nothing."""
-    from synthtext.params import load_params
-
     root = Path(repo)
     params = load_params(root / "params.yaml")
     now = current_state(root, params)
@@ -97,30 +95,23 @@ def retrain(repo: str = str(ROOT), push: bool | None = None) -> dict:
     dvc_repro(repo)
     evaluated = json.loads((root / "metrics" / "evaluate.json").read_text())
     result = {"action": "retrained", "reasons": reasons, **now, "promotion": evaluated.get("promotion", {})}
-    if params.get("retrain", {}).get("push") if push is None else push:
+    if params.retrain.push if push is None else push:
         result["push"] = dvc_push(repo)
     return result
 
 
-def schedule(params: dict):
+def schedule(retrain_params: RetrainParams) -> Cron:
     """The deployment's schedule, from the ``retrain`` section of params.yaml."""
-    from prefect.schedules import Cron
-
-    section = params.get("retrain", {})
-    return Cron(section.get("cron", "0 3 * * 1"), timezone=section.get("timezone", "UTC"))
+    return Cron(retrain_params.cron, timezone=retrain_params.timezone)
 
 
 def main(argv: list[str]) -> None:
-    from synthtext.params import load_params
-
     params = load_params(ROOT / "params.yaml")
     if argv[:1] == ["serve"]:
-        retrain.serve(name=DEPLOYMENT, schedules=[schedule(params)], parameters={"repo": str(ROOT)})
+        retrain.serve(name=DEPLOYMENT, schedules=[schedule(params.retrain)], parameters={"repo": str(ROOT)})
     else:
         print(json.dumps(retrain(str(ROOT)), indent=2))
 
 
 if __name__ == "__main__":
-    import flows  # noqa: F401  (quiet Prefect logs)
-
-    main(sys.argv[1:])
+    main(sys.argv[1:])  # python -m flows.retrain: the flows package (quiet Prefect logs) is imported first

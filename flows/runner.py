@@ -9,33 +9,28 @@ from dataclasses import dataclass, field
 
 from prefect.futures import as_completed
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
+from prefect_dask import DaskTaskRunner
 from tqdm import tqdm
 
-from synthtext.errors import SynthTextError
-
-RUNNERS = ("threads", "processes", "dask")
+from synthtext.config import RunnerParams
 
 
-def make_task_runner(runner: dict) -> TaskRunner:
+def make_task_runner(runner: RunnerParams) -> TaskRunner:
     """The ``runner`` section of params.yaml -> a Prefect task runner.
 
     ``kind``: threads | processes | dask; ``workers``: parallel clips; ``dask_address``: an existing
     Dask scheduler (``tcp://host:8786``) to scale out past one machine, else a local cluster.
     """
-    kind = runner.get("kind", "threads")
-    workers = runner.get("workers") or None
-    if kind == "threads":
+    workers = runner.workers or None
+    if runner.kind == "threads":
         return ThreadPoolTaskRunner(max_workers=workers)
-    if kind == "processes":
+    if runner.kind == "processes":
         return ProcessPoolTaskRunner(max_workers=workers)
-    if kind == "dask":
-        from prefect_dask import DaskTaskRunner
-
-        if runner.get("dask_address"):
-            return DaskTaskRunner(address=runner["dask_address"])
-        return DaskTaskRunner(cluster_kwargs={"n_workers": workers or 2, "threads_per_worker": 1,
-                                              "processes": True, "dashboard_address": None})
-    raise SynthTextError(f"unknown runner.kind {kind!r}: use one of {', '.join(RUNNERS)}")
+    # dask, the one kind left (RunnerParams accepts no other)
+    if runner.dask_address:
+        return DaskTaskRunner(address=runner.dask_address)
+    return DaskTaskRunner(cluster_kwargs={"n_workers": workers or 2, "threads_per_worker": 1, "processes": True,
+                                          "dashboard_address": None})
 
 
 def clip_cache_key(context, parameters: dict) -> str:

@@ -11,15 +11,15 @@ from pathlib import Path
 from prefect import flow, task
 
 from flows.runner import FanOut, fan_out, make_task_runner
+from synthtext.config import CorpusParams, RunnerParams
 from synthtext.corpus.generate import (
     ClipSpec,
-    CorpusParams,
     Identity,
     build_identities,
     check_output_folder,
     contact_sheet,
     plan,
-    render_clip,
+    synthesize_clip,
 )
 from synthtext.files import write_json_atomic
 from synthtext.tts import PiperEngine
@@ -34,16 +34,17 @@ def _engine(voice: str | None) -> PiperEngine:
     return _local.engine
 
 
-@task(name="render-clip")
-def render_task(clip_id: str, spec: dict, identity: Identity, folder: str, seed: int, voice: str | None) -> dict:
-    summary = render_clip(ClipSpec(**spec), identity, _engine(voice), Path(folder), seed)
+@task(name="synthesize-clip")
+def synthesize_clip_task(clip_id: str, spec: dict, identity: Identity, folder: str, seed: int,
+                         voice: str | None) -> dict:
+    summary = synthesize_clip(ClipSpec(**spec), identity, _engine(voice), Path(folder), seed)
     return {"status": "ok", **summary}
 
 
 @flow(name="sample-corpus")
 def sample_corpus_flow(out_dir: str, params: dict) -> FanOut:
     """Generate the corpus into a temporary folder and move it into place when complete."""
-    corpus = CorpusParams(**params)
+    corpus = CorpusParams.from_dict(params)
     specs = plan(corpus)
     out = Path(out_dir)
     check_output_folder(out)
@@ -53,7 +54,7 @@ def sample_corpus_flow(out_dir: str, params: dict) -> FanOut:
     identities = build_identities(corpus)
     jobs = [{"clip_id": s.clip_id, "spec": asdict(s), "identity": identities[s.identity], "folder": str(staging),
              "seed": corpus.seed, "voice": corpus.voice} for s in specs]
-    fan = fan_out(render_task, jobs, lambda result: True, desc="sample_corpus")
+    fan = fan_out(synthesize_clip_task, jobs, lambda result: True, desc="sample_corpus")
     failed = fan.rejected
     if failed:
         shutil.rmtree(staging, ignore_errors=True)
@@ -65,8 +66,9 @@ def sample_corpus_flow(out_dir: str, params: dict) -> FanOut:
     return fan
 
 
-def run(out_dir: str, params: dict, runner: dict) -> tuple[FanOut, float]:
-    """Run the flow with the task runner named in params; returns the fan-out and the wall time."""
+def run(out_dir: str, params: CorpusParams, runner: RunnerParams) -> tuple[FanOut, float]:
+    """Run the flow with the task runner named in params (``params`` crosses into Prefect as a dict);
+    returns the fan-out and the wall time."""
     started = time.perf_counter()
-    fan = sample_corpus_flow.with_options(task_runner=make_task_runner(runner))(out_dir, params)
+    fan = sample_corpus_flow.with_options(task_runner=make_task_runner(runner))(out_dir, asdict(params))
     return fan, time.perf_counter() - started

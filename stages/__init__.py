@@ -11,15 +11,16 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from synthtext.config import Params, load_params
+from synthtext.errors import SynthTextError
+
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PREFECT_HOME", str(ROOT / ".prefect"))
 
 
-def main(stage: Callable[[dict], str]) -> None:
-    """Run ``stage(params)``, print its one-line summary; user errors exit 1 with one clear line."""
-    from synthtext.errors import SynthTextError
-    from synthtext.params import load_params
-
+def main(stage: Callable[[Params], str]) -> None:
+    """Run ``stage(params)`` with params.yaml checked and typed, print its one-line summary; user errors
+    (params.yaml's included) exit 1 with one clear line."""
     try:
         print(stage(load_params(ROOT / "params.yaml")), flush=True)
     except SynthTextError as exc:

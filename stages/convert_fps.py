@@ -1,14 +1,12 @@
 """Stage convert_fps: raw clips -> data/interim/fps25/<clip>.mp4 + .wav (+ sidecar, convert_report.json)."""
 
+from flows.convert_fps import run
 from stages import main
+from synthtext.config import Params
 
 
-def stage(params: dict) -> str:
-    from flows.convert_fps import run
-    from synthtext.params import section
-
-    fan = run(section(params, "data")["source"], "data/interim/fps25", section(params, "convert_fps"),
-              params.get("runner", {}))
+def stage(params: Params) -> str:
+    fan = run(params.data.source, "data/interim/fps25", params.convert_fps, params.runner)
     return fan.summary("convert_fps")
 
 

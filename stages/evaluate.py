@@ -1,14 +1,16 @@
 """Stage evaluate (flows/evaluate.py): metrics with baselines and held-out photos, reports/index.html,
 the promotion gate."""
 
+from dataclasses import asdict
+
+from flows.evaluate import evaluate_flow
 from stages import ROOT, main
+from synthtext.config import Params
+from synthtext.report import summary
 
 
-def stage(params: dict) -> str:
-    from flows.evaluate import evaluate_flow
-    from synthtext.report import summary
-
-    return summary(evaluate_flow(str(ROOT), params))
+def stage(params: Params) -> str:
+    return summary(evaluate_flow(str(ROOT), asdict(params.evaluate), asdict(params.promote), params.data.source))
 
 
 if __name__ == "__main__":

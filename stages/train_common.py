@@ -1,23 +1,17 @@
 """What the three training stage entry points share: where things are, and the summary line."""
 
+from dataclasses import asdict
+
+from flows.train import train_stage_flow
 from stages import ROOT
-
-PATHS = {
-    "pretrain_emotion": {"out_dir": "models/emotion"},
-    "pretrain_generator": {"out_dir": "models/generator_pre", "emotion_dir": "models/emotion"},
-    "train_gan": {"out_dir": "models/generator", "emotion_dir": "models/emotion",
-                  "generator_dir": "models/generator_pre"},
-}
+from synthtext.config import TRAINING_STAGES, Params
 
 
-def run_stage(name: str, params: dict) -> str:
-    from flows.train import train_stage_flow
-    from synthtext.params import section
-
+def run_stage(name: str, params: Params) -> str:
     paths = {"clips": "data/processed/clips", "splits": "data/processed/splits",
              "ckpt_dir": f"models/checkpoints/{name}", "metrics": f"metrics/{name}.json",
-             "plots": f"metrics/{name}_history.csv", **PATHS[name]}
-    summary = train_stage_flow(name, str(ROOT), section(params, name), params.get("compute", {}), paths)
+             "plots": f"metrics/{name}_history.csv", **TRAINING_STAGES[name].folders()}
+    summary = train_stage_flow(name, str(ROOT), asdict(params.training(name)), asdict(params.compute), paths)
     shown = ", ".join(f"{k} {v:.3f}" for k, v in summary.items() if isinstance(v, float))
     registered = (f"; registered {summary['registered_model']} v{summary['registered_version']} @candidate"
                   if "registered_version" in summary else "")

@@ -1,5 +1,7 @@
 """SynthText: emotionally expressive talking faces from one photo, text and an emotion."""
 
+from synthtext.errors import SynthTextError
+
 __version__ = "0.1.0"
 
 EMOTIONS: tuple[str, ...] = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")
@@ -19,8 +21,6 @@ EMOTION_NAMES: dict[str, str] = {
 
 def parse_emotion(text: str) -> str:
     """An emotion code from a code or a name in any case (``hap``, ``Happy``, ``HAPPINESS`` -> ``HAP``)."""
-    from synthtext.errors import SynthTextError
-
     key = str(text).strip()
     if key.upper() in EMOTIONS:
         return key.upper()

@@ -19,30 +19,12 @@ from scipy.ndimage import gaussian_filter1d
 
 from synthtext import media
 from synthtext.clipfile import SCHEMA_VERSION, AlignedClip, audio_length, write_clip
+from synthtext.config import AlignParams
 from synthtext.errors import ClipRejected
+from synthtext.geometry import similarity, transform_points
 from synthtext.landmarks import Box, LandmarkBackend
 from synthtext.naming import ClipName
 from synthtext.template import RIGID_POINTS, TEMPLATE_IOD, eye_centres, template
-
-
-@dataclass(frozen=True)
-class AlignParams:
-    """The ``align`` section of params.yaml."""
-
-    size: int = 128
-    mode: int = 1  # 1: one transform from the first frame; 0: per-frame transforms, smoothed
-    backend: str = "dlib"
-    detect_upsample: int = 1
-    smooth_sigma: float = 2.0  # mode 0: Gaussian smoothing of landmarks over time, in frames
-    max_gap: int = 5  # longest run of face-less frames that is filled by interpolation
-    max_missing: float = 0.2  # reject a clip when more than this fraction of frames has no face
-    min_frames: int = 32  # one training window
-    max_shape_error: float = 0.12  # re-detect when the rigid-point fit error exceeds this (IOD units)
-    max_jump: float = 0.35  # re-detect when the face moves more than this between frames (IOD units)
-
-    def __post_init__(self):
-        if self.mode not in (0, 1):
-            raise ValueError(f"align.mode must be 0 or 1, not {self.mode}")
 
 
 @dataclass
@@ -57,23 +39,6 @@ class Track:
     @property
     def found(self) -> np.ndarray:
         return ~np.isnan(self.landmarks[:, 0, 0])
-
-
-def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares similarity (rotation, uniform scale, translation) mapping src -> dst, as 2x3."""
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    a, b = src - mu_s, dst - mu_d
-    dot = float((a * b).sum())
-    cross = float((a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]).sum())
-    scale = np.hypot(dot, cross) / float((a * a).sum())
-    angle = np.arctan2(cross, dot)
-    rot = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-    return np.hstack([rot, (mu_d - rot @ mu_s)[:, None]])
-
-
-def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Apply a 2x3 affine matrix to points [..., 2]."""
-    return points @ matrix[:, :2].T + matrix[:, 2]
 
 
 def _face_frame(points: np.ndarray) -> tuple[np.ndarray, float]:

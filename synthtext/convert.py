@@ -3,27 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
 
 from synthtext import media
+from synthtext.config import ConvertParams
 from synthtext.errors import ClipRejected
 from synthtext.files import write_json_atomic
-
-
-@dataclass(frozen=True)
-class ConvertParams:
-    """The ``convert_fps`` section of params.yaml."""
-
-    fps: int = 25
-    sample_rate: int = 16000
-    crf: int = 18
-    min_audio_db: float = -50.0  # quieter than this (RMS dBFS) counts as silent
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def outputs(out_dir: Path, clip_id: str) -> tuple[Path, Path, Path]:

@@ -37,13 +37,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
+import h5py
 import numpy as np
+from skimage.metrics import structural_similarity
+from sklearn.linear_model import LogisticRegression
 
 from synthtext import EMOTIONS
-from synthtext.align import AlignParams, FaceTracker
-from synthtext.corpus.checks import INNER_LIP_PAIRS, expression_features
+from synthtext.align import FaceTracker
+from synthtext.clipfile import audio_length, read_attrs, read_clip
+from synthtext.config import EVALUATE_REFERENCES, AlignParams
 from synthtext.errors import SynthTextError
 from synthtext.face_metrics import IDENTITY_KEPT, FaceJudge, Reference
+from synthtext.files import write_json_atomic
+from synthtext.geometry import INNER_LIP_PAIRS, expression_features
+from synthtext.infer import animate, face_frames, generate_frames, paste_back, prepare_face
+from synthtext.sync_metrics import frechet_distance, inception_features, load_inception, lse
 from synthtext.template import LEFT_EYE, RIGHT_EYE
 
 MOUTH = slice(48, 68)
@@ -226,8 +234,6 @@ def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
     """Mean structural similarity (Wang et al. 2004; 7x7 windows) of two frames [H, W, 3] in 0..255."""
-    from skimage.metrics import structural_similarity
-
     side = min(a.shape[0], a.shape[1])
     window = min(7, side if side % 2 else side - 1)
     return float(structural_similarity(a, b, data_range=255, channel_axis=-1, win_size=window))
@@ -364,8 +370,6 @@ class EmotionEvaluator:
 
     @classmethod
     def fit(cls, features: np.ndarray, labels: list[str], seed: int = 0) -> EmotionEvaluator:
-        from sklearn.linear_model import LogisticRegression
-
         if len(set(labels)) < 2:
             raise SynthTextError("the training split has fewer than two emotions: the evaluator cannot be trained")
         mean, scale = features.mean(0), features.std(0) + 1e-8
@@ -383,8 +387,6 @@ class EmotionEvaluator:
         return [EMOTIONS[i] for i in scores.argmax(1)]
 
     def save(self, path: Path) -> None:
-        from synthtext.files import write_json_atomic
-
         write_json_atomic(path, {"kind": "logistic-regression on landmark geometry (real clips only)",
                                  "emotions": list(EMOTIONS), "mean": self.mean.tolist(),
                                  "scale": self.scale.tolist(), "coef": self.coef.tolist(),
@@ -428,12 +430,10 @@ class Speech:
 
 def clip_inputs(path: str | Path, seconds: float | None):
     """(the clip, its first ``seconds`` of real frames at the crop size, that speech)."""
-    from synthtext.clipfile import read_clip
-
     clip = read_clip(path)
     fps, rate = float(clip.attrs["fps"]), int(clip.attrs["sample_rate"])
     frames = min(len(clip.video), int(round(seconds * fps))) if seconds else len(clip.video)
-    audio = clip.audio[:int(round(frames * rate / fps))]
+    audio = clip.audio[:audio_length(frames, rate, fps)]
     return clip, clip.video[:frames], Speech(str(clip.attrs["clip_id"]), audio, rate, fps)
 
 
@@ -455,8 +455,6 @@ def evaluator_sample(path: str | Path, reference_file: str | Path, measurer: Mea
 def spread_clips(files: list[str], count: int | None) -> list[str]:
     """``count`` clips spread over the people and the emotions: the actors in turn, each actor's clips
     in turn over the emotions, starting where the previous actor stopped (None: every clip, as given)."""
-    from synthtext.clipfile import read_attrs
-
     if not count or count >= len(files):
         return list(files)
     attrs = {f: read_attrs(f) for f in files}
@@ -481,10 +479,8 @@ def spread_clips(files: list[str], count: int | None) -> list[str]:
 def reference_clips(files: list[str], kind: str) -> dict[str, str]:
     """The clip whose first frame is each clip's reference: a neutral clip of the same actor
     (``neutral``, as in training with ``reference: neutral``), or the clip itself (``clip``)."""
-    from synthtext.clipfile import read_attrs
-
-    if kind not in ("neutral", "clip"):
-        raise SynthTextError(f"evaluate.reference must be neutral or clip, not {kind!r}")
+    if kind not in EVALUATE_REFERENCES:
+        raise SynthTextError(f"evaluate.reference must be one of {', '.join(EVALUATE_REFERENCES)}, not {kind!r}")
     attrs = {f: read_attrs(f) for f in files}
     neutral = {}
     for f, a in sorted(attrs.items()):
@@ -498,8 +494,6 @@ def reference_clips(files: list[str], kind: str) -> dict[str, str]:
 @functools.lru_cache(maxsize=64)
 def first_frame(path: str) -> np.ndarray:
     """A clip file's first frame (a reference frame: read once per evaluation)."""
-    import h5py
-
     with h5py.File(path, "r") as f:
         return f["video"][0]
 
@@ -541,8 +535,6 @@ def measure_video(frames: np.ndarray, tools: Instruments, reference: Reference, 
     if truth is not None:
         values["gt_opening_r"] = best_offset_correlation(mouth_opening(measured.landmarks), truth, 0)[0]
     if tools.syncnet is not None and aligned:
-        from synthtext.sync_metrics import lse
-
         values.update(lse(tools.syncnet, frames, speech.audio, speech.sample_rate))
     faces = tools.judge.measure(frames, reference, face_frames or tools.face_frames)
     values["sharpness"] = faces.sharpness
@@ -568,8 +560,6 @@ def evaluate_clip(path: str, reference_file: str, generator, tools: Instruments,
     ``reference_file``), and with ``baselines`` the static and real videos, all at the crop size.
     Frames named in ``keep`` ("real", "static", "own" or emotions) are kept; the rest are dropped
     once measured, so memory does not grow with the validation split."""
-    from synthtext.infer import generate_frames
-
     clip, real, speech = clip_inputs(path, seconds)
     emotion = str(clip.attrs["emotion"])
     reference_frame = first_frame(reference_file)
@@ -625,8 +615,6 @@ def generated_confusion(clips: list[ClipResult]) -> np.ndarray:
 def add_fid(table: dict, clips: list[ClipResult], inception: Path, champion: list[ClipResult] | None = None) -> None:
     """FID of the generated (own emotion) and static frames (and the champion's) against the real frames
     of the same clips (``evaluate_clip`` with keep ("real", "static", "own"))."""
-    from synthtext.sync_metrics import frechet_distance, inception_features, load_inception
-
     net = load_inception(inception)
     real = inception_features(net, np.concatenate([c.frames["real"] for c in clips]))
     columns = [("generated", clips, lambda c: c.frames[c.emotion]), ("static", clips, lambda c: c.frames["static"])]
@@ -691,8 +679,6 @@ def evaluate_photo(path: str | Path, speeches: list[Speech], model, tools: Instr
                    seed: int = 0, cell: int = 256) -> PhotoResult:
     """A held-out photo speaking each speech in all six emotions, as the aligned face at ``size`` px and
     pasted back at the photo's resolution; identity is measured against the photo at both sizes."""
-    from synthtext.infer import animate, face_frames, paste_back, prepare_face
-
     face = prepare_face(path, model.preprocess)
     photo = face.image[:(face.image.shape[0] // 2) * 2, :(face.image.shape[1] // 2) * 2]
     photo_ref = tools.judge.reference(photo)

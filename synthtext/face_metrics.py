@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
+import dlib
 import numpy as np
 
 from synthtext.errors import SynthTextError
@@ -78,8 +79,6 @@ class FaceJudge:
     """dlib's frontal detector, 68-point predictor and face-recognition ResNet, loaded once."""
 
     def __init__(self):
-        import dlib
-
         self._dlib = dlib
         self._detector = dlib.get_frontal_face_detector()
         self._predictor = dlib.shape_predictor(str(predictor_path()))

@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+import cv2
+
 
 def tmp_path(path: Path, keep_suffix: bool = False) -> Path:
     """The hidden temporary sibling a file is written to before it is renamed into place.
@@ -31,8 +33,6 @@ def write_json_atomic(path: str | Path, data: object) -> None:
 
 def write_png_atomic(path: str | Path, bgr) -> Path:
     """Write an OpenCV (BGR) image as PNG, atomically."""
-    import cv2
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = tmp_path(path, keep_suffix=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from types import ModuleType
 
 
 def file_md5(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -21,14 +20,6 @@ def stable_hash(*parts: object) -> str:
     """SHA-256 of JSON-serialisable parts (dict keys sorted), as hex."""
     text = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def code_version(*modules: ModuleType) -> str:
-    """A short hash of the source files of ``modules``: changes when their code changes."""
-    digest = hashlib.sha256()
-    for module in modules:
-        digest.update(Path(module.__file__).read_bytes())
-    return digest.hexdigest()[:16]
 
 
 def folder_md5(folder: str | Path) -> str:

@@ -9,18 +9,29 @@ generated face back into the photo through the inverse of the alignment transfor
 from __future__ import annotations
 
 import json
+import os
+import pickle
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+import soxr
 import torch
+from PIL import Image, ImageOps
 
-from synthtext.align import similarity, transform_points, warp_frame
+from synthtext import tracking
+from synthtext.align import warp_frame
 from synthtext.errors import SynthTextError
+from synthtext.features import log_mel, mel_windows, to_tensor_frames, to_uint8
+from synthtext.frames import resize_frames
+from synthtext.geometry import similarity, transform_points
 from synthtext.hashing import folder_md5
+from synthtext.landmarks import make_backend
 from synthtext.models import Generator, ModelConfig
+from synthtext.models.generator import compose
+from synthtext.models.io import load_model
 from synthtext.template import RIGID_POINTS, template
 
 REGISTRY_PREFIX = "models:/"
@@ -58,18 +69,15 @@ def check_model_ref(ref: str | Path) -> str:
     ref = str(ref)
     if not ref.startswith(REGISTRY_PREFIX) and not Path(ref).exists():
         raise SynthTextError(f"model {ref} not found: give a model folder (models/generator after dvc repro) "
-                             "or a registry URI such as models:/synthtext-generator@champion")
+                             f"or a registry URI such as {tracking.CHAMPION_URI}")
     return ref
 
 
 def _download_registered(uri: str, repo: str | Path, scratch: Path) -> Path:
-    import os
-
+    # mlflow is imported here, not at the top: it takes seconds, and only registry URIs need it.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one line per run, not a bar per file
     import mlflow
     from mlflow.exceptions import MlflowException
-
-    from synthtext import tracking
 
     store = tracking.tracking_uri(Path(repo))
     mlflow.set_tracking_uri(store)
@@ -82,10 +90,6 @@ def _download_registered(uri: str, repo: str | Path, scratch: Path) -> Path:
 
 
 def _load_folder(folder: Path, source: str) -> LoadedModel:
-    import pickle
-
-    from synthtext.train.loop import load_model
-
     try:
         generator, cfg = load_model(folder, Generator)
     except pickle.UnpicklingError as exc:
@@ -133,8 +137,6 @@ def read_image(path: str | Path) -> np.ndarray:
     if bgr is not None:
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     try:
-        from PIL import Image, ImageOps
-
         with Image.open(path) as image:
             return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
     except Exception as exc:  # Pillow raises many types for broken files
@@ -143,8 +145,6 @@ def read_image(path: str | Path) -> np.ndarray:
 
 def prepare_face(path: str | Path, preprocess: dict, backend=None) -> Face:
     """Find the largest face in the photo and align it onto the template, as the align stage does."""
-    from synthtext.landmarks import make_backend
-
     image = read_image(path)
     backend = backend or make_backend(preprocess["landmark_backend"], int(preprocess.get("detect_upsample", 1)))
     scale = min(1.0, DETECT_MAX_SIDE / max(image.shape[:2]))
@@ -221,10 +221,6 @@ def animate(generator: Generator, audio: np.ndarray, sample_rate: int, crop: np.
     all windows go through the network together, ``batch`` at a time. ``crop``: the aligned face (any
     size; the network sees it at its own resolution).
     """
-    import soxr
-
-    from synthtext.train.data import log_mel, mel_windows, to_tensor_frames
-
     cfg = generator.cfg
     device = next(generator.parameters()).device
     speech = audio.astype(np.float32)
@@ -259,13 +255,9 @@ def animate(generator: Generator, audio: np.ndarray, sample_rate: int, crop: np.
 
 
 @torch.no_grad()
-def render_crop(animation: Animation, crop: np.ndarray, chunk: int = 32) -> np.ndarray:
+def crop_frames(animation: Animation, crop: np.ndarray, chunk: int = 32) -> np.ndarray:
     """Frames [T, H, W, 3] uint8 at the size of ``crop`` (an aligned face, uint8 [H, W, 3]): the motion
     field moves the crop's own pixels; a pixel decoder's frames are resized."""
-    from synthtext.models.generator import compose
-    from synthtext.train.data import to_tensor_frames
-    from synthtext.train.loop import to_uint8
-
     if not animation.motion:
         return resize_frames(to_uint8(animation.parts["frames"]), crop.shape[0])
     device = animation.parts["flow"].device
@@ -280,26 +272,19 @@ def render_crop(animation: Animation, crop: np.ndarray, chunk: int = 32) -> np.n
 def generate_frames(generator: Generator, audio: np.ndarray, sample_rate: int, crop: np.ndarray, emotion: str,
                     seed: int = 0, overlap: int | None = None, batch: int = 64, size: int | None = None) -> np.ndarray:
     """Frames [T, size, size, 3] uint8 (default: the model's image size) for speech of any length:
-    ``animate`` then ``render_crop`` on the crop resized to ``size``."""
+    ``animate`` then ``crop_frames`` on the crop resized to ``size``."""
     size = size or generator.cfg.image_size
     animation = animate(generator, audio, sample_rate, crop, emotion, seed, overlap, batch)
-    return render_crop(animation, resize_frames(crop[None], size)[0])
+    return crop_frames(animation, resize_frames(crop[None], size)[0])
 
 
 def face_frames(animation: Animation, face: Face, size: int) -> np.ndarray:
     """The aligned face at ``size`` x ``size``, taken from the photo at that size (not an enlarged
     crop), moved by the animation. uint8 [T, size, size, 3]."""
-    return render_crop(animation, face.crop_at(size))
+    return crop_frames(animation, face.crop_at(size))
 
 
 # ---------------------------------------------------------------- output frames
-
-
-def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
-    if frames.shape[1] == size:
-        return frames
-    interp = cv2.INTER_CUBIC if size > frames.shape[1] else cv2.INTER_AREA
-    return np.stack([cv2.resize(f, (size, size), interpolation=interp) for f in frames])
 
 
 def feather_mask(size: int, feather: float = 0.1) -> np.ndarray:
@@ -321,8 +306,6 @@ def paste_back(frames: np.ndarray | Animation, face: Face, feather: float = 0.1)
     if isinstance(frames, Animation):
         if frames.motion:
             return _paste_motion(frames, face, feather)
-        from synthtext.train.loop import to_uint8
-
         frames = to_uint8(frames.parts["frames"])
     height, width = (face.image.shape[0] // 2) * 2, (face.image.shape[1] // 2) * 2
     size = face.crop.shape[0]
@@ -375,35 +358,3 @@ def _paste_motion(animation: Animation, face: Face, feather: float) -> np.ndarra
     return out
 
 
-def label(frame: np.ndarray, text: str) -> np.ndarray:
-    """A caption on a dark band in the frame's top-left corner."""
-    out = frame.copy()
-    scale = max(0.4, frame.shape[1] / 320)
-    thick = max(1, int(round(scale * 1.5)))
-    (width, height), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
-    pad = max(2, height // 3)
-    out[:height + base + 2 * pad, :width + 2 * pad] //= 3
-    cv2.putText(out, text, (pad, pad + height), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
-    return out
-
-
-def emotion_grid(clips: dict[str, np.ndarray], rest_gap: int, columns: int = 3) -> tuple[np.ndarray, list[tuple]]:
-    """The emotions in a grid, speaking in turn: while one speaks (its own speech and frames) the
-    others hold their first frame, dimmed. Returns frames and the (emotion, first, last) segments."""
-    names = list(clips)
-    rows = -(-len(names) // columns)
-    height, width = clips[names[0]].shape[1:3]
-    rest = {k: (label(v[0], k).astype(np.float32) * 0.55).astype(np.uint8) for k, v in clips.items()}
-    out, segments, position = [], [], 0
-    for speaking in names:
-        segment = list(clips[speaking]) + [clips[speaking][-1]] * rest_gap
-        segments.append((speaking, position, position + len(clips[speaking])))
-        for frame in segment:
-            canvas = np.zeros((rows * height, columns * width, 3), np.uint8)
-            for cell, name in enumerate(names):
-                r, c = divmod(cell, columns)
-                canvas[r * height:(r + 1) * height, c * width:(c + 1) * width] = \
-                    label(frame, name) if name == speaking else rest[name]
-            out.append(canvas)
-        position += len(segment)
-    return np.stack(out), segments

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Protocol
 
 import cv2
+import dlib
 import numpy as np
+import torch.hub
 
 from synthtext.errors import SynthTextError
 
@@ -55,8 +57,6 @@ class _DlibDetection:
     """Face detection shared by both backends: dlib HOG on the grey image."""
 
     def __init__(self, upsample: int):
-        import dlib
-
         self._dlib = dlib
         self._detector = dlib.get_frontal_face_detector()
         self.upsample = upsample
@@ -94,7 +94,7 @@ class FaceAlignmentBackend(_DlibDetection):
 
     def __init__(self, upsample: int = 1, device: str = "cpu"):
         super().__init__(upsample)
-        import face_alignment
+        import face_alignment  # here, not at the top: the optional backend loads torch models on import
 
         try:
             with warnings.catch_warnings():
@@ -116,8 +116,6 @@ class FaceAlignmentBackend(_DlibDetection):
 
 
 def _torch_hub_dir() -> str:
-    import torch.hub
-
     return torch.hub.get_dir()
 
 

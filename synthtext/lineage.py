@@ -11,6 +11,9 @@ deps, outs, params and dvc.lock hashes from ``dvc.repo.Repo(...).index``, the st
 stage graph, file and directory hashes from ``dvc_data``'s ``build`` (the code ``dvc add`` and
 ``dvc status`` hash with), cache paths and ``.dir`` manifests from the repository's cache object. So
 records match ``dvc.lock`` and the cache exactly, whatever cache layout or hash format DVC uses.
+
+DVC and MLflow are imported inside the functions that use them, not at the top: they take seconds to import, and
+most callers of this module never reach them.
 """
 
 from __future__ import annotations
@@ -24,8 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from synthtext import tracking
+from synthtext.config import TRAINING_STAGES, Params
 from synthtext.errors import SynthTextError
-from synthtext.hashing import stable_hash
+from synthtext.hashing import folder_md5, stable_hash
+from synthtext.tracking import git_state as tracked
 
 if TYPE_CHECKING:
     from dvc.ignore import DvcIgnoreFilter
@@ -34,7 +40,6 @@ if TYPE_CHECKING:
     from dvc_data.hashfile.db import HashFileDB
     from dvc_data.hashfile.obj import HashFile
 
-TRAINING_STAGES = ("pretrain_emotion", "pretrain_generator", "train_gan")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # records are small: no progress bars
 
 
@@ -170,8 +175,6 @@ def upstream(graph: dict[str, dict], stage: str) -> list[str]:
 
 
 def git_state(repo: Path) -> dict:
-    from synthtext.tracking import git_state as tracked
-
     state = tracked(repo)
     return {"commit": state["git_commit"], "dirty": state["git_dirty"] == "True"}
 
@@ -179,8 +182,9 @@ def git_state(repo: Path) -> dict:
 # ---------------------------------------------------------------- recording
 
 
-def record(repo: Path, stage: str, params: dict, inputs: list[str], train_clips: list[str]) -> dict:
-    """The lineage of a training stage run, from the current dvc.yaml, dvc.lock and git state."""
+def record(repo: Path, stage: str, params: Params, inputs: list[str], train_clips: list[str]) -> dict:
+    """The lineage of a training stage run, from the current dvc.yaml, dvc.lock and git state; the params
+    as params.yaml holds them (``params.raw``), as dvc.lock does."""
     repo = Path(repo)
     graph = stage_graph(repo)
     chain = {}
@@ -192,18 +196,18 @@ def record(repo: Path, stage: str, params: dict, inputs: list[str], train_clips:
             entry.update(mlflow_run_id=done.get("mlflow_run_id"), model_md5=done.get("model_md5"))
         chain[name] = entry
     produced = {path: md5 for entry in chain.values() for path, md5 in entry["outs"].items()}
-    source = params.get("data", {}).get("source", "")
+    source = params.data.source
     raw = next((md5 for e in chain.values() for p, md5 in e["deps"].items() if p == source), "")
-    return {"stage": stage, **git_state(repo), "params": {s: params.get(s) for s in graph[stage]["params"]},
+    return {"stage": stage, **git_state(repo), "params": {s: params.raw.get(s) for s in graph[stage]["params"]},
             "inputs": {path: produced.get(path, "") for path in inputs}, "upstream": chain,
             "train_clips": sorted(train_clips), "raw_source": source, "raw_md5": raw,
-            "params_md5": pipeline_params_hash(params)}
+            "params_md5": pipeline_params_hash(params.raw)}
 
 
-def pipeline_params_hash(params: dict) -> str:
-    """What retraining compares: the params sections that shape the data and the models (not the ones
-    that only evaluate, gate or schedule)."""
-    return stable_hash({k: v for k, v in sorted(params.items()) if k not in ("evaluate", "promote", "retrain")})
+def pipeline_params_hash(raw: dict) -> str:
+    """What retraining compares: the sections of params.yaml as read (``Params.raw``) that shape the data
+    and the models (not the ones that only evaluate, gate or schedule)."""
+    return stable_hash({k: v for k, v in sorted(raw.items()) if k not in ("evaluate", "promote", "retrain")})
 
 
 # ---------------------------------------------------------------- checking
@@ -298,8 +302,6 @@ def load_for(ref: str, repo: Path) -> tuple[dict, dict]:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from synthtext import tracking
-
     mlflow.set_tracking_uri(tracking.tracking_uri(repo))
     client = MlflowClient()
     try:
@@ -316,7 +318,6 @@ def load_for(ref: str, repo: Path) -> tuple[dict, dict]:
             folder = Path(ref)
             if not folder.is_dir():
                 raise SynthTextError(f"{ref}: not a model folder or a models:/ URI")
-            from synthtext.hashing import folder_md5
 
             md5 = folder_md5(folder)
             runs = client.search_runs([tracking.setup(repo)], f"tags.model_md5 = '{md5}'")
@@ -337,8 +338,6 @@ def versions_with_clip(repo: Path, clip: str) -> list[dict]:
     import mlflow
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
-
-    from synthtext import tracking
 
     mlflow.set_tracking_uri(tracking.tracking_uri(repo))
     client = MlflowClient()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,8 +132,6 @@ def iter_frames(path: str | Path):
 def write_video(path: str | Path, frames: np.ndarray, fps: float, audio: np.ndarray | None = None,
                 sample_rate: int = 16000) -> None:
     """Encode RGB uint8 frames [T, H, W, 3] (+ mono audio) as H.264 + AAC mp4 with +faststart, atomically."""
-    import tempfile
-
     path = Path(path)
     tmp = tmp_path(path, keep_suffix=True)
     with tempfile.TemporaryDirectory() as scratch:

@@ -1,7 +1,11 @@
 """The promotion gate: a candidate generator becomes ``champion`` only when it beats the current
 champion on the metrics named in params (by a margin), is not worse than the static baseline on
 those and on SSIM, and keeps the identity of the people on the held-out photos. Directions come
-from the one metric table, ``synthtext.evaluation.METRICS``."""
+from the one metric table, ``synthtext.evaluation.METRICS``.
+
+MLflow is imported inside the functions that use it, not at the top: it takes seconds to import, and
+most callers of this module never reach it.
+"""
 
 from __future__ import annotations
 

@@ -12,9 +12,11 @@ import cv2
 import numpy as np
 
 from synthtext import EMOTIONS, evaluation
+from synthtext.clipfile import audio_length
 from synthtext.evaluation import HELDOUT_COLUMNS, target_text
 from synthtext.files import write_png_atomic, write_text_atomic
-from synthtext.infer import label, resize_frames
+from synthtext.frames import label, resize_frames
+from synthtext.media import write_video
 
 EMOTION_NAMES = {"ANG": "anger", "DIS": "disgust", "FEA": "fear", "HAP": "happiness", "NEU": "neutral",
                  "SAD": "sadness"}
@@ -23,8 +25,6 @@ COLUMNS = {"generated": "generated", "static": "static", "real": "real", "champi
 
 def sample_video(rows: list[dict], emotion: str, out: Path, cell: int = 128) -> None:
     """Rows of clips, columns real | static | generated under ``emotion``; the first clip's speech."""
-    from synthtext.media import write_video
-
     frames = min(len(r["real"]) for r in rows)
     grid = []
     for t in range(frames):
@@ -35,7 +35,7 @@ def sample_video(rows: list[dict], emotion: str, out: Path, cell: int = 128) -> 
             lines.append(np.concatenate(cells, axis=1))
         grid.append(np.concatenate(lines, axis=0))
     first = rows[0]
-    audio = first["audio"][:int(round(frames * first["sample_rate"] / first["fps"]))]
+    audio = first["audio"][:audio_length(frames, first["sample_rate"], first["fps"])]
     write_video(out, np.stack(grid), first["fps"], audio, first["sample_rate"])
     # A still from the middle of the clip, shown by the page before the video plays.
     write_png_atomic(out.with_suffix(".poster.png"), cv2.cvtColor(grid[frames // 2], cv2.COLOR_RGB2BGR))
@@ -62,8 +62,6 @@ def heldout_sheet(region: np.ndarray, peaks: dict[str, np.ndarray], out: Path) -
 def heldout_video(clips: dict[str, np.ndarray], audio: np.ndarray, sample_rate: int, fps: float, out: Path,
                   columns: int = 3) -> None:
     """The six emotions in a grid, speaking the same speech at once (pasted-back face regions)."""
-    from synthtext.media import write_video
-
     names = [e for e in EMOTIONS if e in clips]
     frames = min(len(clips[e]) for e in names)
     height, width = clips[names[0]].shape[1:3]
@@ -73,7 +71,7 @@ def heldout_video(clips: dict[str, np.ndarray], audio: np.ndarray, sample_rate: 
         r, c = divmod(cell, columns)
         grid[:, r * height:(r + 1) * height, c * width:(c + 1) * width] = \
             [label(f, f"{name} {EMOTION_NAMES[name]}") for f in clips[name][:frames]]
-    write_video(out, grid, fps, audio[:int(round(frames * sample_rate / fps))], sample_rate)
+    write_video(out, grid, fps, audio[:audio_length(frames, sample_rate, fps)], sample_rate)
 
 
 def _cell(value, check: dict | None = None) -> str:

@@ -18,7 +18,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import python_speech_features
+import soxr
 import torch
+from scipy import linalg
 from torch import nn
 
 from synthtext.errors import SynthTextError
@@ -92,9 +95,6 @@ def load_syncnet(path: str | Path) -> SyncNet:
 
 def mfcc_frames(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """13 MFCCs per 10 ms [13, steps], computed the way SyncNet's training data was (16-bit scale)."""
-    import python_speech_features
-    import soxr
-
     if sample_rate != 16000:
         audio = soxr.resample(audio.astype(np.float32), sample_rate, 16000)
     return python_speech_features.mfcc(np.asarray(audio, np.float64) * 32767, 16000).T
@@ -151,8 +151,6 @@ def inception_features(net, frames: np.ndarray, batch: int = 32) -> np.ndarray:
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^1/2) of two feature sets [N, D]."""
-    from scipy import linalg
-
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
     root = np.asarray(linalg.sqrtm(cov_a @ cov_b))

@@ -3,6 +3,9 @@
 Tracking URI: ``MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<repo>/mlflow.db``; artifacts under
 ``<repo>/mlartifacts``; experiment ``synthtext``. Registered models hold the same files as the DVC
 model folder (``model.pt`` state_dict + ``config.json``), never pickled modules.
+
+MLflow is imported inside the functions that use it, not at the top: it takes seconds to import, and
+most callers of this module never reach it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pathlib import Path
 
 EXPERIMENT = "synthtext"
 MODEL_NAMES = {"emotion": "synthtext-emotion", "generator": "synthtext-generator"}
+CHAMPION_URI = f"models:/{MODEL_NAMES['generator']}@champion"  # the generator that evaluate promoted last
 
 
 def tracking_uri(repo: Path) -> str:

@@ -36,13 +36,14 @@ TINY_CORPUS = {"identities": 2, "sentences": 2, "intensity": "HI", "seed": 0}
 def corpus_dir(tmp_path_factory) -> Path:
     """A tiny sample corpus (2 identities x 6 emotions x 2 sentences = 24 clips), made once per session
     with the library directly (the flow and the CLI have their own tests)."""
-    from synthtext.corpus.generate import CorpusParams, build_identities, contact_sheet, plan, render_clip
+    from synthtext.config import CorpusParams
+    from synthtext.corpus.generate import build_identities, contact_sheet, plan, synthesize_clip
     from synthtext.tts import PiperEngine
 
     folder = tmp_path_factory.mktemp("corpus")
     params = CorpusParams(**TINY_CORPUS)
     identities, engine = build_identities(params), PiperEngine()
-    summaries = [render_clip(spec, identities[spec.identity], engine, folder, params.seed) for spec in plan(params)]
+    summaries = [synthesize_clip(spec, identities[spec.identity], engine, folder, params.seed) for spec in plan(params)]
     contact_sheet(folder, summaries, params.identities)
     return folder
 
@@ -74,14 +75,14 @@ def aligned_corpus(prefect_server, corpus_dir, tmp_path_factory) -> tuple[Path, 
 
     from flows import align as align_flow
     from flows import convert_fps as convert_flow
-    from synthtext.params import load_params
+    from synthtext.config import RunnerParams, load_params
 
     work = tmp_path_factory.mktemp("aligned")
     params = load_params(REPO / "params.yaml")
-    runner = {"kind": "threads", "workers": 2}
-    convert_flow.run(str(corpus_dir), str(work / "fps25"), params["convert_fps"], runner)
+    runner = RunnerParams(kind="threads", workers=2)
+    convert_flow.run(str(corpus_dir), str(work / "fps25"), params.convert_fps, runner)
     align_flow.run(str(work / "fps25"), str(work / "clips"), str(work / "report.json"), str(work / "metrics.json"),
-                   params["align"], runner)
+                   params.align, runner)
     return work, json.loads((work / "metrics.json").read_text())
 
 

@@ -5,7 +5,6 @@ import pytest
 
 from synthtext import media
 from synthtext.align import (
-    AlignParams,
     FaceTracker,
     align_frames,
     alignment_transforms,
@@ -15,6 +14,7 @@ from synthtext.align import (
     similarity,
     transform_points,
 )
+from synthtext.config import AlignParams
 from synthtext.errors import ClipRejected
 from synthtext.template import RIGID_POINTS, eye_centres, template
 

@@ -6,7 +6,8 @@ import cv2
 import pytest
 
 from synthtext import media
-from synthtext.convert import ConvertParams, convert_clip, outputs
+from synthtext.config import ConvertParams
+from synthtext.convert import convert_clip, outputs
 from synthtext.errors import ClipRejected
 from tests.conftest import ffmpeg
 

@@ -234,7 +234,7 @@ def tiny_model(tmp_path_factory):
     from synthtext.infer import load_generator
     from synthtext.models import Generator
     from synthtext.models.config import profile
-    from synthtext.train.loop import save_model
+    from synthtext.models.io import save_model
 
     torch.manual_seed(0)
     cfg = profile("tiny")
@@ -442,16 +442,17 @@ def test_params_hash_ignores_evaluation_and_scheduling():
 
 def test_the_deployment_schedule_is_what_params_say():
     from flows.retrain import DEPLOYMENT, retrain, schedule
+    from synthtext.config import RetrainParams, load_params
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    deployment = retrain.to_deployment(name=DEPLOYMENT, schedules=[schedule(params)])
+    deployment = retrain.to_deployment(name=DEPLOYMENT, schedules=[schedule(load_params(REPO / "params.yaml").retrain)])
     made = deployment.schedules[0].schedule
     assert (made.cron, made.timezone) == (params["retrain"]["cron"], params["retrain"]["timezone"])
     project = yaml.safe_load((REPO / "prefect.yaml").read_text())
     declared = next(d for d in project["deployments"] if d["name"] == DEPLOYMENT)
     assert declared["entrypoint"] == "flows/retrain.py:retrain"
     assert declared["schedules"][0] == {"cron": params["retrain"]["cron"], "timezone": params["retrain"]["timezone"]}
-    other = schedule({"retrain": {"cron": "15 2 * * *", "timezone": "Europe/Berlin"}})
+    other = schedule(RetrainParams(cron="15 2 * * *", timezone="Europe/Berlin"))
     assert (other.cron, other.timezone) == ("15 2 * * *", "Europe/Berlin")
 
 

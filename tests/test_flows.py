@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from dataclasses import replace
 
 import h5py
 import numpy as np
@@ -9,15 +10,15 @@ import pytest
 
 from flows import align as align_flow
 from flows import convert_fps as convert_flow
-from synthtext.params import load_params
+from synthtext.config import RunnerParams, load_params
 from tests.conftest import REPO, add_bad_clips
 
 PARAMS = load_params(REPO / "params.yaml")
-THREADS = {"kind": "threads", "workers": 2}
+THREADS = RunnerParams(kind="threads", workers=2)
 
 
 def convert(raw, out, runner=THREADS, **overrides):
-    return convert_flow.run(str(raw), str(out), {**PARAMS["convert_fps"], **overrides}, runner)
+    return convert_flow.run(str(raw), str(out), replace(PARAMS.convert_fps, **overrides), runner)
 
 
 def test_per_clip_cache_follows_content(prefect_server, raw_copy, tmp_path):
@@ -52,7 +53,7 @@ def test_bad_clips_are_reported_with_reasons(prefect_server, raw_copy, tmp_path)
     fps25, clips = tmp_path / "fps25", tmp_path / "clips"
     convert(raw_copy, fps25)
     fan = align_flow.run(str(fps25), str(clips), str(tmp_path / "report.json"), str(tmp_path / "metrics.json"),
-                         PARAMS["align"], THREADS)
+                         PARAMS.align, THREADS)
     report = {c["clip_id"]: c for c in json.loads((tmp_path / "report.json").read_text())["clips"]}
     for clip_id, reason in expected.items():
         assert report[clip_id]["status"] == "rejected" and report[clip_id]["reason"] == reason, report[clip_id]
@@ -75,7 +76,7 @@ def _digest(folder):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("runner", [{"kind": "processes", "workers": 2}, {"kind": "dask", "workers": 2}])
+@pytest.mark.parametrize("runner", [RunnerParams(kind="processes", workers=2), RunnerParams(kind="dask", workers=2)])
 def test_other_task_runners_give_the_same_outputs(prefect_server, demo_dir, tmp_path, runner):
     convert(demo_dir, tmp_path / "threads", crf=20)
     fan = convert(demo_dir, tmp_path / "other", runner=runner, crf=20)

@@ -38,7 +38,7 @@ def model_dir(tmp_path_factory) -> Path:
     from synthtext.files import write_json_atomic
     from synthtext.models import Generator
     from synthtext.models.config import profile
-    from synthtext.train.loop import save_model
+    from synthtext.models.io import save_model
 
     torch.manual_seed(0)
     cfg = profile("tiny")
@@ -284,13 +284,14 @@ def test_motion_field_moves_the_photo_at_its_own_resolution(photo):
 
 def test_motion_faces_are_as_sharp_as_the_photo(model, photo):
     """At 256 px the face comes from the photo at 256 px: far sharper than the network's 32 px enlarged."""
-    from synthtext.infer import animate, face_frames, prepare_face, render_crop, resize_frames
+    from synthtext.frames import resize_frames
+    from synthtext.infer import animate, crop_frames, face_frames, prepare_face
 
     face = prepare_face(photo, model.preprocess)
     audio = np.random.default_rng(0).normal(0, 0.1, 22050).astype(np.float32)
     animation = animate(model.generator, audio, 22050, face.crop, "HAP")
     sharp = face_frames(animation, face, 256)
-    small = resize_frames(render_crop(animation, resize_frames(face.crop[None], 32)[0]), 256)
+    small = resize_frames(crop_frames(animation, resize_frames(face.crop[None], 32)[0]), 256)
     laplacian = lambda f: cv2.Laplacian(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var()  # noqa: E731
     assert laplacian(sharp[5]) > 3 * laplacian(small[5])
     assert sharp.shape == (len(animation), 256, 256, 3)

@@ -33,7 +33,7 @@ stages:
       - ${data.source}
     params:
       - data.source
-      - prep
+      - split
     outs:
       - features
       - listing.txt
@@ -59,10 +59,10 @@ stages:
 
 PROBE = """\
 import json
-import yaml
+from synthtext.config import load_params
 from synthtext.lineage import record
 
-params = yaml.safe_load(open("params.yaml"))
+params = load_params("params.yaml")
 done = record(".", "lineage", params, ["features", "listing.txt"], ["clip-b", "clip-a"])
 json.dump(done, open("lineage.json", "w"), indent=1)
 """
@@ -88,7 +88,7 @@ def project(tmp_path_factory) -> tuple[Path, dict]:
     (work / "raw" / "sub").mkdir(parents=True)
     (work / "raw" / "a.txt").write_text("alpha\n")
     (work / "raw" / "sub" / "b.bin").write_bytes(bytes(range(256)) * 3)
-    (work / "params.yaml").write_text("data:\n  source: raw\nprep:\n  copies: 1\n")
+    (work / "params.yaml").write_text("data:\n  source: raw\nsplit:\n  val_ratio: 0.5\n")
     (work / "dvc.yaml").write_text(DVC_YAML)
     (work / "probe.py").write_text(PROBE)
     run(["git", "init", "-q"], work, env)
@@ -118,7 +118,7 @@ def test_stage_graph_and_order_are_dvcs(project):
         assert set(stage["deps"]) == set(lock[name]["deps"]), name
         assert set(stage["outs"]) == set(lock[name]["outs"]), name
     assert graph["report"]["uncached"] == ["score.json"] and graph["prep"]["uncached"] == []
-    assert graph["prep"]["params"] == ["data.source", "prep"]
+    assert graph["prep"]["params"] == ["data.source", "split"]
 
     edges = re.findall(r'"(\w+)" -> "(\w+)"', dvc("dag", "--dot", cwd=work, env=env))
     assert edges  # the regex still reads `dvc dag`'s output

@@ -1,6 +1,7 @@
 """Real CREMA-D and GRID recordings from ../shared/realdata (skipped when that folder is absent)."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ import pytest
 from flows import align as align_flow
 from flows import convert_fps as convert_flow
 from synthtext.clipfile import read_clip
-from synthtext.params import load_params
+from synthtext.config import RunnerParams, load_params
 from synthtext.template import eye_centres, template
 from tests.conftest import REALDATA, REPO, add_bad_clips, needs_realdata
 
@@ -26,10 +27,10 @@ def real_raw(tmp_path_factory):
 
 @pytest.mark.parametrize("mode", [1, 0])
 def test_real_clips_convert_and_align(prefect_server, real_raw, tmp_path, mode):
-    runner = {"kind": "threads", "workers": 2}
-    convert_flow.run(str(real_raw), str(tmp_path / "fps25"), PARAMS["convert_fps"], runner)
+    runner = RunnerParams(kind="threads", workers=2)
+    convert_flow.run(str(real_raw), str(tmp_path / "fps25"), PARAMS.convert_fps, runner)
     fan = align_flow.run(str(tmp_path / "fps25"), str(tmp_path / "clips"), str(tmp_path / "report.json"),
-                         str(tmp_path / "metrics.json"), {**PARAMS["align"], "mode": mode}, runner)
+                         str(tmp_path / "metrics.json"), replace(PARAMS.align, mode=mode), runner)
     assert len(fan.ok) == 8 and not fan.rejected  # 3 CREMA-D FLVs (VP6 + mp3) and 5 GRID MPEGs
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["face_frame_ratio"] >= 0.98
@@ -51,9 +52,9 @@ def test_bad_files_beside_real_clips(prefect_server, real_raw, tmp_path):
     for link in real_raw.iterdir():
         (raw / link.name).symlink_to(link.resolve())
     expected = add_bad_clips(raw, REALDATA / "crema-d" / "1001_DFA_NEU_XX.flv")
-    runner = {"kind": "threads", "workers": 2}
-    convert_flow.run(str(raw), str(tmp_path / "fps25"), PARAMS["convert_fps"], runner)
+    runner = RunnerParams(kind="threads", workers=2)
+    convert_flow.run(str(raw), str(tmp_path / "fps25"), PARAMS.convert_fps, runner)
     fan = align_flow.run(str(tmp_path / "fps25"), str(tmp_path / "clips"), str(tmp_path / "report.json"),
-                         str(tmp_path / "metrics.json"), PARAMS["align"], runner)
+                         str(tmp_path / "metrics.json"), PARAMS.align, runner)
     assert len(fan.ok) == 8
     assert {r["clip_id"]: r["reason"] for r in fan.rejected} == expected

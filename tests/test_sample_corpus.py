@@ -1,6 +1,7 @@
 """The generated corpus: CREMA-D's format, ground truth, determinism, and what a model can learn from it."""
 
 import json
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -8,14 +9,14 @@ import pytest
 
 from synthtext import EMOTIONS
 from synthtext.clipfile import read_clip
+from synthtext.config import CorpusParams, load_params
 from synthtext.corpus.checks import emotion_accuracy_by_identity, lip_audio_correlation
-from synthtext.corpus.generate import CorpusParams, build_identities, load_photos, photo_files, plan, render_clip
-from synthtext.corpus.render import HEIGHT, WIDTH, make_identity
+from synthtext.corpus.generate import build_identities, load_photos, photo_files, plan, synthesize_clip
+from synthtext.corpus.puppet import HEIGHT, WIDTH, make_identity
 from synthtext.errors import SynthTextError
 from synthtext.landmarks import DlibBackend
 from synthtext.media import iter_frames, probe
 from synthtext.naming import CREMA_SENTENCES, parse_clip_name
-from synthtext.params import load_params
 from synthtext.split import split_by_actor
 from synthtext.tts import PiperEngine
 from tests.conftest import REPO, TINY_CORPUS
@@ -61,8 +62,8 @@ def test_same_seed_same_clip_other_seed_other_clip(corpus_dir, tmp_path):
     engine = PiperEngine()
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    render_clip(spec, identity, engine, tmp_path / "a", params.seed)
-    render_clip(spec, identity, engine, tmp_path / "b", params.seed + 1)
+    synthesize_clip(spec, identity, engine, tmp_path / "a", params.seed)
+    synthesize_clip(spec, identity, engine, tmp_path / "b", params.seed + 1)
     again = (tmp_path / "a" / f"{spec.clip_id}.flv").read_bytes()
     assert again == (corpus_dir / f"{spec.clip_id}.flv").read_bytes()
     assert (tmp_path / "a" / f"{spec.clip_id}.json").read_bytes() == (corpus_dir / f"{spec.clip_id}.json").read_bytes()
@@ -100,12 +101,12 @@ def test_bundled_photos_are_distinct_people_and_all_give_a_face():
 def test_default_corpus_holds_people_out():
     """From params.yaml: one photo per actor, and the split keeps each person on one side."""
     params = load_params(REPO / "params.yaml")
-    sample = {**params["sample"], "photos": str(REPO / params["sample"]["photos"])}
-    identities = build_identities(CorpusParams(**sample))
+    sample = replace(params.sample, photos=str(REPO / params.sample.photos))
+    identities = build_identities(sample)
     person = {str(1001 + i): identity.name.split(":")[1] for i, identity in enumerate(identities)}
-    assert len(set(person.values())) == len(person) == sample["identities"]
-    clips = [(spec.clip_id, str(spec.actor)) for spec in plan(CorpusParams(**sample))]
-    train, val = split_by_actor(clips, params["split"]["val_ratio"], params["split"]["seed"])
+    assert len(set(person.values())) == len(person) == sample.identities
+    clips = [(spec.clip_id, str(spec.actor)) for spec in plan(sample)]
+    train, val = split_by_actor(clips, params.split.val_ratio, params.split.seed)
     people_train = {person[c.split("_")[0]] for c in train}
     people_val = {person[c.split("_")[0]] for c in val}
     assert len(people_val) > 1 and not people_train & people_val

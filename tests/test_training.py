@@ -12,10 +12,13 @@ import numpy as np
 import pytest
 import torch
 
+from synthtext.config import TrainParams
 from synthtext.errors import SynthTextError
+from synthtext.features import to_tensor_frames
 from synthtext.models import PROFILES, EmotionDiscriminator, FrameDiscriminator, Generator, gradient_penalty, profile
+from synthtext.models import io as model_io
 from synthtext.train import loop
-from synthtext.train.data import ClipWindows, to_tensor_frames
+from synthtext.train.data import ClipWindows
 from synthtext.train.losses import VGG19Features, reconstruction_loss, vgg19_features
 
 TINY = {"profile": "tiny", "batch": 2, "workers": 0, "log_every": 1, "image_every": 1000, "checkpoint_every": 5}
@@ -63,7 +66,7 @@ def test_gradient_penalty_is_exact_for_a_linear_critic():
 def test_landmark_flow_loss_is_zero_for_the_field_the_faces_define():
     """A frame whose landmarks are the reference's moved 3 px right: the field that samples 3 px to the
     left is exact (0), the opposite one is 6 px off, no motion 3 px."""
-    from synthtext.train.data import normalised_points
+    from synthtext.features import normalised_points
     from synthtext.train.losses import landmark_flow_loss
 
     rng = np.random.default_rng(0)
@@ -104,7 +107,7 @@ def test_still_head_moves_frames_into_the_reference_pose():
     motion: its stable points land on the reference's, and the picture moves with them."""
     import cv2
 
-    from synthtext.align import transform_points
+    from synthtext.geometry import transform_points
     from synthtext.template import template
     from synthtext.train.data import STABLE_POINTS, stabilise
 
@@ -132,7 +135,7 @@ def test_generator_overfits_one_clip(aligned_corpus, decoder, factor):
     torch.manual_seed(0)
     cfg = profile("tiny", decoder=decoder)
     clip = sorted((work / "clips").glob("*.h5"))[0]
-    item = ClipWindows([clip], cfg, windows=1, augment=False)[0]
+    item = ClipWindows([clip], cfg, windows=1, augment=False, reference="clip", still_head=False)[0]
     batch = {k: v[None] for k, v in item.items()}
     gen = Generator(cfg)
     optimizer = torch.optim.Adam(gen.parameters(), lr=2e-3)
@@ -186,13 +189,13 @@ def test_emotion_discriminator_learns_the_emotions(aligned_corpus, tmp_path):
     another with the corpus's natural-sized expressions (the demo's cpu profile is measured on new
     people by the pretrain_emotion stage)."""
     train, _ = split_by_actor(aligned_corpus[0])
-    params = loop.TrainParams(**{**TINY, "steps": 150, "batch": 8, "lr": 2e-3, "checkpoint_every": 1000,
-                                 "log_every": 50})
+    params = TrainParams(**{**TINY, "steps": 150, "batch": 8, "lr": 2e-3, "checkpoint_every": 1000,
+                            "log_every": 50})
     metrics = loop.train_emotion(params, train, train, tmp_path / "emotion", tmp_path / "ckpt",
                                  lambda *a: None, {"test": 1})
     assert metrics["accuracy"] > 1 / 6 + 0.1, metrics
     assert (tmp_path / "emotion" / "model.pt").is_file() and (tmp_path / "emotion" / "config.json").is_file()
-    model, cfg = loop.load_model(tmp_path / "emotion", EmotionDiscriminator)
+    model, cfg = model_io.load_model(tmp_path / "emotion", EmotionDiscriminator)
     assert cfg == profile("tiny")
 
 
@@ -202,9 +205,9 @@ class Interrupt(Exception):
 
 def test_an_interrupted_run_resumes_from_its_checkpoint(aligned_corpus, tmp_path):
     train, val = split_by_actor(aligned_corpus[0])
-    params = loop.TrainParams(**{**TINY, "steps": 10, "checkpoint_every": 4})
+    params = TrainParams(**{**TINY, "steps": 10, "checkpoint_every": 4})
     emotion_dir = tmp_path / "emotion"
-    loop.save_model(emotion_dir, EmotionDiscriminator(profile("tiny")), profile("tiny"))
+    model_io.save_model(emotion_dir, EmotionDiscriminator(profile("tiny")), profile("tiny"))
 
     def crash_at_7(step, metrics, images):
         if step == 7:
@@ -226,7 +229,7 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(aligned_corpus, tmp_path
 
 def test_changed_params_start_afresh(aligned_corpus, tmp_path):
     train, val = split_by_actor(aligned_corpus[0])
-    params = loop.TrainParams(**{**TINY, "steps": 4})
+    params = TrainParams(**{**TINY, "steps": 4})
     loop.train_emotion(params, train, val, tmp_path / "e", tmp_path / "ckpt", lambda *a: None, {"lr": 1})
     steps = []
     loop.train_emotion(params, train, val, tmp_path / "e", tmp_path / "ckpt", lambda s, m, i: steps.append(s),
@@ -268,12 +271,12 @@ def test_vgg19_loading(tmp_path):
 def test_model_folder_round_trip_and_bad_folder(tmp_path):
     cfg = profile("tiny")
     gen = Generator(cfg)
-    loop.save_model(tmp_path / "g", gen, cfg)
-    back, back_cfg = loop.load_model(tmp_path / "g", Generator)
+    model_io.save_model(tmp_path / "g", gen, cfg)
+    back, back_cfg = model_io.load_model(tmp_path / "g", Generator)
     assert back_cfg == cfg
     for a, b in zip(gen.state_dict().values(), back.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     with pytest.raises(SynthTextError, match="not a model folder"):
-        loop.load_model(tmp_path, Generator)
+        model_io.load_model(tmp_path, Generator)
     assert np.array_equal(json.loads((tmp_path / "g" / "config.json").read_text())["emotions"],
                           ["ANG", "DIS", "FEA", "HAP", "NEU", "SAD"])

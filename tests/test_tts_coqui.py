@@ -95,7 +95,7 @@ def test_generate_cli_with_coqui(tiny_vits, tmp_path):
     from synthtext.media import read_audio
     from synthtext.models import Generator
     from synthtext.models.config import profile
-    from synthtext.train.loop import save_model
+    from synthtext.models.io import save_model
 
     photo = tmp_path / "face.png"
     cv2.imwrite(str(photo), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))

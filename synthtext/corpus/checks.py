@@ -4,16 +4,12 @@ carry the emotion. Computed on aligned clips (what the landmark model measured, 
 from __future__ import annotations
 
 import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from synthtext.clipfile import AlignedClip
-from synthtext.template import RIGID_POINTS, template
-
-INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
-
-
-def inner_lip_distance(landmarks: np.ndarray) -> np.ndarray:
-    """Mean vertical gap between the inner lips per frame [T] (pixels)."""
-    return np.mean([np.linalg.norm(landmarks[:, a] - landmarks[:, b], axis=-1) for a, b in INNER_LIP_PAIRS], axis=0)
+from synthtext.geometry import expression_features, inner_lip_distance
 
 
 def audio_rms_per_frame(clip: AlignedClip) -> np.ndarray:
@@ -30,17 +26,6 @@ def lip_audio_correlation(clip: AlignedClip) -> float:
     return float(np.corrcoef(lips, rms)[0, 1])
 
 
-def expression_features(landmarks: np.ndarray) -> np.ndarray:
-    """Landmark geometry of a clip, independent of where the face sits: each frame mapped onto the
-    template by its rigid points, expressed relative to the template, averaged over the clip."""
-    from synthtext.align import similarity, transform_points
-
-    target = template(1)[RIGID_POINTS]
-    frames = [transform_points(similarity(points[RIGID_POINTS], target), points) - template(1)
-              for points in landmarks.astype(np.float64)]
-    return np.mean(frames, axis=0).ravel()
-
-
 def emotion_accuracy_by_identity(clips: list[AlignedClip], speaker_normalise: bool = True) -> dict[str, float]:
     """Leave-one-identity-out accuracy of a logistic regression on landmark geometry.
 
@@ -48,10 +33,6 @@ def emotion_accuracy_by_identity(clips: list[AlignedClip], speaker_normalise: bo
     ``speaker_normalise`` each actor's mean geometry is subtracted first (standard speaker
     normalisation: it removes face shape, which is not emotion, and needs no labels).
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     features = np.array([expression_features(c.landmarks) for c in clips])
     labels = np.array([c.attrs["emotion"] for c in clips])
     actors = np.array([str(c.attrs["actor"]) for c in clips])

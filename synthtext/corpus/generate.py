@@ -13,12 +13,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import soundfile as sf
+import soxr
+from skimage import data
 
 from synthtext import EMOTIONS
+from synthtext.config import CorpusParams
 from synthtext.corpus.motion import blink_offsets, expression_offsets, face_frame, make_motion, mouth_offsets
-from synthtext.corpus.render import HEIGHT, WIDTH, Identity, PiecewiseAffine, make_identity, render_frame
+from synthtext.corpus.puppet import HEIGHT, WIDTH, Identity, PiecewiseAffine, make_identity, puppet_frame
 from synthtext.errors import SynthTextError
 from synthtext.files import tmp_path, write_json_atomic, write_png_atomic
+from synthtext.landmarks import DlibBackend
 from synthtext.media import ffmpeg_exe
 from synthtext.naming import CREMA_SENTENCES
 from synthtext.tts import PiperEngine, prosody_for
@@ -28,18 +32,6 @@ FPS = 30000 / 1001
 SAMPLE_RATE = 44100
 LEAD = 0.3  # seconds of silence before and after the sentence, as in CREMA-D's recordings
 SIDECAR_VERSION = 1
-
-
-@dataclass(frozen=True)
-class CorpusParams:
-    """The ``sample`` section of params.yaml."""
-
-    identities: int = 12
-    sentences: int = 2
-    intensity: str = "HI"
-    seed: int = 0
-    photos: str | None = None  # a folder of face photos, one person each; None: the bundled assets/faces
-    voice: str | None = None  # a Piper .onnx voice; default: the bundled en_US joe voice
 
 
 @dataclass(frozen=True)
@@ -91,8 +83,6 @@ def load_photos(folder: str | None) -> list[tuple[str, np.ndarray]]:
     """(name, RGB image) of each photo of ``photo_files(folder)``; the astronaut when there are none."""
     paths = photo_files(folder)
     if not paths:
-        from skimage import data
-
         return [("astronaut", np.ascontiguousarray(data.astronaut()))]
     photos = []
     for path in paths:
@@ -116,8 +106,6 @@ def check_photo_count(params: CorpusParams) -> None:
 def plan(params: CorpusParams) -> list[ClipSpec]:
     """Which clips: every identity speaks ``sentences`` sentences in each emotion (NEU at level XX,
     as in CREMA-D, the others at ``intensity``)."""
-    if params.intensity not in INTENSITY_SCALE:
-        raise SynthTextError(f"sample.intensity must be one of {', '.join(INTENSITY_SCALE)}")
     if not 1 <= params.sentences <= len(CREMA_SENTENCES) or not 1 <= params.identities <= 91:
         raise SynthTextError("sample.sentences must be 1-12 and sample.identities 1-91")
     check_photo_count(params)
@@ -133,9 +121,7 @@ def plan(params: CorpusParams) -> list[ClipSpec]:
 
 
 def build_identities(params: CorpusParams) -> list[Identity]:
-    """Identity i is photo i, as it is (see ``render.make_identity``), with its framing drawn from the seed."""
-    from synthtext.landmarks import DlibBackend
-
+    """Identity i is photo i, as it is (see ``puppet.make_identity``), with its framing drawn from the seed."""
     check_photo_count(params)
     backend = DlibBackend()
     identities = []
@@ -148,12 +134,11 @@ def build_identities(params: CorpusParams) -> list[Identity]:
     return identities
 
 
-def render_clip(spec: ClipSpec, identity: Identity, engine: PiperEngine, folder: Path, corpus_seed: int) -> dict:
+def synthesize_clip(spec: ClipSpec, identity: Identity, engine: PiperEngine, folder: Path, corpus_seed: int) -> dict:
     """Speak, animate and encode one clip; write its ground-truth sidecar. Returns a summary."""
     rng = np.random.default_rng(spec.seed(corpus_seed))
     speech = engine.synthesize(CREMA_SENTENCES[spec.sentence], prosody_for(spec.emotion, spec.intensity),
                                seed=spec.seed(corpus_seed))
-    import soxr
 
     speech = soxr.resample(speech, engine.sample_rate, SAMPLE_RATE, quality="HQ").astype(np.float32)
     pad = np.zeros(int(LEAD * SAMPLE_RATE), np.float32)
@@ -172,7 +157,7 @@ def render_clip(spec: ClipSpec, identity: Identity, engine: PiperEngine, folder:
         shaped = rest + expression
         moved = shaped + mouth_offsets(shaped, motion.opening[t], motion.spread[t])
         moved = moved + blink_offsets(moved, motion.blink[t])
-        video[t], landmarks[t] = render_frame(identity, warp, moved, motion.opening[t] * iod, motion.pose[t])
+        video[t], landmarks[t] = puppet_frame(identity, warp, moved, motion.opening[t] * iod, motion.pose[t])
     path = folder / f"{spec.clip_id}.flv"
     encode(path, video, audio)
     truth = {

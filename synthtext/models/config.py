@@ -8,9 +8,8 @@ from pathlib import Path
 
 from synthtext import EMOTIONS
 from synthtext.clipfile import SCHEMA_VERSION
+from synthtext.config import DECODERS
 from synthtext.errors import SynthTextError
-
-DECODERS = ("motion", "pixels")
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from synthtext.models.config import ModelConfig
+from synthtext.template import template
 
 
 def conv_block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -150,7 +151,6 @@ def landmark_kernels(size: int, sigma: float = 0.07, floor: float = 0.05) -> tor
     """[68, size, size] weights that spread values given at the 68 template landmarks over the image:
     Gaussians of ``sigma`` (in image widths) normalised to sum to 1 near the face and fading to 0 away
     from it (``floor`` is a background kernel that moves nothing)."""
-    from synthtext.template import template
 
     centres = torch.from_numpy(template(size)).float()  # pixel coordinates
     ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32),

@@ -11,10 +11,11 @@ import torch
 from torch.utils.data import Dataset
 
 from synthtext import EMOTIONS
-from synthtext.align import similarity, transform_points
+from synthtext.config import REFERENCES, TrainParams
+from synthtext.features import log_mel, mel_windows, normalised_points, to_tensor_frames
+from synthtext.geometry import similarity, transform_points
 from synthtext.models.config import ModelConfig
 
-REFERENCES = ("clip", "neutral", "mixed")
 STABLE_POINTS = np.array([27, 28, 29, 30, 36, 39, 42, 45])  # nose bridge and eye corners: no expression moves them
 
 
@@ -31,30 +32,6 @@ def stabilise(video: np.ndarray, landmarks: np.ndarray, pose: np.ndarray) -> tup
     return video, landmarks
 
 
-def log_mel(audio: np.ndarray, cfg: ModelConfig) -> np.ndarray:
-    """Log-mel spectrogram [n_mels, frames] with ``mel_per_frame`` frames per video frame, frame k
-    centred on sample k * hop."""
-    import librosa
-
-    mel = librosa.feature.melspectrogram(y=audio.astype(np.float32), sr=cfg.sample_rate, n_fft=4 * cfg.hop,
-                                         hop_length=cfg.hop, n_mels=cfg.n_mels, fmin=50, fmax=cfg.sample_rate // 2)
-    return ((np.log10(mel + 1e-6) + 3.0) / 3.0).astype(np.float32)
-
-
-def mel_windows(mel: np.ndarray, start: int, frames: int, cfg: ModelConfig) -> np.ndarray:
-    """The mel context of video frames start..start+frames: [frames, n_mels, mel_context].
-
-    Video frame t is centred on mel frame ``mel_per_frame * t + mel_per_frame // 2``.
-    """
-    half = cfg.mel_context // 2
-    padded = np.pad(mel, ((0, 0), (cfg.mel_context, cfg.mel_context)), mode="edge")
-    out = np.empty((frames, cfg.n_mels, cfg.mel_context), np.float32)
-    for i in range(frames):
-        centre = cfg.mel_per_frame * (start + i) + cfg.mel_per_frame // 2 + cfg.mel_context
-        out[i] = padded[:, centre - half:centre - half + cfg.mel_context]
-    return out
-
-
 def mouth_weights(landmarks: np.ndarray, size: int, source_size: int) -> np.ndarray:
     """Per-frame attention maps [T, 1, size, size]: 1 everywhere, up to 1 + 4 on the mouth."""
     scale = size / source_size
@@ -67,19 +44,6 @@ def mouth_weights(landmarks: np.ndarray, size: int, source_size: int) -> np.ndar
         mask = cv2.dilate(mask, np.ones((max(3, size // 16),) * 2, np.uint8))
         out[t, 0] += 4.0 * cv2.GaussianBlur(mask, (0, 0), max(1.0, size / 32))
     return out
-
-
-def normalised_points(points: np.ndarray, size: int) -> np.ndarray:
-    """Pixel coordinates (centres at integers) in a ``size`` crop -> normalised coordinates (the image
-    spans -1..1, as ``grid_sample`` with ``align_corners=False`` reads them). float32, same shape."""
-    return ((points.astype(np.float32) + 0.5) * (2.0 / size) - 1.0).astype(np.float32)
-
-
-def to_tensor_frames(frames: np.ndarray, size: int) -> np.ndarray:
-    """uint8 [T, H, W, 3] -> float32 [T, 3, size, size] in [-1, 1]."""
-    if frames.shape[1] != size:
-        frames = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
-    return (frames.astype(np.float32) / 127.5 - 1.0).transpose(0, 3, 1, 2)
 
 
 class ClipWindows(Dataset):
@@ -95,11 +59,13 @@ class ClipWindows(Dataset):
     (``reference="clip"``, the seed's choice) or of a neutral clip of the same actor (``"neutral"``,
     when the actor has one): then the reference does not already show the target emotion, and the
     generator must take the expression from the emotion condition; ``"mixed"`` draws either, half and
-    half. Files are opened per item, so it works in DataLoader worker processes.
+    half. ``reference`` and ``still_head`` default to TrainParams'. Files are opened per item, so it works in
+    DataLoader worker processes.
     """
 
     def __init__(self, files: list[Path], cfg: ModelConfig, windows: int = 4, augment: bool = True, seed: int = 0,
-                 length: int | None = None, reference: str = "clip", still_head: bool = False):
+                 length: int | None = None, reference: str = TrainParams.reference,
+                 still_head: bool = TrainParams.still_head):
         if reference not in REFERENCES:
             raise ValueError(f"reference must be one of {', '.join(REFERENCES)}, not {reference!r}")
         self.files, self.cfg, self.augment, self.seed = list(files), cfg, augment, seed

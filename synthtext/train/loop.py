@@ -11,22 +11,26 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from synthtext import EMOTIONS, GENERATED_CLASS
+from synthtext.config import TrainParams
 from synthtext.errors import SynthTextError
+from synthtext.frames import confusion_image, sample_grid
 from synthtext.models import EmotionDiscriminator, FrameDiscriminator, Generator, ModelConfig, gradient_penalty
 from synthtext.models.config import profile
+from synthtext.models.io import load_model, save_model, unwrap
 from synthtext.train.data import ClipWindows
 from synthtext.train.losses import (
     EmotionFeatures,
@@ -41,41 +45,9 @@ from synthtext.train.losses import (
 )
 
 
-@dataclass(frozen=True)
-class TrainParams:
-    """One training stage's section of params.yaml."""
-
-    profile: str = "cpu"
-    decoder: str | None = None  # motion | pixels; None: the profile's (motion, or pixels for paper)
-    steps: int = 200
-    batch: int = 4
-    lr: float = 2e-4  # generator / classifier
-    lr_d: float = 1e-4  # discriminators in the GAN stage
-    windows: int = 4  # random windows per clip and epoch
-    workers: int = 2  # DataLoader worker processes
-    checkpoint_every: int = 50
-    log_every: int = 10
-    image_every: int = 50
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | mps
-    rec: float = 1.0
-    perceptual: float = 0.1
-    perceptual_net: str = "emotion"  # emotion | vgg19
-    vgg19_weights: str | None = None
-    aux: float = 0.1
-    disc_frame: float = 0.01
-    disc_emo: float = 0.001
-    gp: float = 10.0
-    coarse: float = 1.0  # motion decoder: L1 of 4x4-block averages
-    smooth: float = 0.05  # motion decoder: total variation of the motion field
-    mask_prior: float = 1.0  # motion decoder: (1 - mask) outside the mouth
-    landmark_flow: float = 1.0  # motion decoder: the field at the frame's landmarks points to the reference's
-    landmark_points: float = 1.0  # motion decoder: its landmark displacements are the true ones (pixels)
-    reference: str = "neutral"  # reference frame: neutral (a neutral clip of the same actor) | clip | mixed
-    still_head: bool = True  # windows moved into the reference's head pose (see ClipWindows)
-
-    def model_config(self) -> ModelConfig:
-        return profile(self.profile, **({"decoder": self.decoder} if self.decoder else {}))
+def model_config(params: TrainParams) -> ModelConfig:
+    """The network sizes of ``params.profile``, with ``params.decoder`` where it is set."""
+    return profile(params.profile, **({"decoder": params.decoder} if params.decoder else {}))
 
 
 Log = Callable[[int, dict[str, float], dict[str, np.ndarray]], None]
@@ -116,7 +88,6 @@ def init_distributed(device: torch.device) -> Dist:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return Dist()
-    import torch.distributed as dist
 
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
@@ -126,13 +97,8 @@ def init_distributed(device: torch.device) -> Dist:
 def wrap(module: nn.Module, dist: Dist) -> nn.Module:
     if dist.world == 1:
         return module
-    from torch.nn.parallel import DistributedDataParallel
 
     return DistributedDataParallel(module)
-
-
-def unwrap(module: nn.Module) -> nn.Module:
-    return getattr(module, "module", module)
 
 
 def batches(files: list[Path], run: Run) -> Iterator[dict]:
@@ -143,7 +109,7 @@ def batches(files: list[Path], run: Run) -> Iterator[dict]:
     """
     params = run.params
     per_process = params.steps * params.batch
-    dataset = ClipWindows(files, run.cfg, params.windows, seed=params.seed, length=per_process * run.dist.world,
+    dataset = ClipWindows(files, run.cfg, seed=params.seed, length=per_process * run.dist.world,
                           reference=params.reference, still_head=params.still_head)
     sampler = DistributedSampler(dataset, run.dist.world, run.dist.rank, shuffle=False) if run.dist.world > 1 else None
     workers = params.workers
@@ -156,32 +122,6 @@ def batches(files: list[Path], run: Run) -> Iterator[dict]:
 
 
 # ---------------------------------------------------------------- model folders and checkpoints
-
-
-def save_model(folder: Path, model: nn.Module, cfg: ModelConfig, extra: dict[str, nn.Module] | None = None) -> None:
-    """``model.pt`` (state_dict) + ``config.json`` [+ other state_dicts], written to a temporary
-    folder and renamed into place when complete."""
-    folder = Path(folder)
-    tmp = folder.with_name(f".{folder.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    torch.save(unwrap(model).state_dict(), tmp / "model.pt")
-    for name, module in (extra or {}).items():
-        torch.save(unwrap(module).state_dict(), tmp / f"{name}.pt")
-    cfg.save(tmp / "config.json")
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
-
-
-def load_model(folder: str | Path, kind: type[nn.Module], file: str = "model.pt") -> tuple[nn.Module, ModelConfig]:
-    """A model from a model folder (weights_only: no pickled code is ever loaded)."""
-    folder = Path(folder)
-    if not (folder / file).is_file() or not (folder / "config.json").is_file():
-        raise SynthTextError(f"{folder} is not a model folder (needs {file} and config.json)")
-    cfg = ModelConfig.load(folder / "config.json")
-    model = kind(cfg)
-    model.load_state_dict(torch.load(folder / file, map_location="cpu", weights_only=True))
-    return model, cfg
 
 
 class Checkpoint:
@@ -218,40 +158,6 @@ class Checkpoint:
 # ---------------------------------------------------------------- pictures
 
 
-def to_uint8(frames: torch.Tensor) -> np.ndarray:
-    """[N, 3, S, S] in [-1, 1] -> [N, S, S, 3] uint8."""
-    return ((frames.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-
-
-def sample_grid(real: torch.Tensor, fake: torch.Tensor, items: int = 4, frames: int = 4) -> np.ndarray:
-    """Rows: real, generated (for up to ``items`` clips); columns: the first ``frames`` frames."""
-    rows = []
-    for i in range(min(items, real.shape[0])):
-        step = max(1, real.shape[1] // frames)
-        for video in (real[i], fake[i]):
-            rows.append(np.concatenate(list(to_uint8(video[::step][:frames])), axis=1))
-    return np.concatenate(rows, axis=0)
-
-
-def confusion_image(matrix: np.ndarray, labels: tuple[str, ...]) -> np.ndarray:
-    """A confusion matrix drawn as an RGB picture (rows: true, columns: predicted)."""
-    import cv2
-
-    cell, margin = 48, 40
-    n = len(labels)
-    image = np.full((margin + n * cell, margin + n * cell, 3), 255, np.uint8)
-    norm = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
-    for i in range(n):
-        cv2.putText(image, labels[i], (4, margin + i * cell + 28), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
-        cv2.putText(image, labels[i], (margin + i * cell + 8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
-        for j in range(n):
-            shade = int(255 - 200 * norm[i, j])
-            y, x = margin + i * cell, margin + j * cell
-            image[y:y + cell - 2, x:x + cell - 2] = (shade, shade, 255)
-            cv2.putText(image, str(int(matrix[i, j])), (x + 14, y + 28), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1)
-    return image
-
-
 # ---------------------------------------------------------------- the stages
 
 
@@ -270,7 +176,7 @@ class Run:
         device = pick_device(params.device)
         dist = init_distributed(device)
         seed_everything(params.seed + dist.rank)
-        return cls(params, params.model_config(), device, dist, device.type == "cuda")
+        return cls(params, model_config(params), device, dist, device.type == "cuda")
 
     def autocast(self):
         return torch.autocast("cuda", dtype=torch.float16) if self.amp else contextlib.nullcontext()
@@ -338,7 +244,8 @@ def train_emotion(params: TrainParams, train: list[Path], val: list[Path], out_d
 def evaluate_emotion(net: EmotionDiscriminator, files: list[Path], run: Run) -> tuple[dict, np.ndarray]:
     """Accuracy, per-class recall and the confusion matrix over 4 windows of every clip."""
     net.eval()
-    dataset = ClipWindows(files, run.cfg, windows=4, augment=False, seed=run.params.seed + 1)
+    dataset = ClipWindows(files, run.cfg, windows=4, augment=False, seed=run.params.seed + 1,
+                          still_head=False)  # the clips' recorded head motion, whatever training used
     confusion = np.zeros((len(EMOTIONS), len(EMOTIONS)), np.int64)
     for batch in DataLoader(dataset, batch_size=8):
         logits = net(batch["video"].to(run.device))[:, :len(EMOTIONS)]
@@ -357,8 +264,6 @@ def _perceptual_extractor(params: TrainParams, emotion_dir: Path, device: torch.
         if not params.vgg19_weights:
             raise SynthTextError("loss perceptual_net: vgg19 needs vgg19_weights: a VGG19 state_dict file")
         return VGG19Features(params.vgg19_weights).to(device)
-    if params.perceptual_net != "emotion":
-        raise SynthTextError(f"perceptual_net must be emotion or vgg19, not {params.perceptual_net!r}")
     net, _ = load_model(emotion_dir, EmotionDiscriminator)
     return EmotionFeatures(net).to(device)
 

@@ -7,16 +7,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from synthtext.clipfile import read_clip
+from synthtext.clipfile import audio_length, read_clip
+from synthtext.features import to_tensor_frames, to_uint8
 from synthtext.infer import generate_frames
 from synthtext.media import write_video
 from synthtext.models import Generator
-from synthtext.train.data import to_tensor_frames
-from synthtext.train.loop import to_uint8
 
 
 @torch.no_grad()
-def render_sample(generator: Generator, clip_path: Path, out: Path, seconds: float = 3.0) -> Path:
+def write_sample_video(generator: Generator, clip_path: Path, out: Path, seconds: float = 3.0) -> Path:
     """Generate up to ``seconds`` of the clip from its first frame, its speech and its emotion, the
     way inference does (cross-faded windows), and write an mp4 with the clip's audio: real frames
     left, generated right."""
@@ -24,7 +23,7 @@ def render_sample(generator: Generator, clip_path: Path, out: Path, seconds: flo
     clip = read_clip(clip_path)
     rate, fps = clip.attrs["sample_rate"], clip.attrs["fps"]
     total = min(len(clip.video), int(seconds * cfg.fps))
-    audio = clip.audio[:round(total * rate / fps)]
+    audio = clip.audio[:audio_length(total, rate, fps)]
     was_training = generator.training
     generator.eval()
     fake = generate_frames(generator, audio, rate, clip.video[0], clip.attrs["emotion"])[:total]

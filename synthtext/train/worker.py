@@ -13,7 +13,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch.distributed as dist
 
+from synthtext.config import TrainParams
 from synthtext.files import write_json_atomic
 from synthtext.train import loop
 
@@ -22,7 +24,7 @@ def mlflow_logger(tracking_uri: str | None, run_id: str | None):
     """A ``log(step, metrics, images)`` that writes to an MLflow run (or nowhere)."""
     if not run_id:
         return lambda step, metrics, images: None
-    import mlflow
+    import mlflow  # here, not at the top: seconds to import, and runs without tracking never need it
     from mlflow.tracking import MlflowClient
 
     mlflow.set_tracking_uri(tracking_uri)
@@ -38,7 +40,7 @@ def mlflow_logger(tracking_uri: str | None, run_id: str | None):
 
 
 def run(spec: dict) -> dict:
-    params = loop.TrainParams(**spec["params"])
+    params = TrainParams.from_dict(spec["params"], spec["stage"])
     train = [Path(p) for p in spec["train"]]
     val = [Path(p) for p in spec["val"]]
     log = mlflow_logger(spec.get("tracking_uri"), spec.get("run_id"))
@@ -61,7 +63,6 @@ def run(spec: dict) -> dict:
 def main() -> None:
     spec = json.loads(Path(sys.argv[1]).read_text())
     run(spec)
-    import torch.distributed as dist
 
     if dist.is_initialized():
         dist.destroy_process_group()

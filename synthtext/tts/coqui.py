@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from synthtext import EMOTION_NAMES, EMOTIONS
 from synthtext.errors import SynthTextError
@@ -87,8 +88,6 @@ class CoquiEngine:
 
     def speak(self, text: str, emotion: str, intensity: str = "HI", speed: float = 1.0,
               seed: int | None = None) -> np.ndarray:
-        import torch
-
         if not text.strip():
             raise SynthTextError("the text is empty: give some words to speak")
         reference = self.references.get(emotion) or self.references.get("NEU")

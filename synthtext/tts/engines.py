@@ -14,6 +14,8 @@ from typing import Protocol
 import numpy as np
 
 from synthtext.errors import SynthTextError
+from synthtext.tts.coqui import CoquiEngine
+from synthtext.tts.piper import PiperEngine
 from synthtext.tts.prosody import prosody_for
 from synthtext.tts.text import split_sentences
 
@@ -46,8 +48,6 @@ class PiperSpeaker:
     name = "piper"
 
     def __init__(self, voice: str | Path | None = None):
-        from synthtext.tts.piper import PiperEngine
-
         self.engine = PiperEngine(voice)
         self.sample_rate = self.engine.sample_rate
         self.voice = str(self.engine.voice_path)
@@ -64,8 +64,6 @@ def make_engine(name: str = "piper", voice: str | Path | None = None, **options)
     if name == "piper":
         return PiperSpeaker(voice)
     if name == "coqui":
-        from synthtext.tts.coqui import CoquiEngine
-
         return CoquiEngine(voice, **options)
     raise SynthTextError(f"unknown TTS engine {name!r}: use one of {', '.join(ENGINES)}")
 

@@ -6,6 +6,8 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import onnxruntime
+from piper import PiperVoice, SynthesisConfig
 
 from synthtext.errors import SynthTextError
 from synthtext.tts.prosody import Prosody, apply_prosody, pitch_factor
@@ -43,9 +45,6 @@ class PiperEngine:
         self.sample_rate = int(self._voice.config.sample_rate)
 
     def _load(self, seed: int | None):
-        import onnxruntime
-        from piper import PiperVoice
-
         with _SEED_LOCK:
             if seed is not None:
                 onnxruntime.set_seed(seed)
@@ -57,8 +56,6 @@ class PiperEngine:
 
         With ``seed`` the result is exactly reproducible (a freshly seeded voice session is used).
         """
-        from piper import SynthesisConfig
-
         if not text.strip():
             raise SynthTextError("the text is empty: give some words to speak")
         voice = self._load(seed) if seed is not None else self._voice

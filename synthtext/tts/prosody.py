@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import librosa
 import numpy as np
+import soxr
 
 from synthtext import EMOTIONS, INTENSITIES
 from synthtext.errors import SynthTextError
@@ -61,8 +63,6 @@ def apply_prosody(audio: np.ndarray, sample_rate: int, prosody: Prosody) -> np.n
     ``sample_rate * factor`` and resampling to ``sample_rate`` restores the duration and raises the
     pitch by the factor (formants move with it, as in a tape-speed change; cheap and deterministic).
     """
-    import soxr
-
     out = audio.astype(np.float32)
     factor = pitch_factor(prosody)
     if abs(factor - 1) > 1e-4:
@@ -77,8 +77,6 @@ def apply_prosody(audio: np.ndarray, sample_rate: int, prosody: Prosody) -> np.n
 def apply_rate_and_prosody(audio: np.ndarray, sample_rate: int, prosody: Prosody, speed: float = 1.0) -> np.ndarray:
     """The whole preset after synthesis, for engines without a duration control: time-stretch so that
     the pitch step of :func:`apply_prosody` ends at ``prosody.rate * speed`` x the original rate."""
-    import librosa
-
     stretch = prosody.rate * speed / pitch_factor(prosody)
     out = audio.astype(np.float32)
     if abs(stretch - 1) > 1e-4 and out.size:

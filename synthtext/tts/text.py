@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from pypdf import PdfReader
+from pypdf.errors import PdfReadError
+
 from synthtext.errors import SynthTextError
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+")
@@ -35,9 +38,6 @@ def _plain_text(path: Path) -> str:
 
 
 def _pdf_text(path: Path) -> str:
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
-
     try:
         return "\n".join(page.extract_text() or "" for page in PdfReader(path).pages)
     except (PdfReadError, ValueError, KeyError, OSError) as exc:

@@ -1,23 +1,37 @@
-"""Render jobs (photo, text, emotion) into mp4 + wav + a JSON sidecar each.
+"""Video jobs: each (photo, text, emotion) becomes an mp4 + wav + a JSON sidecar.
 
 The model is loaded once for all jobs; a job whose video already exists with the same inputs
-(photo bytes, text, emotion, voice, options, model weights, rendering code) is skipped; a job that
-fails is reported with its reason and does not stop the others. ``flows/generate.py`` runs the
+(photo bytes, text, emotion, voice, options, model weights, and the code it runs: the import closure
+of this module, ``synthtext.codedeps``) is skipped; a job that fails is reported with its reason
+and does not stop the others. ``flows/generate.py`` runs the
 jobs as Prefect tasks; without Prefect they run one by one in this process.
 """
 
 from __future__ import annotations
 
 import csv
+import json
+import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
+from tqdm import tqdm
 
-from synthtext import EMOTIONS, INTENSITIES, parse_emotion
+from synthtext import EMOTIONS, INTENSITIES, infer, parse_emotion
+from synthtext.clipfile import audio_length
+from synthtext.codedeps import code_version
 from synthtext.errors import SynthTextError
+from synthtext.files import write_json_atomic
+from synthtext.frames import emotion_grid
+from synthtext.hashing import file_md5, stable_hash
+from synthtext.infer import load_generator, read_image
+from synthtext.media import write_video, write_wav_atomic
+from synthtext.tts.engines import make_engine, synthesize_text
+from synthtext.tts.text import read_text
 
 GRID_CELL_MAX = 480  # longest side of one cell of an --all-emotions grid
 REST_SECONDS = 0.3  # pause between emotions in a grid
@@ -50,9 +64,6 @@ class Job:
 def make_job(image: str, text: str, emotion: str, out: str, intensity: str | None = "HI", voice: str | None = None,
              all_emotions: bool = False, row: int = 0) -> Job:
     """A validated job: known emotion and intensity, some text, an existing image, a writable output."""
-    from synthtext.infer import read_image
-    from synthtext.tts.text import read_text
-
     emotions = list(EMOTIONS) if all_emotions else [parse_emotion(emotion)]
     intensity = (intensity or "HI").strip().upper()
     if intensity not in INTENSITIES:
@@ -67,8 +78,6 @@ def make_job(image: str, text: str, emotion: str, out: str, intensity: str | Non
 def check_output(out: Path) -> None:
     """The output must be an .mp4 in an existing folder where files can be created (tried, not guessed:
     permission bits say nothing on read-only mounts or for root)."""
-    import tempfile
-
     if out.suffix.lower() != ".mp4":
         raise SynthTextError(f"output {out} must end in .mp4")
     folder = out.parent
@@ -113,22 +122,8 @@ def read_jobs(csv_path: Path, out_dir: Path) -> tuple[list[Job], list[dict]]:
 
 
 def job_key(job: Job, options: Options, model_md5: str) -> str:
-    from synthtext.hashing import file_md5, stable_hash
-
     return stable_hash(file_md5(job.image), job.text, job.emotions, job.intensity, job.voice, asdict(options),
-                       model_md5, render_code_version())
-
-
-def render_code_version() -> str:
-    import synthtext.infer
-    import synthtext.models.generator
-    import synthtext.train.data
-    import synthtext.tts.engines
-    import synthtext.tts.prosody
-    from synthtext.hashing import code_version
-
-    return code_version(synthtext.infer, synthtext.models.generator, synthtext.train.data, synthtext.tts.engines,
-                        synthtext.tts.prosody)
+                       model_md5, code_version("synthtext.videojobs"))
 
 
 def sidecar_path(out: Path) -> Path:
@@ -136,8 +131,6 @@ def sidecar_path(out: Path) -> Path:
 
 
 def is_done(job: Job, key: str) -> bool:
-    import json
-
     out, side = Path(job.out), sidecar_path(Path(job.out))
     if not (out.is_file() and out.with_suffix(".wav").is_file() and side.is_file()):
         return False
@@ -147,25 +140,26 @@ def is_done(job: Job, key: str) -> bool:
         return False
 
 
-def render_job(job: Job, model, engine, options: Options, key: str) -> dict:
-    """Speak, prepare the face, generate, encode. Writes OUT.wav, OUT.mp4 and OUT.json, each atomically."""
-    from synthtext import infer
-    from synthtext.files import write_json_atomic
-    from synthtext.media import write_video, write_wav_atomic
-    from synthtext.tts.engines import synthesize_text
-
+def make_video(job: Job, model, engine, options: Options, key: str, progress=None) -> dict:
+    """Speak, prepare the face, generate, encode. Writes OUT.wav, OUT.mp4 and OUT.json, each atomically.
+    ``progress(step)``, if given, is called as each step (tts, face, generate, encode) begins."""
     times = {}
+    report = progress or (lambda step: None)
+    report("tts")
     start = time.perf_counter()
     speech = {e: synthesize_text(engine, job.text, e, job.intensity, options.speed, options.seed)
               for e in job.emotions}
     times["tts"] = time.perf_counter() - start
+    report("face")
     start = time.perf_counter()
     face = infer.prepare_face(job.image, model.preprocess)
     times["face"] = time.perf_counter() - start
+    report("generate")
     start = time.perf_counter()
     animations = {e: infer.animate(model.generator, s.audio, s.sample_rate, face.crop, e, options.seed,
                                    options.overlap) for e, s in speech.items()}
     times["generate"] = time.perf_counter() - start
+    report("encode")
     start = time.perf_counter()
     fps, rate = model.cfg.fps, next(iter(speech.values())).sample_rate
     clips = {}
@@ -178,7 +172,7 @@ def render_job(job: Job, model, engine, options: Options, key: str) -> dict:
         clips[emotion] = frames
     if len(clips) > 1:
         gap = int(round(REST_SECONDS * fps))
-        video, segments = infer.emotion_grid(clips, gap)
+        video, segments = emotion_grid(clips, gap)
         audio = np.concatenate([_pad(speech[e].audio, len(clips[e]) + gap, fps, rate) for e in clips])
     else:
         (emotion, video), = clips.items()
@@ -199,13 +193,11 @@ def render_job(job: Job, model, engine, options: Options, key: str) -> dict:
 
 
 def _pad(audio: np.ndarray, frames: int, fps: int, rate: int) -> np.ndarray:
-    samples = int(round(frames * rate / fps))
+    samples = audio_length(frames, rate, fps)
     return np.pad(audio, (0, max(0, samples - len(audio))))[:samples]
 
 
 def _fit(frames: np.ndarray, side: int) -> np.ndarray:
-    import cv2
-
     height, width = frames.shape[1:3]
     scale = side / max(height, width)
     if scale >= 1:
@@ -214,10 +206,10 @@ def _fit(frames: np.ndarray, side: int) -> np.ndarray:
     return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
 
 
-def render_safely(job: Job, model, engine, options: Options, key: str) -> dict:
-    """``render_job``, with a user-caused failure returned as a result instead of raised."""
+def make_video_safely(job: Job, model, engine, options: Options, key: str, progress=None) -> dict:
+    """``make_video``, with a user-caused failure returned as a result instead of raised."""
     try:
-        return render_job(job, model, engine, options, key)
+        return make_video(job, model, engine, options, key, progress)
     except SynthTextError as exc:
         return failed(job, str(exc))
 
@@ -230,8 +222,6 @@ _ENGINE_LOCK = threading.Lock()
 
 
 def engine_for(engines: dict, voice: str | None, opts: Options):
-    from synthtext.tts.engines import make_engine
-
     with _ENGINE_LOCK:
         if voice not in engines:
             extra = {"language": opts.language, "references": opts.references} if opts.tts == "coqui" else {}
@@ -239,14 +229,10 @@ def engine_for(engines: dict, voice: str | None, opts: Options):
         return engines[voice]
 
 
-def render_all(jobs: list[dict], model_ref: str, options: dict, repo: str = ".", submit=None) -> dict:
-    """Load the model once and one engine per distinct voice, skip jobs that are up to date, render the
+def make_videos(jobs: list[dict], model_ref: str, options: dict, repo: str = ".", submit=None) -> dict:
+    """Load the model once and one engine per distinct voice, skip jobs that are up to date, make the
     rest: one by one here, or through ``submit(job, model, engine, options, key)`` returning a future
     (the Prefect flow's tasks). Results come back in job order."""
-    from tqdm import tqdm
-
-    from synthtext.infer import load_generator
-
     start = time.perf_counter()
     opts = Options(**options)
     job_list = [Job(**j) for j in jobs]
@@ -270,8 +256,8 @@ def render_all(jobs: list[dict], model_ref: str, options: dict, repo: str = ".",
         elif submit is not None:
             futures[index] = submit(job, model, engine, opts, key)
         else:
-            results[index] = render_safely(job, model, engine, opts, key)
-    for index, future in tqdm(futures.items(), desc="render", unit="video", disable=len(futures) < 2):
+            results[index] = make_video_safely(job, model, engine, opts, key)
+    for index, future in tqdm(futures.items(), desc="videos", unit="video", disable=len(futures) < 2):
         try:
             results[index] = future.result()
         except Exception as exc:  # a bug or a broken machine: reported, the other jobs go on

@@ -218,7 +218,7 @@ def pose_matrix(identity: Identity, pose: np.ndarray) -> np.ndarray:
     return head[:, :2] @ identity.framing + np.hstack([np.zeros((2, 2)), head[:, 2:]])
 
 
-def render_frame(identity: Identity, warp: PiecewiseAffine, moved: np.ndarray, opening_px: float,
+def puppet_frame(identity: Identity, warp: PiecewiseAffine, moved: np.ndarray, opening_px: float,
                  pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One 480x360 RGB frame and its 68 landmarks in frame pixels."""
     face = warp(identity.image, moved)

@@ -1,0 +1,581 @@
+"""The web page and HTTP API: photo + text + emotion -> a talking-face video, from the registry's champion.
+
+Every video is a ``synthtext.videojobs`` job run by ``make_video_safely``, the same code path as
+``synthtext generate``. Jobs wait in a bounded queue (full: 429 with Retry-After) and run in a pool
+of worker threads that share one loaded model (as ``generate-batch`` does). The model reference is
+resolved again for each new job: when a retrain moves the ``champion`` alias, new jobs load and use
+the new version, and every job records the version that made it. A job's id is its inputs hash
+(``videojobs.job_key``), so identical requests share one render.
+
+Everything the server keeps lies in one folder: ``photos/`` (uploads under server-made names, and
+their aligned faces), ``videos/`` (``<id>.mp4``, ``.wav``, ``.json``, each written to a temporary name
+and renamed) and ``index.json`` (the gallery), so the gallery survives a restart; a job that was
+queued or running when the server stopped shows as failed with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.parser
+import email.policy
+import hashlib
+import io
+import json
+import math
+import os
+import queue
+import re
+import threading
+import time
+from pathlib import Path
+
+import cv2
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from PIL import Image
+
+from synthtext import EMOTIONS, lineage, parse_emotion, tracking
+from synthtext.errors import SynthTextError
+from synthtext.files import tmp_path, write_json_atomic
+from synthtext.infer import REGISTRY_PREFIX, LoadedModel, check_model_ref, load_generator, prepare_face
+from synthtext.videojobs import Job, Options, engine_for, is_done, job_key, make_video_safely
+
+MAX_UPLOAD_BYTES = 15 * 1024 * 1024
+MAX_PIXELS = 40_000_000  # a 40 MP photo is plenty; more is refused before it is decoded (decompression bombs)
+MAX_TEXT_CHARS = 5000
+STEPS = ("tts", "face", "generate", "encode")
+FORMATS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp", "TIFF": ".tiff", "GIF": ".gif"}
+SAMPLE_FOLDERS = ("heldout", "faces")
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+WEB = Path(__file__).resolve().parent / "web"
+PHOTO_ID = re.compile(r"^[0-9a-f]{32}$")
+JOB_ID = re.compile(r"^[0-9a-f]{24}$")
+INTERRUPTED = "interrupted: the server stopped before this video was finished; submit it again"
+
+
+class BadInput(Exception):
+    """A request the user can fix: answered with ``status`` and the message, and nothing kept."""
+
+    def __init__(self, message: str, status: int = 422):
+        super().__init__(message)
+        self.status = status
+
+
+# ---------------------------------------------------------------- the model
+
+
+class ModelSource:
+    """The model reference (``models:/NAME@ALIAS``, ``models:/NAME/VERSION`` or a folder), resolved to
+    an exact version for each job, and the loaded models by version (loaded once, shared by the workers)."""
+
+    def __init__(self, ref: str, repo: Path):
+        self.ref, self.repo = check_model_ref(ref), repo
+        self._loaded: dict[str, LoadedModel] = {}
+        self._lock = threading.Lock()
+        self._client = None
+
+    def resolve(self) -> dict:
+        """What the reference names now: ``uri`` (an exact version or the folder), ``version``, ``alias``."""
+        if not self.ref.startswith(REGISTRY_PREFIX):
+            return {"ref": self.ref, "uri": self.ref, "name": self.ref, "version": None, "alias": None}
+        name, _, alias = self.ref[len(REGISTRY_PREFIX):].partition("@")
+        if not alias:
+            name, _, number = name.partition("/")
+            return {"ref": self.ref, "uri": self.ref, "name": name, "version": number, "alias": None}
+        version = self._mlflow_client().get_model_version_by_alias(name, alias)
+        return {"ref": self.ref, "uri": f"{REGISTRY_PREFIX}{name}/{version.version}", "name": name,
+                "version": version.version, "alias": alias, "run_id": version.run_id}
+
+    def _mlflow_client(self):
+        # mlflow is imported here, not at the top: it takes seconds, and only registry URIs need it.
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        if self._client is None:
+            mlflow.set_tracking_uri(tracking.tracking_uri(self.repo))
+            self._client = MlflowClient()
+        return self._client
+
+    def current(self) -> tuple[dict, LoadedModel]:
+        """The version the reference names now, loaded (a registry error is the user's to fix)."""
+        try:
+            about = self.resolve()
+        except Exception as exc:  # MlflowException and its causes: the alias or the store is missing
+            raise SynthTextError(f"model {self.ref} cannot be resolved: {str(exc).splitlines()[0][:200]}") from exc
+        return about, self.load(about["uri"])
+
+    def load(self, uri: str) -> LoadedModel:
+        with self._lock:
+            if uri not in self._loaded:
+                model = load_generator(uri, self.repo)
+                self._loaded = {**dict(list(self._loaded.items())[-1:]), uri: model}  # this one and the last
+            return self._loaded[uri]
+
+    def describe(self) -> dict:
+        """Name, version, alias, hash, the run's metrics and the evaluation figures (``metrics/evaluate.json``)."""
+        about, model = self.current()
+        info = {**about, "md5": model.md5, "fps": model.cfg.fps, "preprocess": model.preprocess}
+        if about.get("run_id"):
+            run = self._mlflow_client().get_run(about["run_id"])
+            info["run_metrics"] = {k: round(v, 4) for k, v in sorted(run.data.metrics.items())}
+            info["stage"] = run.data.tags.get("stage")
+        evaluation = self.repo / "metrics" / "evaluate.json"
+        if evaluation.is_file():
+            figures = json_file(evaluation)
+            info["evaluation"] = {k: v for k, v in figures.items() if isinstance(v, dict)
+                                  and all(isinstance(x, int | float) for x in v.values())}
+        return info
+
+    def lineage(self) -> dict:
+        """The ``synthtext lineage`` record of the version in use, summarised."""
+        about = self.resolve()
+        record, found = lineage.load_for(about["uri"], self.repo)
+        return {"model": found, "stage": record["stage"], "commit": record["commit"], "dirty": record["dirty"],
+                "params": record["params"].get(record["stage"]), "inputs": record["inputs"],
+                "raw_source": record["raw_source"], "raw_md5": record["raw_md5"],
+                "train_clips": len(record["train_clips"]),
+                "upstream": {stage: {"mlflow_run_id": e.get("mlflow_run_id"), "outs": e["outs"]}
+                             for stage, e in record["upstream"].items()}}
+
+
+def json_file(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+# ---------------------------------------------------------------- uploads
+
+
+def parse_multipart(content_type: str, body: bytes) -> dict[str, tuple[str | None, bytes]]:
+    """``multipart/form-data`` -> {field: (file name or None, bytes)}, with the standard library."""
+    if not content_type.lower().startswith("multipart/form-data") or "boundary=" not in content_type:
+        raise BadInput("send the form as multipart/form-data (an image file plus the text fields)", 415)
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
+    if not message.is_multipart():
+        raise BadInput("the multipart form could not be read")
+    fields = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if name:
+            fields[name] = (part.get_filename(), part.get_payload(decode=True) or b"")
+    return fields
+
+
+async def read_form(request: Request) -> dict[str, tuple[str | None, bytes]]:
+    """The request's form, refused (413) as soon as it is larger than the upload limit."""
+    limit = MAX_UPLOAD_BYTES + 64 * 1024  # the photo plus the text fields
+    if int(request.headers.get("content-length") or 0) > limit:
+        raise BadInput(f"the upload is larger than {MAX_UPLOAD_BYTES // 2**20} MB: send a smaller photo", 413)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise BadInput(f"the upload is larger than {MAX_UPLOAD_BYTES // 2**20} MB: send a smaller photo", 413)
+    return parse_multipart(request.headers.get("content-type", ""), bytes(body))
+
+
+def check_image(data: bytes) -> str:
+    """The file extension of an image's real format; refuses non-images and too many pixels, undecoded."""
+    if not data:
+        raise BadInput("no photo: attach an image file (JPEG, PNG, WebP ...) or choose a sample")
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise BadInput(f"the photo is larger than {MAX_UPLOAD_BYTES // 2**20} MB: send a smaller one", 413)
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height, kind = image.width, image.height, image.format
+            if width * height > MAX_PIXELS:
+                raise BadInput(f"the photo has {width}x{height} pixels; at most {MAX_PIXELS // 10**6} million "
+                               "are accepted", 413)
+            image.verify()
+    except BadInput:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise BadInput(f"the photo has too many pixels (at most {MAX_PIXELS // 10**6} million)", 413) from exc
+    except Exception as exc:  # Pillow raises many types for what is not an image
+        raise BadInput("the upload is not an image Pillow can read (JPEG, PNG, WebP, BMP, TIFF, GIF)") from exc
+    if kind not in FORMATS:
+        raise BadInput(f"{kind} images are not accepted: send JPEG, PNG, WebP, BMP, TIFF or GIF")
+    return FORMATS[kind]
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    tmp = tmp_path(path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def samples() -> dict[str, Path]:
+    """The bundled photos (held-out people first) by file name."""
+    found = {}
+    for folder in SAMPLE_FOLDERS:
+        for path in sorted((ASSETS / folder).glob("*")):
+            if path.suffix.lower() in (".jpg", ".jpeg", ".png"):
+                found.setdefault(path.name, path)
+    return found
+
+
+# ---------------------------------------------------------------- the service
+
+
+class VideoService:
+    """Photos, the job index, the queue and the workers; everything kept under ``folder``."""
+
+    def __init__(self, models: ModelSource, folder: Path, workers: int = 1, queue_size: int = 8,
+                 voices: dict[str, str | None] | None = None):
+        if workers < 1 or queue_size < 1:
+            raise SynthTextError("--workers and the queue size must be at least 1")
+        self.models, self.folder, self.workers = models, Path(folder), workers
+        self.photos, self.videos = self.folder / "photos", self.folder / "videos"
+        self.voices = voices or {"default": None}
+        self.queue: queue.Queue[str | None] = queue.Queue(maxsize=queue_size)
+        self.jobs: dict[str, dict] = {}
+        self.lock = threading.Lock()
+        self.engines: dict[str | None, object] = {}
+        self.seconds_per_job = 5.0  # a first guess for Retry-After, then the running mean
+        self.threads: list[threading.Thread] = []
+        for sub in (self.photos, self.videos):
+            sub.mkdir(parents=True, exist_ok=True)
+        self._recover()
+
+    # ---- lifetime
+
+    def _recover(self) -> None:
+        """Read the gallery; a job that never finished is failed (or done, if its files are complete);
+        partial files from a killed process are removed."""
+        for partial in [*self.videos.glob(".*.tmp*"), *self.photos.glob(".*.tmp*")]:
+            partial.unlink(missing_ok=True)
+        index = self.folder / "index.json"
+        for record in (json_file(index).get("jobs", []) if index.is_file() else []):
+            if record["status"] in ("queued", "running"):
+                if self._finished(record):
+                    record.update(status="done", step=None, progress=1.0)
+                else:
+                    record.update(status="failed", error=INTERRUPTED, step=None)
+            self.jobs[record["id"]] = record
+        self._save()
+
+    def _finished(self, record: dict) -> bool:
+        try:
+            return is_done(self._job(record), record["key"])
+        except BadInput:  # its photo is gone
+            return False
+
+    def start(self) -> None:
+        for number in range(self.workers):
+            thread = threading.Thread(target=self._work, name=f"video-worker-{number}", daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def stop(self) -> None:
+        for _ in self.threads:
+            self.queue.put(None)
+        for thread in self.threads:
+            thread.join(timeout=60)
+        self.threads = []
+
+    def _save(self) -> None:
+        with self.lock:
+            records = sorted(self.jobs.values(), key=lambda r: r["created"])
+        write_json_atomic(self.folder / "index.json", {"jobs": records})
+
+    # ---- photos
+
+    def add_photo(self, data: bytes) -> dict:
+        """Keep a photo under its hash, with its aligned face as PNG; refused if no face is found."""
+        suffix = check_image(data)
+        photo_id = hashlib.md5(data).hexdigest()
+        path = self.photos / f"{photo_id}{suffix}"
+        face_png = self.photos / f"{photo_id}.face.png"
+        if path.is_file() and face_png.is_file():
+            return self.photo_info(photo_id)
+        write_atomic(path, data)
+        try:
+            _, model = self.models.current()
+            face = prepare_face(path, model.preprocess)
+        except SynthTextError as exc:
+            path.unlink(missing_ok=True)
+            raise BadInput(str(exc).replace(str(path), "the photo")) from exc
+        _, png = cv2.imencode(".png", cv2.cvtColor(face.crop, cv2.COLOR_RGB2BGR))
+        write_atomic(face_png, png.tobytes())
+        write_json_atomic(self.photos / f"{photo_id}.meta.json", {
+            "faces": face.faces, "width": int(face.image.shape[1]), "height": int(face.image.shape[0])})
+        return self.photo_info(photo_id)
+
+    def photo_path(self, photo_id: str) -> Path:
+        if not PHOTO_ID.match(photo_id or ""):
+            raise BadInput(f"unknown photo {photo_id!r}: upload it first (POST /api/photos)", 404)
+        found = [p for p in self.photos.glob(f"{photo_id}.*") if p.suffix in FORMATS.values()
+                 and not p.name.endswith(".face.png")]
+        if not found or not (self.photos / f"{photo_id}.face.png").is_file():
+            raise BadInput(f"unknown photo {photo_id!r}: upload it first (POST /api/photos)", 404)
+        return found[0]
+
+    def photo_info(self, photo_id: str) -> dict:
+        self.photo_path(photo_id)
+        meta = json_file(self.photos / f"{photo_id}.meta.json")
+        return {"photo": photo_id, **meta, "face_url": f"/api/photos/{photo_id}/face",
+                "warning": f"{meta['faces']} faces in the photo; the largest is used" if meta["faces"] > 1 else None}
+
+    # ---- jobs
+
+    def submit(self, fields: dict[str, str], photo_id: str) -> tuple[dict, bool]:
+        """Validate a request, then queue it, or share the job with the same inputs. Returns (record, new)."""
+        text = fields.get("text", "")
+        if not text.strip():
+            raise BadInput("the text is empty: give some words to speak")
+        if len(text) > MAX_TEXT_CHARS:
+            raise BadInput(f"the text has {len(text)} characters; at most {MAX_TEXT_CHARS} are accepted")
+        all_emotions = fields.get("all_emotions", "").lower() in ("1", "true", "on", "yes")
+        try:
+            emotions = list(EMOTIONS) if all_emotions else [parse_emotion(fields.get("emotion", ""))]
+        except SynthTextError as exc:
+            raise BadInput(str(exc)) from exc
+        intensity = (fields.get("intensity") or "HI").strip().upper()
+        if intensity not in ("LO", "MD", "HI"):
+            raise BadInput(f"unknown intensity {intensity!r}: use LO, MD or HI")
+        voice = fields.get("voice") or "default"
+        if voice not in self.voices:
+            raise BadInput(f"unknown voice {voice!r}: use one of {', '.join(self.voices)}")
+        try:
+            speed, seed = float(fields.get("speed") or 1.0), int(fields.get("seed") or 0)
+        except ValueError as exc:
+            raise BadInput("speed must be a number and seed a whole number") from exc
+        if not (0.25 <= speed <= 4.0 and math.isfinite(speed)):
+            raise BadInput(f"speed {speed} is out of range: use 0.25 to 4 (1 = the voice's normal rate)")
+        paste_back = fields.get("paste_back", "").lower() in ("1", "true", "on", "yes")
+        photo = self.photo_path(photo_id)
+        about, model = self.models.current()
+        options = Options(speed=speed, seed=seed, paste_back=paste_back)
+        job = Job(image=str(photo), text=text, emotions=emotions, out="", intensity=intensity,
+                  voice=self.voices[voice])
+        key = job_key(job, options, model.md5)
+        job_id = key[:24]
+        record = {"id": job_id, "key": key, "status": "queued", "step": None, "progress": 0.0, "error": None,
+                  "created": time.time(), "started": None, "finished": None, "times": None, "seconds": None,
+                  "inputs": {"photo": photo_id, "text": text, "emotions": emotions, "intensity": intensity,
+                             "voice": voice, "speed": speed, "seed": seed, "paste_back": paste_back,
+                             "all_emotions": all_emotions},
+                  "model": {k: about.get(k) for k in ("ref", "uri", "name", "version", "alias")} | {"md5": model.md5}}
+        with self.lock:
+            existing = self.jobs.get(job_id)
+            if existing and existing["status"] in ("queued", "running", "done"):
+                return existing, False
+            self.jobs[job_id] = record
+        try:
+            self.queue.put_nowait(job_id)
+        except queue.Full:
+            with self.lock:
+                if existing:
+                    self.jobs[job_id] = existing
+                else:
+                    del self.jobs[job_id]
+            raise
+        self._save()
+        return record, True
+
+    def retry_after(self) -> int:
+        return max(1, math.ceil(self.seconds_per_job * (self.queue.qsize() + 1) / self.workers))
+
+    def _job(self, record: dict) -> Job:
+        inputs = record["inputs"]
+        return Job(image=str(self.photo_path(inputs["photo"])), text=inputs["text"], emotions=inputs["emotions"],
+                   out=str(self.videos / f"{record['id']}.mp4"), intensity=inputs["intensity"],
+                   voice=self.voices.get(inputs["voice"]))
+
+    def _update(self, job_id: str, save: bool = True, **changes) -> None:
+        with self.lock:
+            self.jobs[job_id].update(changes)
+        if save:
+            self._save()
+
+    def _work(self) -> None:
+        while (job_id := self.queue.get()) is not None:
+            try:
+                self._run(job_id)
+            except Exception as exc:  # a bug or a broken machine: this job fails with the reason, the server goes on
+                self._update(job_id, status="failed", error=f"{type(exc).__name__}: {exc}", step=None,
+                             finished=time.time())
+
+    def _run(self, job_id: str) -> None:
+        with self.lock:
+            record = dict(self.jobs[job_id])
+        self._update(job_id, status="running", started=time.time())
+        inputs = record["inputs"]
+        options = Options(speed=inputs["speed"], seed=inputs["seed"], paste_back=inputs["paste_back"])
+        job = self._job(record)
+        model = self.models.load(record["model"]["uri"])
+
+        def progress(step: str) -> None:
+            self._update(job_id, save=False, step=step, progress=STEPS.index(step) / len(STEPS))
+
+        if is_done(job, record["key"]):
+            result = {"status": "ok", "times": {}, "seconds": json_file(Path(job.out).with_suffix(".json"))["seconds"]}
+        else:
+            engine = engine_for(self.engines, job.voice, options)
+            result = make_video_safely(job, model, engine, options, record["key"], progress)
+        finished = time.time()
+        if result["status"] == "ok":
+            self.seconds_per_job = 0.7 * self.seconds_per_job + 0.3 * (finished - record["created"])
+            self._update(job_id, status="done", step=None, progress=1.0, finished=finished,
+                         times={k: round(v, 3) for k, v in result["times"].items()}, seconds=result["seconds"])
+        else:
+            self._update(job_id, status="failed", step=None, error=result["reason"].replace(job.image, "the photo"),
+                         finished=finished)
+
+    def public(self, record: dict) -> dict:
+        """A job as the API shows it (no paths on the server)."""
+        shown = {k: v for k, v in record.items() if k != "key"}
+        shown["url"] = f"/api/videos/{record['id']}"
+        shown["video_url"] = f"/api/videos/{record['id']}/video" if record["status"] == "done" else None
+        shown["face_url"] = f"/api/photos/{record['inputs']['photo']}/face"
+        return shown
+
+    def get(self, job_id: str) -> dict:
+        with self.lock:
+            record = self.jobs.get(job_id) if JOB_ID.match(job_id) else None
+            if record is None:
+                raise BadInput(f"no video job {job_id!r}", 404)
+            return dict(record)
+
+    def listing(self) -> list[dict]:
+        with self.lock:
+            records = sorted(self.jobs.values(), key=lambda r: r["created"], reverse=True)
+        return [self.public(dict(r)) for r in records]
+
+
+# ---------------------------------------------------------------- the app
+
+MULTIPART_SCHEMA = {
+    "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object",
+        "properties": {
+            "image": {"type": "string", "format": "binary", "description": "the photo (or give `photo`)"},
+            "photo": {"type": "string", "description": "a photo id from POST /api/photos"},
+            "text": {"type": "string", "maxLength": MAX_TEXT_CHARS},
+            "emotion": {"type": "string", "description": "ANG DIS FEA HAP NEU SAD or a name"},
+            "all_emotions": {"type": "boolean"}, "intensity": {"type": "string", "enum": ["LO", "MD", "HI"]},
+            "voice": {"type": "string"}, "speed": {"type": "number"}, "seed": {"type": "integer"},
+            "paste_back": {"type": "boolean"}},
+        "required": ["text"]}}}}}
+PHOTO_SCHEMA = {
+    "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "properties": {
+            "image": {"type": "string", "format": "binary"},
+            "sample": {"type": "string", "description": "or the name of a bundled sample photo"}}}}}}}
+
+
+def create_app(model: str = tracking.CHAMPION_URI, folder: str | Path = "data/app", repo: str | Path = ".",
+               workers: int = 1, queue_size: int = 8, voices: dict[str, str | None] | None = None) -> FastAPI:
+    """The FastAPI app; its workers start and stop with the app's lifespan."""
+    repo = Path(repo).resolve()
+    service = VideoService(ModelSource(model, repo), Path(folder), workers, queue_size, voices)
+    service.models.current()  # a missing model or alias is said now, not at the first request
+
+    async def lifespan(app: FastAPI):
+        service.start()
+        yield
+        await asyncio.to_thread(service.stop)
+
+    app = FastAPI(title="SynthText", summary="photo + text + emotion -> a talking-face video",
+                  version="1", lifespan=lifespan)
+    app.state.service = service
+
+    @app.exception_handler(BadInput)
+    async def bad_input(request: Request, exc: BadInput) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(SynthTextError)
+    async def synthtext_error(request: Request, exc: SynthTextError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(WEB / "index.html")
+
+    app.mount("/static", StaticFiles(directory=WEB), name="static")
+
+    @app.get("/api/samples", summary="The bundled sample photos")
+    def list_samples() -> list[dict]:
+        return [{"name": name, "url": f"/api/samples/{name}"} for name in samples()]
+
+    @app.get("/api/samples/{name}", summary="One bundled sample photo")
+    def sample(name: str) -> FileResponse:
+        found = samples().get(name)
+        if found is None:
+            raise BadInput(f"no sample photo {name!r}", 404)
+        return FileResponse(found)
+
+    @app.get("/api/voices", summary="The voices a job may name")
+    def list_voices() -> list[str]:
+        return list(service.voices)
+
+    @app.post("/api/photos", status_code=201, openapi_extra=PHOTO_SCHEMA,
+              summary="Upload a photo (or pick a sample): its id and the aligned face, or why there is none")
+    async def add_photo(request: Request) -> dict:
+        fields = await read_form(request)
+        name = fields.get("sample", (None, b""))[1].decode("utf-8", "replace")
+        if name:
+            found = samples().get(name)
+            if found is None:
+                raise BadInput(f"no sample photo {name!r}", 404)
+            data = found.read_bytes()
+        else:
+            data = fields.get("image", (None, b""))[1]
+        return await run_in_threadpool(service.add_photo, data)
+
+    @app.get("/api/photos/{photo_id}/face", summary="The aligned face of an uploaded photo (PNG)")
+    def photo_face(photo_id: str) -> FileResponse:
+        service.photo_path(photo_id)
+        return FileResponse(service.photos / f"{photo_id}.face.png", media_type="image/png")
+
+    @app.post("/api/videos", status_code=202, openapi_extra=MULTIPART_SCHEMA,
+              summary="Ask for a video: 202 and the job (identical requests share one job); 429 when the queue is full")
+    async def add_video(request: Request) -> JSONResponse:
+        form = await read_form(request)
+        fields = {k: v.decode("utf-8", "replace") for k, (filename, v) in form.items() if k != "image"}
+        if form.get("image", (None, b""))[1]:
+            photo_id = (await run_in_threadpool(service.add_photo, form["image"][1]))["photo"]
+        else:
+            photo_id = fields.get("photo", "")
+        try:
+            record, new = await run_in_threadpool(service.submit, fields, photo_id)
+        except queue.Full:
+            return JSONResponse({"detail": "the queue is full: try again later"}, status_code=429,
+                                headers={"Retry-After": str(service.retry_after())})
+        shown = service.public(record)
+        shown["shared"] = not new
+        return JSONResponse(shown, status_code=202, headers={"Location": shown["url"]})
+
+    @app.get("/api/videos", summary="Every job, newest first (the gallery)")
+    def list_videos() -> list[dict]:
+        return service.listing()
+
+    @app.get("/api/videos/{job_id}", summary="A job: status, step, progress, error, inputs, model version")
+    def get_video(job_id: str) -> dict:
+        return service.public(service.get(job_id))
+
+    @app.get("/api/videos/{job_id}/video", summary="The finished mp4", response_class=FileResponse)
+    def video_file(job_id: str, download: bool = False) -> FileResponse:
+        record = service.get(job_id)
+        if record["status"] != "done":
+            raise BadInput(f"video {job_id} is {record['status']}, not done", 409)
+        return FileResponse(service.videos / f"{job_id}.mp4", media_type="video/mp4",
+                            filename=f"synthtext-{job_id}.mp4" if download else None)
+
+    @app.get("/api/model", summary="The model new jobs use: name, version, alias, evaluation figures")
+    def model_info() -> dict:
+        return service.models.describe()
+
+    @app.get("/api/model/lineage", summary="The `synthtext lineage` record of the model in use")
+    def model_lineage() -> dict:
+        try:
+            return service.models.lineage()
+        except SynthTextError as exc:
+            return {"error": str(exc)}
+
+    return app

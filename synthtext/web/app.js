@@ -1,0 +1,320 @@
+"use strict";
+// The page: upload or pick a photo (its aligned face is shown, or why there is none), choose the words,
+// emotion and options, follow the job's steps, play the video; the gallery and the model panel.
+
+const $ = (id) => document.getElementById(id);
+const STEPS = ["queued", "tts", "face", "generate", "encode"];
+const EMOTION_NAMES = {ANG: "anger", DIS: "disgust", FEA: "fear", HAP: "happiness", NEU: "neutral", SAD: "sadness"};
+let photoId = null;
+let emotion = "HAP";
+let watching = null;
+
+async function api(path, options) {
+  const response = await fetch(path, options);
+  let body = null;
+  try { body = await response.json(); } catch (e) { body = null; }
+  if (!response.ok) {
+    let detail = body && body.detail ? body.detail : response.statusText;
+    if (typeof detail !== "string") detail = JSON.stringify(detail);
+    if (response.status === 429) detail += ` (retry in ${response.headers.get("Retry-After")} s)`;
+    throw new Error(detail);
+  }
+  return body;
+}
+
+function show(element, text) {
+  element.textContent = text || "";
+  element.hidden = !text;
+}
+
+// ---------------------------------------------------------------- the photo
+
+async function sendPhoto(form) {
+  show($("photo-error"), "");
+  $("face-box").hidden = true;
+  photoId = null;
+  updateSubmit();
+  $("face-note").textContent = "";
+  try {
+    const photo = await api("/api/photos", {method: "POST", body: form});
+    photoId = photo.photo;
+    $("face").src = photo.face_url;
+    $("face-note").textContent = `Face found (${photo.width}x${photo.height} photo). ` + (photo.warning || "");
+    $("face-box").hidden = false;
+  } catch (error) {
+    show($("photo-error"), error.message);
+  }
+  updateSubmit();
+}
+
+function uploadFile(file) {
+  if (!file) return;
+  const form = new FormData();
+  form.append("image", file);
+  show($("photo-error"), "");
+  $("face-note").textContent = "Looking for a face…";
+  sendPhoto(form);
+}
+
+$("photo-file").addEventListener("change", (event) => uploadFile(event.target.files[0]));
+const drop = $("drop");
+["dragenter", "dragover"].forEach((name) => drop.addEventListener(name, (event) => {
+  event.preventDefault();
+  drop.classList.add("over");
+}));
+["dragleave", "drop"].forEach((name) => drop.addEventListener(name, () => drop.classList.remove("over")));
+drop.addEventListener("drop", (event) => {
+  event.preventDefault();
+  uploadFile(event.dataTransfer.files[0]);
+});
+
+async function loadSamples() {
+  const list = await api("/api/samples");
+  for (const sample of list) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.title = sample.name;
+    button.dataset.sample = sample.name;
+    const image = document.createElement("img");
+    image.src = sample.url;
+    image.alt = sample.name;
+    image.loading = "lazy";
+    button.appendChild(image);
+    button.addEventListener("click", () => {
+      const form = new FormData();
+      form.append("sample", sample.name);
+      sendPhoto(form);
+    });
+    $("samples").appendChild(button);
+  }
+}
+
+// ---------------------------------------------------------------- the options
+
+for (const button of document.querySelectorAll("#emotions button")) {
+  button.addEventListener("click", () => {
+    emotion = button.dataset.emotion;
+    for (const other of document.querySelectorAll("#emotions button")) {
+      other.setAttribute("aria-pressed", String(other === button));
+    }
+  });
+}
+$("all-emotions").addEventListener("change", (event) => {
+  $("emotions").classList.toggle("disabled", event.target.checked);
+});
+$("speed").addEventListener("input", (event) => { $("speed-value").textContent = Number(event.target.value).toFixed(2); });
+$("text").addEventListener("input", () => { $("text-count").textContent = $("text").value.length; updateSubmit(); });
+
+function updateSubmit() {
+  $("submit").disabled = !photoId || !$("text").value.trim();
+}
+
+async function loadVoices() {
+  for (const voice of await api("/api/voices")) {
+    const option = document.createElement("option");
+    option.value = option.textContent = voice;
+    $("voice").appendChild(option);
+  }
+}
+
+// ---------------------------------------------------------------- a job
+
+$("video-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  show($("submit-error"), "");
+  const form = new FormData();
+  form.append("photo", photoId);
+  form.append("text", $("text").value);
+  form.append("emotion", emotion);
+  form.append("all_emotions", $("all-emotions").checked);
+  form.append("intensity", $("intensity").value);
+  form.append("voice", $("voice").value);
+  form.append("speed", $("speed").value);
+  form.append("paste_back", $("paste-back").checked);
+  try {
+    const job = await api("/api/videos", {method: "POST", body: form});
+    follow(job);
+  } catch (error) {
+    show($("submit-error"), error.message);
+  }
+});
+
+function drawSteps(job) {
+  const current = job.status === "queued" ? "queued" : job.step;
+  const reached = job.status === "done" ? STEPS.length : STEPS.indexOf(current);
+  STEPS.forEach((step, index) => {
+    const item = document.querySelector(`#steps li[data-step="${step}"]`);
+    item.className = index < reached ? "done" : index === reached ?
+      (job.status === "failed" ? "failed" : "active") : "";
+  });
+}
+
+function describe(job) {
+  const inputs = job.inputs;
+  const feeling = inputs.all_emotions ? "all emotions" : EMOTION_NAMES[inputs.emotions[0]];
+  const model = job.model.version ? `${job.model.name} v${job.model.version}` : job.model.name;
+  return `“${inputs.text}” · ${feeling} (${inputs.intensity}) · voice ${inputs.voice} · speed ${inputs.speed}` +
+    `${inputs.paste_back ? " · pasted back" : ""} · model ${model}`;
+}
+
+function play(job) {
+  $("player").hidden = false;
+  if (!$("player").src.endsWith(job.video_url)) $("player").src = job.video_url;
+  $("download").href = `${job.video_url}?download=true`;
+  $("download").hidden = false;
+  $("result-inputs").textContent = describe(job);
+}
+
+function follow(job) {
+  if (watching) clearTimeout(watching);
+  $("player").hidden = true;
+  $("download").hidden = true;
+  $("result-inputs").textContent = describe(job);
+  const tick = async () => {
+    try {
+      job = await api(job.url);
+    } catch (error) {
+      $("status").textContent = error.message;
+      return;
+    }
+    drawSteps(job);
+    if (job.status === "done") {
+      const took = job.finished && job.created ? ` in ${(job.finished - job.created).toFixed(1)} s` : "";
+      $("status").textContent = `Done${took}: ${job.seconds} s of speech.`;
+      play(job);
+      loadGallery();
+    } else if (job.status === "failed") {
+      $("status").textContent = `Failed: ${job.error}`;
+      loadGallery();
+    } else {
+      const names = {tts: "speaking", face: "preparing the face", generate: "generating the frames",
+        encode: "encoding the video"};
+      $("status").textContent = job.status === "queued" ? "Waiting in the queue…" : `${names[job.step] || "starting"}…`;
+      watching = setTimeout(tick, 250);
+    }
+  };
+  drawSteps(job);
+  tick();
+}
+
+// ---------------------------------------------------------------- the gallery and the model
+
+async function loadGallery() {
+  const jobs = await api("/api/videos");
+  const gallery = $("gallery");
+  gallery.replaceChildren();
+  if (!jobs.length) {
+    gallery.textContent = "No videos yet.";
+    return;
+  }
+  for (const job of jobs) {
+    const card = document.createElement("button");
+    card.type = "button";
+    card.className = "card";
+    card.dataset.job = job.id;
+    card.dataset.status = job.status;
+    const face = document.createElement("img");
+    face.src = job.face_url;
+    face.alt = "";
+    const text = document.createElement("span");
+    text.className = "text";
+    text.textContent = job.inputs.text;
+    const about = document.createElement("span");
+    const feeling = job.inputs.all_emotions ? "all emotions" : EMOTION_NAMES[job.inputs.emotions[0]];
+    about.textContent = `${feeling} · ${job.model.version ? "v" + job.model.version : "folder"} · `;
+    const status = document.createElement("span");
+    status.textContent = job.status;
+    if (job.status === "failed") {
+      status.className = "failed";
+      status.title = job.error;
+      status.textContent = `failed: ${job.error}`;
+    }
+    card.append(face, text, about, status);
+    card.addEventListener("click", () => follow(job));
+    gallery.appendChild(card);
+  }
+}
+
+function addInfo(list, name, value) {
+  if (value === null || value === undefined) return;
+  const term = document.createElement("dt");
+  term.textContent = name;
+  const detail = document.createElement("dd");
+  detail.textContent = value;
+  list.append(term, detail);
+}
+
+function table(rows, columns) {
+  const element = document.createElement("table");
+  const head = element.insertRow();
+  for (const title of ["", ...columns]) {
+    const cell = document.createElement("th");
+    cell.textContent = title;
+    head.appendChild(cell);
+  }
+  const metrics = [...new Set(columns.flatMap((column) => Object.keys(rows[column])))].sort();
+  for (const metric of metrics) {
+    const row = element.insertRow();
+    row.insertCell().textContent = metric;
+    for (const column of columns) {
+      const value = rows[column][metric];
+      row.insertCell().textContent = value === undefined ? "" : Number(value).toPrecision(3);
+    }
+  }
+  return element;
+}
+
+async function loadModel() {
+  try {
+    const model = await api("/api/model");
+    const list = $("model-info");
+    list.replaceChildren();
+    addInfo(list, "name", model.name);
+    addInfo(list, "version", model.version);
+    addInfo(list, "alias", model.alias ? `@${model.alias}` : null);
+    addInfo(list, "reference", model.ref);
+    addInfo(list, "weights md5", model.md5);
+    addInfo(list, "trained by", model.stage);
+    addInfo(list, "MLflow run", model.run_id);
+    const figures = $("model-eval");
+    figures.replaceChildren();
+    if (model.evaluation && Object.keys(model.evaluation).length) {
+      figures.appendChild(table(model.evaluation, Object.keys(model.evaluation)));
+      const note = document.createElement("p");
+      note.className = "hint";
+      note.textContent = "From metrics/evaluate.json (the last evaluation run).";
+      figures.appendChild(note);
+    }
+    if (model.run_metrics && Object.keys(model.run_metrics).length) {
+      figures.appendChild(table({"this version's run": model.run_metrics}, ["this version's run"]));
+    }
+    if (!figures.children.length) figures.textContent = "No evaluation figures for this model.";
+  } catch (error) {
+    $("model-eval").textContent = error.message;
+  }
+  try {
+    const record = await api("/api/model/lineage");
+    if (record.error) {
+      $("model-lineage").textContent = record.error;
+      return;
+    }
+    const lines = [`${record.stage} run ${record.model.run_id}, git ${record.commit.slice(0, 12)}` +
+      (record.dirty ? " (uncommitted changes)" : " (clean)"),
+    `params ${record.stage}: ${JSON.stringify(record.params)}`];
+    for (const [path, md5] of Object.entries(record.inputs)) lines.push(`input ${path}: ${md5}`);
+    lines.push(`raw data ${record.raw_source}: ${record.raw_md5}; ${record.train_clips} training clips`);
+    for (const [stage, entry] of Object.entries(record.upstream)) {
+      const outs = Object.entries(entry.outs).map(([p, m]) => `${p} ${m}`).join(", ");
+      lines.push(`<- ${stage}${entry.mlflow_run_id ? ", MLflow run " + entry.mlflow_run_id : ""}: ${outs}`);
+    }
+    $("model-lineage").textContent = lines.join("\n");
+  } catch (error) {
+    $("model-lineage").textContent = error.message;
+  }
+}
+
+$("text-count").textContent = $("text").value.length;
+loadSamples();
+loadVoices();
+loadGallery();
+loadModel();
