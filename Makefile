@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test test-main test-quick test-coqui coqui lint bench serve clean-data
+.PHONY: demo test test-main test-quick test-coqui coqui lint bench serve app clean-data
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ serve: $(VENV)/.installed
 		> .prefect/server.log 2>&1 & server=$$!; trap "kill $$server" EXIT INT TERM; \
 	for i in $$(seq 90); do python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$(PREFECT_PORT)/api/health', timeout=2)" 2>/dev/null && break; sleep 1; done; \
 	PREFECT_HOME=$(CURDIR)/.prefect PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api python -m flows.retrain serve
+
+# The web page and HTTP API (http://127.0.0.1:$(APP_PORT)/, API docs at /docs) on the registry's champion.
+APP_PORT ?= 8000
+app: $(VENV)/.installed
+	synthtext serve --port $(APP_PORT)
 
 # The whole suite: the main environment, then the Coqui engine's tests in its own environment.
 test: test-main test-coqui

@@ -27,6 +27,7 @@ import queue
 import re
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 import cv2
@@ -40,6 +41,7 @@ from synthtext import EMOTIONS, lineage, parse_emotion, tracking
 from synthtext.errors import SynthTextError
 from synthtext.files import tmp_path, write_json_atomic
 from synthtext.infer import REGISTRY_PREFIX, LoadedModel, check_model_ref, load_generator, prepare_face
+from synthtext.landmarks import make_backend
 from synthtext.videojobs import Job, Options, engine_for, is_done, job_key, make_video_safely
 
 MAX_UPLOAD_BYTES = 15 * 1024 * 1024
@@ -122,10 +124,11 @@ class ModelSource:
             info["run_metrics"] = {k: round(v, 4) for k, v in sorted(run.data.metrics.items())}
             info["stage"] = run.data.tags.get("stage")
         evaluation = self.repo / "metrics" / "evaluate.json"
-        if evaluation.is_file():
+        if about["version"] and evaluation.is_file():  # the last evaluation of the registry's candidate
             figures = json_file(evaluation)
-            info["evaluation"] = {k: v for k, v in figures.items() if isinstance(v, dict)
+            info["evaluation"] = {k: v for k, v in figures.items() if isinstance(v, dict) and k != "promotion"
                                   and all(isinstance(x, int | float) for x in v.values())}
+            info["promotion"] = figures.get("promotion")
         return info
 
     def lineage(self) -> dict:
@@ -148,7 +151,10 @@ def json_file(path: Path) -> dict:
 
 
 def parse_multipart(content_type: str, body: bytes) -> dict[str, tuple[str | None, bytes]]:
-    """``multipart/form-data`` -> {field: (file name or None, bytes)}, with the standard library."""
+    """``multipart/form-data`` (or a urlencoded form, which has no files) -> {field: (file name or None,
+    bytes)}, with the standard library."""
+    if content_type.lower().startswith("application/x-www-form-urlencoded"):
+        return {k: (None, v.encode()) for k, v in urllib.parse.parse_qsl(body.decode("utf-8", "replace"))}
     if not content_type.lower().startswith("multipart/form-data") or "boundary=" not in content_type:
         raise BadInput("send the form as multipart/form-data (an image file plus the text fields)", 415)
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
@@ -234,8 +240,10 @@ class VideoService:
         self.voices = voices or {"default": None}
         self.queue: queue.Queue[str | None] = queue.Queue(maxsize=queue_size)
         self.jobs: dict[str, dict] = {}
-        self.lock = threading.Lock()
+        self.lock, self.saving = threading.Lock(), threading.Lock()
         self.engines: dict[str | None, object] = {}
+        self.backends: dict[tuple, object] = {}
+        self.backend_lock, self.upload_lock = threading.Lock(), threading.Lock()
         self.seconds_per_job = 5.0  # a first guess for Retry-After, then the running mean
         self.threads: list[threading.Thread] = []
         for sub in (self.photos, self.videos):
@@ -272,6 +280,14 @@ class VideoService:
             self.threads.append(thread)
 
     def stop(self) -> None:
+        """Finish the running jobs; the waiting ones fail as interrupted (they can be submitted again)."""
+        while True:
+            try:
+                job_id = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if job_id is not None:
+                self._update(job_id, status="failed", error=INTERRUPTED, step=None, finished=time.time())
         for _ in self.threads:
             self.queue.put(None)
         for thread in self.threads:
@@ -279,9 +295,10 @@ class VideoService:
         self.threads = []
 
     def _save(self) -> None:
-        with self.lock:
-            records = sorted(self.jobs.values(), key=lambda r: r["created"])
-        write_json_atomic(self.folder / "index.json", {"jobs": records})
+        with self.saving:  # one writer at a time: they share the temporary file name
+            with self.lock:
+                records = [dict(r) for r in sorted(self.jobs.values(), key=lambda r: r["created"])]
+            write_json_atomic(self.folder / "index.json", {"jobs": records})
 
     # ---- photos
 
@@ -292,11 +309,12 @@ class VideoService:
         path = self.photos / f"{photo_id}{suffix}"
         face_png = self.photos / f"{photo_id}.face.png"
         if path.is_file() and face_png.is_file():
-            return self.photo_info(photo_id)
+            return {**self.photo_info(photo_id), "new": False}
         write_atomic(path, data)
         try:
             _, model = self.models.current()
-            face = prepare_face(path, model.preprocess)
+            with self.upload_lock:  # uploads share one landmark backend
+                face = prepare_face(path, model.preprocess, self._backend(model.preprocess, "upload"))
         except SynthTextError as exc:
             path.unlink(missing_ok=True)
             raise BadInput(str(exc).replace(str(path), "the photo")) from exc
@@ -304,7 +322,23 @@ class VideoService:
         write_atomic(face_png, png.tobytes())
         write_json_atomic(self.photos / f"{photo_id}.meta.json", {
             "faces": face.faces, "width": int(face.image.shape[1]), "height": int(face.image.shape[0])})
-        return self.photo_info(photo_id)
+        return {**self.photo_info(photo_id), "new": True}
+
+    def _backend(self, preprocess: dict, owner: str):
+        """A landmark backend per worker (and one for uploads), loaded once: dlib's predictor takes a second."""
+        key = (owner, preprocess["landmark_backend"], int(preprocess.get("detect_upsample", 1)))
+        with self.backend_lock:
+            if key not in self.backends:
+                self.backends[key] = make_backend(*key[1:])
+            return self.backends[key]
+
+    def forget_photo(self, photo_id: str) -> None:
+        """Remove a photo that no job uses (one that came with a refused request)."""
+        with self.lock:
+            if any(r["inputs"]["photo"] == photo_id for r in self.jobs.values()):
+                return
+        for path in self.photos.glob(f"{photo_id}.*"):
+            path.unlink(missing_ok=True)
 
     def photo_path(self, photo_id: str) -> Path:
         if not PHOTO_ID.match(photo_id or ""):
@@ -417,7 +451,8 @@ class VideoService:
             result = {"status": "ok", "times": {}, "seconds": json_file(Path(job.out).with_suffix(".json"))["seconds"]}
         else:
             engine = engine_for(self.engines, job.voice, options)
-            result = make_video_safely(job, model, engine, options, record["key"], progress)
+            backend = self._backend(model.preprocess, threading.current_thread().name)
+            result = make_video_safely(job, model, engine, options, record["key"], progress, backend)
         finished = time.time()
         if result["status"] == "ok":
             self.seconds_per_job = 0.7 * self.seconds_per_job + 0.3 * (finished - record["created"])
@@ -538,13 +573,16 @@ def create_app(model: str = tracking.CHAMPION_URI, folder: str | Path = "data/ap
     async def add_video(request: Request) -> JSONResponse:
         form = await read_form(request)
         fields = {k: v.decode("utf-8", "replace") for k, (filename, v) in form.items() if k != "image"}
+        photo = {"photo": fields.get("photo", ""), "new": False}
         if form.get("image", (None, b""))[1]:
-            photo_id = (await run_in_threadpool(service.add_photo, form["image"][1]))["photo"]
-        else:
-            photo_id = fields.get("photo", "")
+            photo = await run_in_threadpool(service.add_photo, form["image"][1])
         try:
-            record, new = await run_in_threadpool(service.submit, fields, photo_id)
-        except queue.Full:
+            record, new = await run_in_threadpool(service.submit, fields, photo["photo"])
+        except (BadInput, queue.Full) as exc:
+            if photo["new"]:  # a refused request keeps nothing
+                service.forget_photo(photo["photo"])
+            if isinstance(exc, BadInput):
+                raise
             return JSONResponse({"detail": "the queue is full: try again later"}, status_code=429,
                                 headers={"Retry-After": str(service.retry_after())})
         shown = service.public(record)

@@ -140,9 +140,10 @@ def is_done(job: Job, key: str) -> bool:
         return False
 
 
-def make_video(job: Job, model, engine, options: Options, key: str, progress=None) -> dict:
+def make_video(job: Job, model, engine, options: Options, key: str, progress=None, backend=None) -> dict:
     """Speak, prepare the face, generate, encode. Writes OUT.wav, OUT.mp4 and OUT.json, each atomically.
-    ``progress(step)``, if given, is called as each step (tts, face, generate, encode) begins."""
+    ``progress(step)``, if given, is called as each step (tts, face, generate, encode) begins; ``backend``,
+    a loaded landmark backend to reuse (loading dlib's predictor takes about a second)."""
     times = {}
     report = progress or (lambda step: None)
     report("tts")
@@ -152,7 +153,7 @@ def make_video(job: Job, model, engine, options: Options, key: str, progress=Non
     times["tts"] = time.perf_counter() - start
     report("face")
     start = time.perf_counter()
-    face = infer.prepare_face(job.image, model.preprocess)
+    face = infer.prepare_face(job.image, model.preprocess, backend)
     times["face"] = time.perf_counter() - start
     report("generate")
     start = time.perf_counter()
@@ -206,10 +207,11 @@ def _fit(frames: np.ndarray, side: int) -> np.ndarray:
     return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
 
 
-def make_video_safely(job: Job, model, engine, options: Options, key: str, progress=None) -> dict:
+def make_video_safely(job: Job, model, engine, options: Options, key: str, progress=None,
+                      backend=None) -> dict:
     """``make_video``, with a user-caused failure returned as a result instead of raised."""
     try:
-        return make_video(job, model, engine, options, key, progress)
+        return make_video(job, model, engine, options, key, progress, backend)
     except SynthTextError as exc:
         return failed(job, str(exc))
 

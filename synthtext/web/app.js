@@ -282,7 +282,12 @@ async function loadModel() {
       figures.appendChild(table(model.evaluation, Object.keys(model.evaluation)));
       const note = document.createElement("p");
       note.className = "hint";
-      note.textContent = "From metrics/evaluate.json (the last evaluation run).";
+      const promotion = model.promotion || {};
+      note.textContent = "From metrics/evaluate.json, the last evaluation" +
+        (promotion.candidate_version ? ` (of version ${promotion.candidate_version}: ` +
+          `${promotion.promoted ? "promoted" : "not promoted"}; champion before: ` +
+          `${promotion.champion_version_before || "none"})` : "") +
+        ". Columns: the champion before it and the evaluated model (generated) on the validation people, the evaluated model on the held-out photos, and the baselines real (the recorded clips) and static (a still frame).";
       figures.appendChild(note);
     }
     if (model.run_metrics && Object.keys(model.run_metrics).length) {
