@@ -4,6 +4,11 @@ and cold (a fresh `synthtext generate` process), plus how often the face is foun
 frames of the held-out photos (assets/heldout/, people the model never saw).
 
     python benchmarks/bench_generate.py [--model models/generator] [--repeats 3]
+    python benchmarks/bench_generate.py --memory [--minutes 0.05 1 3 10]
+
+``--memory``: peak resident memory and real-time factor of one `synthtext generate --no-prefect` process
+(256 px) for speech of each length (the sentence repeated), each in a fresh process: the inference core
+streams, so the peak should not grow with the length (target: 10 minutes within 1.5 GB).
 
 Without --model it uses models/generator when `make demo` has made one, else a cpu-profile
 generator with random weights (the same computation per frame). Targets: warm total at 256 px
@@ -20,6 +25,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import soundfile
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -125,11 +132,43 @@ def redetection(model_dir: Path, faces: list[Path], sizes=(128, 256, "photo")) -
     return {size: (found, total) for size, (found, total) in counts.items()}
 
 
+SENTENCE_SECONDS = 2.7  # how long the voice takes to say SENTENCE, near enough to pick a repeat count
+
+
+def memory(photo: Path, model_dir: Path, minutes: list[float]) -> None:
+    """Peak RSS (the largest of the process and its ffmpeg) and real-time factor per length of speech."""
+    exe = Path(sys.executable).with_name("synthtext")
+    for length in minutes:
+        repeats = max(1, round(length * 60 / SENTENCE_SECONDS))
+        with tempfile.TemporaryDirectory() as scratch:
+            out = Path(scratch) / "long.mp4"
+            text = " ".join([SENTENCE] * repeats)
+            cmd = [str(exe), "generate", "--no-prefect", "--image", str(photo), "--text", text, "--emotion", "NEU",
+                   "--model", str(model_dir), "--out", str(out)]
+            start = time.perf_counter()
+            process = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            _, status, usage = os.wait4(process.pid, 0)
+            seconds = time.perf_counter() - start
+            if status:
+                raise SystemExit(f"{' '.join(cmd[:3])} failed: {process.stderr.read().decode()[-500:]}")
+            speech = soundfile.info(str(out.with_suffix(".wav"))).duration
+        print(f"{speech / 60:6.2f} min of speech: peak {usage.ru_maxrss / 1024 / 1024:5.2f} GB, {seconds:6.1f} s "
+              f"(real-time factor {seconds / speech:.2f})", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="model folder (default: models/generator, else a random cpu-profile one)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--memory", action="store_true", help="peak memory for long speech instead")
+    parser.add_argument("--minutes", type=float, nargs="+", default=[0.05, 1, 3, 10])
     args = parser.parse_args()
+    if args.memory:
+        with tempfile.TemporaryDirectory() as scratch:
+            photo, model_dir = make_inputs(Path(scratch), args.model)
+            print(f"model: {model_dir}; photo {photo.name}; 256 px, --no-prefect, one process per length")
+            memory(photo, model_dir, args.minutes)
+        return
     import torch
 
     from synthtext.tracking import CHAMPION_URI

@@ -12,6 +12,7 @@ import json
 import os
 import pickle
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -212,14 +213,24 @@ class Animation:
 
 @torch.no_grad()
 def animate(generator: Generator, audio: np.ndarray, sample_rate: int, crop: np.ndarray, emotion: str,
-            seed: int = 0, overlap: int | None = None, batch: int = 64) -> Animation:
+            seed: int = 0, overlap: int | None = None, batch: int = 16) -> Animation:
     """The generator's output for speech of any length, on the generator's device (the caller chooses
-    eval or train mode).
+    eval or train mode): every piece of ``animate_chunks`` joined (use that to stream long speech)."""
+    pieces = list(animate_chunks(generator, audio, sample_rate, crop, emotion, seed, overlap, batch))
+    return Animation({k: torch.cat([p.parts[k] for p in pieces]) for k in pieces[0].parts})
+
+
+@torch.no_grad()
+def animate_chunks(generator: Generator, audio: np.ndarray, sample_rate: int, crop: np.ndarray, emotion: str,
+                   seed: int = 0, overlap: int | None = None, batch: int = 16) -> Iterator[Animation]:
+    """The generator's output for speech of any length as consecutive pieces (``batch`` windows' worth
+    of frames each), each yielded as soon as no later window touches its frames: memory stays flat in
+    the length of the speech.
 
     The speech is resampled to the model's rate; windows of ``cfg.frames`` overlap by ``overlap``
     frames (default a quarter window) and are cross-faded, so neighbouring windows agree at the border;
-    all windows go through the network together, ``batch`` at a time. ``crop``: the aligned face (any
-    size; the network sees it at its own resolution).
+    the windows go through the network ``batch`` at a time. ``crop``: the aligned face (any size; the
+    network sees it at its own resolution).
     """
     cfg = generator.cfg
     device = next(generator.parameters()).device
@@ -235,23 +246,35 @@ def animate(generator: Generator, audio: np.ndarray, sample_rate: int, crop: np.
     reference = torch.from_numpy(to_tensor_frames(crop[None], cfg.image_size)).to(device)
     emotion_id = torch.tensor([cfg.emotions.index(emotion)], device=device)
     noise = torch.Generator(device=device).manual_seed(seed)
-    span = max(total, cfg.frames)
+    base = 0  # the first frame not yet yielded: the accumulators hold frames base, base + 1, ...
     acc: dict[str, torch.Tensor] = {}
-    weight = torch.zeros(span, device=device)
+    weight = torch.zeros(0, device=device)
     for offset in range(0, len(starts), batch):
         chunk = starts[offset:offset + batch]
         mels = torch.from_numpy(np.stack([mel_windows(mel, s, cfg.frames, cfg) for s in chunk])).to(device)
         parts, _ = generator.decode(mels, reference.expand(len(chunk), -1, -1, -1), emotion_id.expand(len(chunk)),
                                     generator=noise)
+        end = chunk[-1] + cfg.frames - base  # the accumulators must reach the last window's end
+        if len(weight) < end:
+            weight = torch.cat([weight, torch.zeros(end - len(weight), device=device)])
+            for name, value in parts.items():
+                old = acc.get(name, torch.zeros(0, *value.shape[2:], device=device))
+                acc[name] = torch.cat([old, torch.zeros(end - len(old), *value.shape[2:], device=device)])
         for i, start in enumerate(chunk):
             w = torch.from_numpy(crossfade_weights(cfg.frames, overlap, start == starts[0],
                                                    start == starts[-1])).to(device)
+            at = start - base
             for name, value in parts.items():
-                if name not in acc:
-                    acc[name] = torch.zeros(span, *value.shape[2:], device=device)
-                acc[name][start:start + cfg.frames] += value[i] * w.view(-1, *[1] * (value.dim() - 2))
-            weight[start:start + cfg.frames] += w
-    return Animation({k: (v / weight.view(-1, *[1] * (v.dim() - 1)))[:total] for k, v in acc.items()})
+                acc[name][at:at + cfg.frames] += value[i] * w.view(-1, *[1] * (value.dim() - 2))
+            weight[at:at + cfg.frames] += w
+        last = offset + batch >= len(starts)
+        ready = total if last else min(starts[offset + batch], total)  # later windows start there
+        if ready > base or (last and base == 0):  # (no speech at all: one empty piece)
+            n = ready - base
+            yield Animation({k: v[:n] / weight[:n].view(-1, *[1] * (v.dim() - 1)) for k, v in acc.items()})
+            acc = {k: v[n:].clone() for k, v in acc.items()}
+            weight = weight[n:].clone()
+            base = ready
 
 
 @torch.no_grad()

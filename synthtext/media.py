@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -132,22 +133,74 @@ def iter_frames(path: str | Path):
 def write_video(path: str | Path, frames: np.ndarray, fps: float, audio: np.ndarray | None = None,
                 sample_rate: int = 16000) -> None:
     """Encode RGB uint8 frames [T, H, W, 3] (+ mono audio) as H.264 + AAC mp4 with +faststart, atomically."""
-    path = Path(path)
-    tmp = tmp_path(path, keep_suffix=True)
-    with tempfile.TemporaryDirectory() as scratch:
-        inputs = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{frames.shape[2]}x{frames.shape[1]}",
-                  "-r", str(fps), "-i", "-"]
+    with VideoWriter(path, fps, audio, sample_rate) as writer:
+        writer.write(frames)
+
+
+class VideoWriter:
+    """An H.264 + AAC mp4 (+faststart) fed chunk by chunk (``write``) through one ffmpeg process, so
+    memory does not grow with the video's length; the frame size is the first chunk's. Written to a
+    temporary name and renamed when ``close`` (the end of the ``with`` block) finishes; on an error
+    nothing is left behind."""
+
+    def __init__(self, path: str | Path, fps: float, audio: np.ndarray | None = None, sample_rate: int = 16000):
+        self.path, self.fps = Path(path), fps
+        self.tmp = tmp_path(self.path, keep_suffix=True)
+        self.scratch = tempfile.TemporaryDirectory()
+        self.wav = None
         if audio is not None:
-            wav = Path(scratch) / "audio.wav"
-            sf.write(wav, audio, sample_rate, subtype="PCM_16")
-            inputs += ["-i", str(wav), "-c:a", "aac", "-b:a", "128k", "-shortest"]
-        cmd = [ffmpeg_exe(), "-hide_banner", "-v", "error", "-y", *inputs, "-c:v", "libx264", "-pix_fmt", "yuv420p",
-               "-preset", "veryfast", "-crf", "18", "-movflags", "+faststart", str(tmp)]
+            self.wav = Path(self.scratch.name) / "audio.wav"
+            sf.write(self.wav, audio, sample_rate, subtype="PCM_16")
+        self.errors = open(Path(self.scratch.name) / "ffmpeg.log", "w+b")  # a file, not a pipe: no deadlock
+        self.process: subprocess.Popen | None = None
+        self.frames = 0
+
+    def write(self, frames: np.ndarray) -> None:
+        """RGB uint8 frames [T, H, W, 3], all of the first chunk's size."""
+        if self.process is None:
+            inputs = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{frames.shape[2]}x{frames.shape[1]}",
+                      "-r", str(self.fps), "-i", "-"]
+            if self.wav is not None:
+                inputs += ["-i", str(self.wav), "-c:a", "aac", "-b:a", "128k", "-shortest"]
+            cmd = [ffmpeg_exe(), "-hide_banner", "-v", "error", "-y", *inputs, "-c:v", "libx264", "-pix_fmt",
+                   "yuv420p", "-preset", "veryfast", "-crf", "18", "-movflags", "+faststart", str(self.tmp)]
+            self.process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self.errors)
+        self.process.stdin.write(np.ascontiguousarray(frames).tobytes())
+        self.frames += len(frames)
+
+    def close(self) -> None:
+        """Finish the file and move it into place (raises ``CalledProcessError`` if ffmpeg failed)."""
         try:
-            subprocess.run(cmd, input=np.ascontiguousarray(frames).tobytes(), check=True, capture_output=True)
-            os.replace(tmp, path)
+            if self.process is None:
+                raise ValueError(f"{self.path}: no frames were written")
+            self.process.stdin.close()
+            code = self.process.wait()
+            if code:
+                self.errors.seek(0)
+                raise subprocess.CalledProcessError(code, self.process.args, stderr=self.errors.read())
+            os.replace(self.tmp, self.path)
         finally:
-            tmp.unlink(missing_ok=True)
+            self._cleanup()
+
+    def _cleanup(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.tmp.unlink(missing_ok=True)
+        self.errors.close()
+        self.scratch.cleanup()
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, kind, value, trace) -> None:
+        if kind is None:
+            self.close()
+        else:
+            with contextlib.suppress(BrokenPipeError, OSError):
+                if self.process is not None:
+                    self.process.stdin.close()
+            self._cleanup()
 
 
 def write_wav_atomic(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:

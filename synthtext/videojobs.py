@@ -29,7 +29,7 @@ from synthtext.files import write_json_atomic
 from synthtext.frames import emotion_grid
 from synthtext.hashing import file_md5, stable_hash
 from synthtext.infer import load_generator, read_image
-from synthtext.media import write_video, write_wav_atomic
+from synthtext.media import VideoWriter, write_video, write_wav_atomic
 from synthtext.tts.engines import make_engine, synthesize_text
 from synthtext.tts.text import read_text
 
@@ -155,41 +155,56 @@ def make_video(job: Job, model, engine, options: Options, key: str, progress=Non
     start = time.perf_counter()
     face = infer.prepare_face(job.image, model.preprocess, backend)
     times["face"] = time.perf_counter() - start
-    report("generate")
-    start = time.perf_counter()
-    animations = {e: infer.animate(model.generator, s.audio, s.sample_rate, face.crop, e, options.seed,
-                                   options.overlap) for e, s in speech.items()}
-    times["generate"] = time.perf_counter() - start
-    report("encode")
-    start = time.perf_counter()
     fps, rate = model.cfg.fps, next(iter(speech.values())).sample_rate
-    clips = {}
-    for emotion, animation in animations.items():
-        size = options.size or 2 * face.crop.shape[0]  # twice the aligned crop unless --size says otherwise
-        frames = infer.paste_back(animation, face, options.feather) if options.paste_back else \
+    size = options.size or 2 * face.crop.shape[0]  # twice the aligned crop unless --size says otherwise
+
+    def frames_of(animation: infer.Animation) -> np.ndarray:
+        return infer.paste_back(animation, face, options.feather) if options.paste_back else \
             infer.face_frames(animation, face, size)
-        if len(animations) > 1:
-            frames = _fit(frames, GRID_CELL_MAX)
-        clips[emotion] = frames
-    if len(clips) > 1:
+
+    out = Path(job.out)
+    report("generate")
+    if len(speech) == 1:  # one clip: streamed, generated pieces straight into the encoder (flat memory)
+        (emotion, spoken), = speech.items()
+        frames = infer.frame_count(len(spoken.audio), rate, fps)
+        audio = _pad(spoken.audio, frames, fps, rate)[:len(spoken.audio)]
+        times["generate"] = times["encode"] = 0.0
+        with VideoWriter(out, fps, audio, rate) as writer:
+            start = time.perf_counter()
+            for piece in infer.animate_chunks(model.generator, spoken.audio, spoken.sample_rate, face.crop, emotion,
+                                              options.seed, options.overlap):
+                chunk = frames_of(piece)
+                times["generate"] += time.perf_counter() - start
+                start = time.perf_counter()
+                writer.write(chunk)
+                times["encode"] += time.perf_counter() - start
+                start = time.perf_counter()
+            report("encode")
+            start = time.perf_counter()
+        write_wav_atomic(out.with_suffix(".wav"), audio, rate)  # after the video: a killed job leaves neither
+        times["encode"] += time.perf_counter() - start
+        segments, total = [(emotion, 0, writer.frames)], writer.frames
+    else:  # the six-emotion grid: every clip at once, side by side in turn
+        start = time.perf_counter()
+        clips = {e: _fit(frames_of(infer.animate(model.generator, s.audio, s.sample_rate, face.crop, e, options.seed,
+                                                 options.overlap)), GRID_CELL_MAX) for e, s in speech.items()}
+        times["generate"] = time.perf_counter() - start
+        report("encode")
+        start = time.perf_counter()
         gap = int(round(REST_SECONDS * fps))
         video, segments = emotion_grid(clips, gap)
         audio = np.concatenate([_pad(speech[e].audio, len(clips[e]) + gap, fps, rate) for e in clips])
-    else:
-        (emotion, video), = clips.items()
-        audio = _pad(speech[emotion].audio, len(video), fps, rate)[:len(speech[emotion].audio)]
-        segments = [(emotion, 0, len(video))]
-    out = Path(job.out)
-    write_wav_atomic(out.with_suffix(".wav"), audio, rate)
-    write_video(out, video, fps, audio, rate)
-    times["encode"] = time.perf_counter() - start
+        write_wav_atomic(out.with_suffix(".wav"), audio, rate)
+        write_video(out, video, fps, audio, rate)
+        times["encode"] = time.perf_counter() - start
+        total = len(video)
     write_json_atomic(sidecar_path(out), {
         "inputs_key": key, "image": job.image, "text": job.text, "emotions": job.emotions,
         "intensity": job.intensity, "voice": job.voice or "default", "tts": engine.name, "options": asdict(options),
-        "model": model.source, "model_md5": model.md5, "frames": len(video), "fps": fps, "sample_rate": rate,
+        "model": model.source, "model_md5": model.md5, "frames": total, "fps": fps, "sample_rate": rate,
         "seconds": round(len(audio) / rate, 3), "faces_in_photo": face.faces,
         "segments": [{"emotion": e, "first_frame": a, "end_frame": b} for e, a, b in segments]})
-    return {"row": job.row, "status": "ok", "out": str(out), "frames": len(video), "faces": face.faces,
+    return {"row": job.row, "status": "ok", "out": str(out), "frames": total, "faces": face.faces,
             "seconds": round(len(audio) / rate, 3), "times": times}
 
 

@@ -324,6 +324,42 @@ def test_any_length_of_speech(model, photo):
         assert frames.shape[1:] == (model.cfg.image_size, model.cfg.image_size, 3) and frames.dtype == np.uint8
 
 
+def test_streamed_pieces_are_the_same_frames_as_all_at_once(model, photo):
+    """animate_chunks yields bounded pieces as soon as they are final; joined, they are exactly the
+    frames of one pass over every window (the cross-fade does not depend on where it is cut)."""
+    import torch
+
+    from synthtext.infer import animate_chunks, prepare_face
+
+    face = prepare_face(photo, model.preprocess)
+    audio = np.random.default_rng(0).normal(0, 0.1, int(6.3 * 16000)).astype(np.float32)
+    whole = list(animate_chunks(model.generator, audio, 16000, face.crop, "SAD", batch=1000))
+    pieces = list(animate_chunks(model.generator, audio, 16000, face.crop, "SAD", batch=2))
+    assert len(whole) == 1 and len(pieces) > 10
+    assert max(len(p) for p in pieces) <= 2 * model.cfg.frames
+    for name, value in whole[0].parts.items():
+        joined = torch.cat([p.parts[name] for p in pieces])  # equal but for float rounding (batch sizes differ)
+        assert joined.shape == value.shape and torch.allclose(joined, value, rtol=0, atol=1e-5), name
+
+
+def test_video_writer_streams_chunks_and_leaves_nothing_on_error(tmp_path):
+    from synthtext.media import VideoWriter, iter_frames, probe
+
+    frames = np.random.default_rng(0).integers(0, 255, (30, 64, 48, 3), dtype=np.uint8)
+    out = tmp_path / "streamed.mp4"
+    with VideoWriter(out, 25, np.zeros(16000 * 30 // 25, np.float32), 16000) as writer:
+        for start in range(0, 30, 7):
+            writer.write(frames[start:start + 7])
+    info = probe(out)
+    assert writer.frames == 30 and (info.width, info.height) == (48, 64) and info.has_audio
+    assert sum(1 for _ in iter_frames(out)) == 30
+    broken = tmp_path / "broken.mp4"
+    with pytest.raises(RuntimeError), VideoWriter(broken, 25) as writer:
+        writer.write(frames[:5])
+        raise RuntimeError("killed mid-video")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["streamed.mp4"]
+
+
 def test_window_borders_leave_no_seam(model, photo, piper):
     """Frame-to-frame change across window borders is no larger than inside windows; without the
     cross-fade (overlap 0) the borders are where the largest jumps are."""
