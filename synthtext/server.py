@@ -444,8 +444,8 @@ class VideoService:
         job = self._job(record)
         model = self.models.load(record["model"]["uri"])
 
-        def progress(step: str) -> None:
-            self._update(job_id, save=False, step=step, progress=STEPS.index(step) / len(STEPS))
+        def progress(step: str, fraction: float = 0.0) -> None:
+            self._update(job_id, save=False, step=step, progress=(STEPS.index(step) + fraction) / len(STEPS))
 
         if is_done(job, record["key"]):
             result = {"status": "ok", "times": {}, "seconds": json_file(Path(job.out).with_suffix(".json"))["seconds"]}

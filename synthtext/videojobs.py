@@ -35,6 +35,7 @@ from synthtext.tts.text import read_text
 
 GRID_CELL_MAX = 480  # longest side of one cell of an --all-emotions grid
 REST_SECONDS = 0.3  # pause between emotions in a grid
+LONG_FRAMES = 750  # a single clip this long (30 s at 25 fps) or longer shows a progress bar of its frames
 
 
 @dataclass
@@ -142,10 +143,11 @@ def is_done(job: Job, key: str) -> bool:
 
 def make_video(job: Job, model, engine, options: Options, key: str, progress=None, backend=None) -> dict:
     """Speak, prepare the face, generate, encode. Writes OUT.wav, OUT.mp4 and OUT.json, each atomically.
-    ``progress(step)``, if given, is called as each step (tts, face, generate, encode) begins; ``backend``,
-    a loaded landmark backend to reuse (loading dlib's predictor takes about a second)."""
+    ``progress(step, fraction)``, if given, is called as each step (tts, face, generate, encode) begins,
+    and during generation with the share of frames done; ``backend``, a loaded landmark backend to reuse
+    (loading dlib's predictor takes about a second). A long single clip also shows a progress bar."""
     times = {}
-    report = progress or (lambda step: None)
+    report = progress or (lambda step, fraction=0.0: None)
     report("tts")
     start = time.perf_counter()
     speech = {e: synthesize_text(engine, job.text, e, job.intensity, options.speed, options.seed)
@@ -169,7 +171,8 @@ def make_video(job: Job, model, engine, options: Options, key: str, progress=Non
         frames = infer.frame_count(len(spoken.audio), rate, fps)
         audio = _pad(spoken.audio, frames, fps, rate)[:len(spoken.audio)]
         times["generate"] = times["encode"] = 0.0
-        with VideoWriter(out, fps, audio, rate) as writer:
+        bar = tqdm(total=frames, desc=out.name, unit="frame", disable=frames < LONG_FRAMES, leave=False)
+        with VideoWriter(out, fps, audio, rate) as writer, bar:
             start = time.perf_counter()
             for piece in infer.animate_chunks(model.generator, spoken.audio, spoken.sample_rate, face.crop, emotion,
                                               options.seed, options.overlap):
@@ -178,6 +181,8 @@ def make_video(job: Job, model, engine, options: Options, key: str, progress=Non
                 start = time.perf_counter()
                 writer.write(chunk)
                 times["encode"] += time.perf_counter() - start
+                bar.update(len(chunk))
+                report("generate", writer.frames / max(frames, 1))
                 start = time.perf_counter()
             report("encode")
             start = time.perf_counter()

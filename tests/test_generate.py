@@ -360,6 +360,23 @@ def test_video_writer_streams_chunks_and_leaves_nothing_on_error(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["streamed.mp4"]
 
 
+def test_a_streamed_video_reports_its_progress_and_matches_its_speech(model, photo, piper, tmp_path):
+    from synthtext.media import iter_frames
+    from synthtext.videojobs import Options, make_job, make_video
+
+    job = make_job(str(photo), "This sentence is long enough to need many windows. And here is a second one.",
+                   "SAD", str(tmp_path / "long.mp4"))
+    steps = []
+    result = make_video(job, model, piper, Options(size=64), "key", lambda step, fraction=0.0: steps.append((step,
+                                                                                                          fraction)))
+    generated = [fraction for step, fraction in steps if step == "generate"]
+    assert [step for step, _ in steps if step != "generate"] == ["tts", "face", "encode"]
+    assert len(generated) > 2 and generated == sorted(generated) and generated[-1] == 1.0
+    decoded = sum(1 for _ in iter_frames(job.out))  # -shortest ends the video with its speech: at most a frame less
+    assert result["frames"] - 1 <= decoded <= result["frames"] and result["frames"] > 100
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.json", "long.mp4", "long.wav"]
+
+
 def test_window_borders_leave_no_seam(model, photo, piper):
     """Frame-to-frame change across window borders is no larger than inside windows; without the
     cross-fade (overlap 0) the borders are where the largest jumps are."""

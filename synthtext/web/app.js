@@ -189,7 +189,9 @@ function follow(job) {
     } else {
       const names = {tts: "speaking", face: "preparing the face", generate: "generating the frames",
         encode: "encoding the video"};
-      $("status").textContent = job.status === "queued" ? "Waiting in the queue…" : `${names[job.step] || "starting"}…`;
+      const done = Math.round(100 * (job.progress || 0));  // during generation it moves with the frames made
+      $("status").textContent = job.status === "queued" ? "Waiting in the queue…"
+        : `${names[job.step] || "starting"}… ${done}%`;
       watching = setTimeout(tick, 250);
     }
   };
