@@ -36,6 +36,7 @@ from synthtext.tts.text import read_text
 GRID_CELL_MAX = 480  # longest side of one cell of an --all-emotions grid
 REST_SECONDS = 0.3  # pause between emotions in a grid
 LONG_FRAMES = 750  # a single clip this long (30 s at 25 fps) or longer shows a progress bar of its frames
+CODE_VERSION = code_version("synthtext.videojobs")  # the code this process runs: hashed once, not per job
 
 
 @dataclass
@@ -124,7 +125,7 @@ def read_jobs(csv_path: Path, out_dir: Path) -> tuple[list[Job], list[dict]]:
 
 def job_key(job: Job, options: Options, model_md5: str) -> str:
     return stable_hash(file_md5(job.image), job.text, job.emotions, job.intensity, job.voice, asdict(options),
-                       model_md5, code_version("synthtext.videojobs"))
+                       model_md5, CODE_VERSION)
 
 
 def sidecar_path(out: Path) -> Path:
