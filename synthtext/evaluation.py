@@ -49,7 +49,7 @@ from synthtext.config import EVALUATE_REFERENCES, AlignParams
 from synthtext.errors import SynthTextError
 from synthtext.face_metrics import IDENTITY_KEPT, FaceJudge, Reference
 from synthtext.files import write_json_atomic
-from synthtext.geometry import INNER_LIP_PAIRS, expression_features
+from synthtext.geometry import EXPRESSION_POINTS, INNER_LIP_PAIRS, expression_features
 from synthtext.infer import animate, face_frames, generate_frames, paste_back, prepare_face
 from synthtext.sync_metrics import frechet_distance, inception_features, load_inception, lse
 from synthtext.template import LEFT_EYE, RIGHT_EYE
@@ -330,7 +330,8 @@ class Measured:
 def measure(frames: np.ndarray, measurer: Measurer, aligned: bool = True) -> Measured:
     points = measurer.landmarks(frames, aligned)
     found = np.isfinite(points[:, 0, 0])
-    features = expression_features(points[found]) if found.any() else np.zeros(68 * 2)
+    features = expression_features(points[found], EXPRESSION_POINTS) if found.any() else \
+        np.zeros(2 * len(EXPRESSION_POINTS))
     return Measured(landmarks=points, features=features, size=measurer.size if aligned else None)
 
 
@@ -363,7 +364,8 @@ def sync_metrics(landmarks: np.ndarray, audio: np.ndarray, sample_rate: int, fps
 
 
 class EmotionEvaluator:
-    """Logistic regression on landmark geometry, trained on real clips only. Saved as plain JSON."""
+    """Logistic regression on landmark geometry (``geometry.EXPRESSION_POINTS``, relative to the
+    face's neutral frame), trained on real clips only. Saved as plain JSON."""
 
     def __init__(self, mean: np.ndarray, scale: np.ndarray, coef: np.ndarray, intercept: np.ndarray):
         self.mean, self.scale, self.coef, self.intercept = mean, scale, coef, intercept
@@ -372,7 +374,10 @@ class EmotionEvaluator:
     def fit(cls, features: np.ndarray, labels: list[str], seed: int = 0) -> EmotionEvaluator:
         if len(set(labels)) < 2:
             raise SynthTextError("the training split has fewer than two emotions: the evaluator cannot be trained")
-        mean, scale = features.mean(0), features.std(0) + 1e-8
+        # One scale for every feature: they share units (template widths), and scaling each by its own
+        # spread would magnify the points the training clips barely move, so that a landmark
+        # detector's noise on a new face would outvote the points that carry the expression.
+        mean, scale = features.mean(0), np.full(features.shape[1], features.std() + 1e-8)
         model = LogisticRegression(max_iter=5000, C=1.0, random_state=seed)
         model.fit((features - mean) / scale, [EMOTIONS.index(x) for x in labels])
         coef = np.zeros((len(EMOTIONS), features.shape[1]))

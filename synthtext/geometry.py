@@ -33,10 +33,18 @@ def inner_lip_distance(landmarks: np.ndarray) -> np.ndarray:
     return np.mean([np.linalg.norm(landmarks[:, a] - landmarks[:, b], axis=-1) for a, b in INNER_LIP_PAIRS], axis=0)
 
 
-def expression_features(landmarks: np.ndarray) -> np.ndarray:
+# The points an expression reader looks at: brows, eyes, nose, the outer upper lip and the mouth
+# corners. Left out: the jaw line (0-16) and the lower and inner lips (55-58, 60-67), which follow the
+# speech more than the emotion and are where a landmark detector is least sure of a new face (a
+# collar, a beard, glasses' shadows), so that they would decide the answer for the wrong reason.
+EXPRESSION_POINTS = np.array([*range(17, 55), 59])
+
+
+def expression_features(landmarks: np.ndarray, points: np.ndarray | slice = slice(None)) -> np.ndarray:
     """Landmark geometry of a clip, independent of where the face sits: each frame mapped onto the
-    template by its rigid points, expressed relative to the template, averaged over the clip."""
+    template by its rigid points, expressed relative to the template, averaged over the clip; only
+    the landmarks ``points`` (all 68 by default; ``EXPRESSION_POINTS`` for emotion)."""
     target = template(1)[RIGID_POINTS]
-    frames = [transform_points(similarity(points[RIGID_POINTS], target), points) - template(1)
-              for points in landmarks.astype(np.float64)]
+    frames = [transform_points(similarity(points_[RIGID_POINTS], target), points_)[points] - template(1)[points]
+              for points_ in landmarks.astype(np.float64)]
     return np.mean(frames, axis=0).ravel()

@@ -31,7 +31,6 @@ from synthtext.geometry import similarity, transform_points
 from synthtext.hashing import folder_md5
 from synthtext.landmarks import make_backend
 from synthtext.models import Generator, ModelConfig
-from synthtext.models.generator import compose
 from synthtext.models.io import load_model
 from synthtext.template import RIGID_POINTS, template
 
@@ -277,19 +276,15 @@ def animate_chunks(generator: Generator, audio: np.ndarray, sample_rate: int, cr
             base = ready
 
 
-@torch.no_grad()
-def crop_frames(animation: Animation, crop: np.ndarray, chunk: int = 32) -> np.ndarray:
+def crop_frames(animation: Animation, crop: np.ndarray) -> np.ndarray:
     """Frames [T, H, W, 3] uint8 at the size of ``crop`` (an aligned face, uint8 [H, W, 3]): the motion
     field moves the crop's own pixels; a pixel decoder's frames are resized."""
     if not animation.motion:
         return resize_frames(to_uint8(animation.parts["frames"]), crop.shape[0])
-    device = animation.parts["flow"].device
-    reference = torch.from_numpy(to_tensor_frames(crop[None], crop.shape[0])).to(device)
-    out = np.empty((len(animation), *crop.shape), np.uint8)
-    for start in range(0, len(animation), chunk):
-        parts = {k: v[None] for k, v in animation.chunk(start, start + chunk).items()}
-        out[start:start + chunk] = to_uint8(compose(reference, parts, "bicubic")[0])
-    return out
+    side, size = animation.parts["flow"].shape[-1], crop.shape[0]
+    k = side / size
+    to_net = np.array([[k, 0, 0.5 * k - 0.5], [0, k, 0.5 * k - 0.5]])  # pixel centres kept aligned
+    return move_pixels(animation, np.ascontiguousarray(crop), to_net)
 
 
 def generate_frames(generator: Generator, audio: np.ndarray, sample_rate: int, crop: np.ndarray, emotion: str,
@@ -347,37 +342,51 @@ def _paste_motion(animation: Animation, face: Face, feather: float) -> np.ndarra
     """The motion field taken into photo coordinates and applied to the photo itself."""
     height, width = (face.image.shape[0] // 2) * 2, (face.image.shape[1] // 2) * 2
     photo = np.ascontiguousarray(face.image[:height, :width])
+    return move_pixels(animation, photo, face.matrix_at(animation.parts["flow"].shape[-1]), feather)
+
+
+def move_pixels(animation: Animation, image: np.ndarray, to_net: np.ndarray,
+                feather: float | None = None) -> np.ndarray:
+    """Frames [T, H, W, 3] uint8: ``image`` (uint8 [H, W, 3], any resolution) moved by the motion field,
+    blended with the synthesized part; ``to_net`` maps image pixels to network pixels. With ``feather``
+    only the part under the network's crop moves, fading into the still image at the crop's edges.
+
+    Pixels are resampled with a Lanczos kernel: most of the face moves by fractions of a pixel, and a
+    cubic kernel at half-pixel offsets loses about a third of the photo's fine detail (skin, hair, the
+    eyes' edges), Lanczos much less (``benchmarks/bench_generate.py`` prints the sharpness)."""
+    height, width = image.shape[:2]
     side = animation.parts["flow"].shape[-1]
-    to_net = face.matrix_at(side)  # photo -> network pixels
-    # Only the photo's pixels under the crop can move: work in that box.
-    corners = cv2.transform(np.array([[[0, 0], [side, 0], [0, side], [side, side]]], np.float32),
-                            cv2.invertAffineTransform(to_net))[0]
-    x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int) - 1, 0)
-    x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int) + 2, (width, height))
+    if feather is None:
+        x0, y0, x1, y1 = 0, 0, width, height
+    else:  # only the image's pixels under the crop can move: work in that box
+        corners = cv2.transform(np.array([[[0, 0], [side, 0], [0, side], [side, side]]], np.float32),
+                                cv2.invertAffineTransform(to_net))[0]
+        x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int) - 1, 0)
+        x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int) + 2, (width, height))
     box_w, box_h = int(x1 - x0), int(y1 - y0)
     shifted = to_net.copy()
     shifted[:, 2] += to_net[:, :2] @ np.array([x0, y0], np.float64)  # box pixel -> network pixel
     from_net = cv2.invertAffineTransform(shifted)
-    # normalised displacement -> photo pixels
+    # normalised displacement -> image pixels
     linear = (cv2.invertAffineTransform(to_net)[:, :2] * (side / 2)).astype(np.float32)
     grid_x, grid_y = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
-    edge = cv2.warpAffine(feather_mask(side, feather), from_net, (box_w, box_h), flags=cv2.INTER_LINEAR)[..., None]
+    edge = 1.0 if feather is None else \
+        cv2.warpAffine(feather_mask(side, feather), from_net, (box_w, box_h), flags=cv2.INTER_LINEAR)[..., None]
     flow = animation.parts["flow"].float().cpu().numpy()
     mask = animation.parts["mask"].float().cpu().numpy()
     synth = ((animation.parts["synth"].float().cpu().numpy() + 1) * 127.5)
-    out = np.repeat(photo[None], len(animation), axis=0)
-    region = photo[y0:y1, x0:x1].astype(np.float32)
+    out = np.repeat(image[None], len(animation), axis=0)
+    region = image[y0:y1, x0:x1].astype(np.float32)
     for t in range(len(animation)):
-        field = cv2.warpAffine(flow[t].transpose(1, 2, 0), from_net, (box_w, box_h), flags=cv2.INTER_LINEAR)
+        field = cv2.warpAffine(flow[t].transpose(1, 2, 0), from_net, (box_w, box_h), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE)
         dx = linear[0, 0] * field[..., 0] + linear[0, 1] * field[..., 1]
         dy = linear[1, 0] * field[..., 0] + linear[1, 1] * field[..., 1]
-        moved = cv2.remap(photo, grid_x + dx, grid_y + dy, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+        moved = cv2.remap(image, grid_x + dx, grid_y + dy, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE)
         blend = cv2.warpAffine(mask[t, 0], from_net, (box_w, box_h), flags=cv2.INTER_LINEAR,
-                               borderValue=1.0)[..., None]
-        filled = cv2.warpAffine(synth[t].transpose(1, 2, 0), from_net, (box_w, box_h), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE)[..., None]
+        filled = cv2.warpAffine(synth[t].transpose(1, 2, 0), from_net, (box_w, box_h), flags=cv2.INTER_CUBIC,
                                 borderMode=cv2.BORDER_REPLICATE)
         face_px = blend * moved.astype(np.float32) + (1 - blend) * filled
         out[t, y0:y1, x0:x1] = np.clip(region * (1 - edge) + face_px * edge + 0.5, 0, 255).astype(np.uint8)
     return out
-
-

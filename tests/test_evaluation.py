@@ -15,6 +15,7 @@ import yaml
 
 from synthtext import EMOTIONS
 from synthtext.errors import SynthTextError
+from synthtext.geometry import EXPRESSION_POINTS
 from tests.conftest import REPO
 
 # ---------------------------------------------------------------- metrics
@@ -99,7 +100,7 @@ def test_the_mouth_box_follows_the_measured_size():
 
     points = np.tile(_face(20.0), (2, 1, 1)).astype(float)
     points[:, MOUTH] = np.array([[10.0, 30.0], [20.0, 34.0]] * 10)  # mouth: x 10..20, y 30..34 at 64 px
-    measured = Measured(landmarks=points, features=np.zeros(136), size=64)
+    measured = Measured(landmarks=points, features=np.zeros(2 * len(EXPRESSION_POINTS)), size=64)
     real = np.zeros((2, 128, 128, 3), np.uint8)
     inside, outside = real.copy(), real.copy()
     inside[:, 64:68, 24:36] = 200  # in the mouth at 128 px (x 20..40, y 60..68)
@@ -264,7 +265,7 @@ def test_a_clip_and_a_held_out_photo_are_measured_and_reported(aligned_corpus, t
     from synthtext.report import heldout_sheet, heldout_video, write_index
 
     files = sorted(str(p) for p in (aligned_corpus[0] / "clips").glob("*.h5"))
-    features = np.random.default_rng(0).normal(size=(12, 136))
+    features = np.random.default_rng(0).normal(size=(12, 2 * len(EXPRESSION_POINTS)))
     evaluator = evaluation.EmotionEvaluator.fit(features, list(EMOTIONS) * 2)
     tools = evaluation.Instruments(evaluation.Measurer(make_backend("dlib"), 128), evaluator, judge, face_frames=2)
     clip = evaluation.evaluate_clip(files[0], files[0], tiny_model.generator, tools, 1.0,
@@ -320,7 +321,8 @@ def test_evaluator_is_trained_on_real_clips_only(aligned_corpus):
     held = [f for f in files if f not in train]
     measurer = Measurer(make_backend("dlib"), 128)
     evaluator = train_evaluator.fn(train, measurer, 3.0, 0)
-    assert isinstance(evaluator, EmotionEvaluator) and evaluator.coef.shape == (len(EMOTIONS), 136)
+    assert isinstance(evaluator, EmotionEvaluator)
+    assert evaluator.coef.shape == (len(EMOTIONS), 2 * len(EXPRESSION_POINTS))
     from synthtext.clipfile import read_clip
 
     references = reference_clips(held, "neutral")
@@ -517,3 +519,18 @@ def test_inception_torchscript_is_loaded_and_called(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(SynthTextError, match="TorchScript"):
         load_inception(tmp_path / "junk.pt")
+
+
+def test_evaluator_is_not_swayed_by_points_that_training_never_moved():
+    """Landmarks the training clips barely move (a jaw line on a still chin) must not outvote the
+    points that carry the expression when a new face's detector noise moves them a little."""
+    from synthtext.evaluation import EmotionEvaluator
+
+    rng = np.random.default_rng(0)
+    labels = ["HAP", "SAD"] * 20
+    signal = np.array([[1.0, 0.0] if e == "HAP" else [-1.0, 0.0] for e in labels]) + rng.normal(0, 0.2, (40, 2))
+    still = rng.normal(0, 1e-4, (40, 10)) + np.array([[1e-4] if e == "HAP" else [-1e-4] for e in labels])
+    evaluator = EmotionEvaluator.fit(np.hstack([signal, still]), labels)
+    happy_face = np.hstack([[0.8, 0.0], rng.normal(0, 0.01, 10) - 0.01])  # noise of 1% of a face width
+    assert evaluator.predict(happy_face) == ["HAP"]
+    assert evaluator.predict(np.hstack([[-0.8, 0.0], np.full(10, 0.01)])) == ["SAD"]

@@ -32,6 +32,7 @@ class ModelConfig:
     # small synthesized image (mouth interior, teeth); pixels: the frame is synthesized outright (the paper).
     decoder: str = "motion"
     max_flow: float = 0.25  # largest displacement of the motion field, in half image widths
+    expression_table: bool = True  # motion: a learnt landmark displacement per emotion (the same on every face)
 
     def __post_init__(self):
         if self.decoder not in DECODERS:
@@ -56,6 +57,7 @@ class ModelConfig:
     def from_dict(cls, data: dict) -> ModelConfig:
         data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         data.setdefault("decoder", "pixels")  # folders written before the motion decoder existed
+        data.setdefault("expression_table", False)  # and before the expression table
         if tuple(data.get("emotions", EMOTIONS)) != EMOTIONS:
             raise SynthTextError(f"model emotion order {data['emotions']} differs from {EMOTIONS}")
         return cls(**data)

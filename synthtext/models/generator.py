@@ -113,6 +113,10 @@ class Decoder(nn.Module):
             self.points = nn.Linear(code_dim, 68 * 2)
             nn.init.zeros_(self.points.weight)
             nn.init.zeros_(self.points.bias)
+            # Each emotion's own landmark displacements, added to those above: an expression is the same
+            # move on every face (in the template's frame), learnt directly rather than squeezed
+            # through the codes, so a face the model never saw makes it as fully as a training face.
+            self.expressions = nn.Parameter(torch.zeros(len(cfg.emotions), 68, 2)) if cfg.expression_table else None
             self.register_buffer("kernels", landmark_kernels(cfg.image_size), persistent=False)
             # flow (2) + mask (1) + synthesized image (3); starts as "copy the reference"
             self.to_out = nn.Conv2d(outs[-1], 6, 3, padding=1)
@@ -123,9 +127,11 @@ class Decoder(nn.Module):
         else:
             self.to_rgb = nn.Conv2d(outs[-1], 3, 3, padding=1)
 
-    def forward(self, codes: torch.Tensor, skips: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    def forward(self, codes: torch.Tensor, skips: list[torch.Tensor],
+                emotions: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """-> ``{"frames"}`` (pixels) or ``{"flow" [B,T,2,S,S], "mask" [B,T,1,S,S], "synth" [B,T,3,S,S],
-        "points" [B,T,68,2]}`` (motion; ``points``: the landmark displacements inside ``flow``)."""
+        "points" [B,T,68,2]}`` (motion; ``points``: the landmark displacements inside ``flow``).
+        ``emotions`` [B, T, 6]: each frame's emotion weights (for the expression table)."""
         b, t, _ = codes.shape
         x = self.project(codes).view(b, t, -1, self.side, self.side)
         h = torch.zeros_like(x[:, 0])
@@ -142,6 +148,8 @@ class Decoder(nn.Module):
             return {"frames": torch.tanh(self.to_rgb(y)).view(b, t, 3, *y.shape[-2:])}
         out = self.to_out(y).view(b, t, 6, *y.shape[-2:])
         points = self.max_flow * torch.tanh(self.points(codes)).view(b, t, 68, 2)  # normalised displacements
+        if self.expressions is not None and emotions is not None:
+            points = points + torch.einsum("bte,ekc->btkc", emotions.to(points.dtype), self.expressions)
         spread = -torch.einsum("btkc,khw->btchw", points, self.kernels)  # frame pixel samples the reference there
         return {"flow": spread + self.max_flow * torch.tanh(out[:, :, :2]), "mask": torch.sigmoid(out[:, :, 2:3]),
                 "synth": torch.tanh(out[:, :, 3:]), "points": points}
@@ -204,9 +212,9 @@ class Generator(nn.Module):
 
     def forward(self, mels: torch.Tensor, reference: torch.Tensor, emotion: torch.Tensor,
                 generator: torch.Generator | None = None, parts: bool = False):
-        """mels [B, T, n_mels, ctx], reference [B, 3, S, S] in [-1, 1], emotion [B] class ids or [B, 6]
-        weights (a blend of emotions) -> (video [B, T, 3, S, S], emotion logits from speech [B, 6]), and
-        with ``parts`` the decoder's outputs too (see ``Decoder.forward``)."""
+        """mels [B, T, n_mels, ctx], reference [B, 3, S, S] in [-1, 1], emotion [B] class ids, [B, 6]
+        weights (a blend of emotions) or [B, T, 6] (each frame's blend) -> (video [B, T, 3, S, S], emotion
+        logits from speech [B, 6]), and with ``parts`` the decoder's outputs too (``Decoder.forward``)."""
         out, aux = self.decode(mels, reference, emotion, generator)
         video = compose(reference, out)
         return (video, aux, out) if parts else (video, aux)
@@ -217,16 +225,19 @@ class Generator(nn.Module):
         b, t = mels.shape[:2]
         speech = self.speech(mels)  # [B, T, speech_dim]
         image, skips = self.image(reference)  # [B, image_dim]
+        weights = self.emotion_weights(emotion, t)
         codes = torch.cat([
             speech,
             image[:, None].expand(b, t, -1),
-            self.embed_emotion(emotion)[:, None].expand(b, t, -1),
+            weights @ self.emotion.weight,  # the weighted mix of the emotions' embeddings, per frame
             self.noise(b, t, mels.device, generator),
         ], dim=-1)
-        return self.decoder(codes, skips), self.aux_emotion(speech.mean(1))
+        return self.decoder(codes, skips, weights), self.aux_emotion(speech.mean(1))
 
-    def embed_emotion(self, emotion: torch.Tensor) -> torch.Tensor:
-        """Class ids [B] -> embeddings; weights [B, 6] -> the weighted mix of the emotions' embeddings."""
+    def emotion_weights(self, emotion: torch.Tensor, frames: int) -> torch.Tensor:
+        """Class ids [B], weights [B, 6] or per-frame weights [B, T, 6] -> per-frame weights [B, T, 6]."""
+        if emotion.dim() == 1:
+            emotion = F.one_hot(emotion.long(), len(self.cfg.emotions))
         if emotion.dim() == 2:
-            return emotion.to(self.emotion.weight.dtype) @ self.emotion.weight
-        return self.emotion(emotion)
+            emotion = emotion[:, None].expand(-1, frames, -1)
+        return emotion.to(self.emotion.weight.dtype)
