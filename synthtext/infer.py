@@ -25,6 +25,7 @@ from PIL import Image, ImageOps
 from synthtext import tracking
 from synthtext.align import warp_frame
 from synthtext.errors import SynthTextError
+from synthtext.evaluator import EmotionEvaluator
 from synthtext.features import log_mel, mel_windows, to_tensor_frames, to_uint8
 from synthtext.frames import resize_frames
 from synthtext.geometry import similarity, transform_points
@@ -49,6 +50,8 @@ class LoadedModel:
     preprocess: dict  # how training prepared faces: landmark_backend, size, detect_upsample
     source: str  # what the user named (folder or models:/ URI)
     md5: str  # hash of the model folder's files: identifies the weights in sidecars and lineage
+    evaluator: EmotionEvaluator | None = None  # the emotion evaluator stored with the model (self-check)
+    evaluator_note: str = ""  # where it came from, or why there is none
 
 
 def load_generator(ref: str | Path, repo: str | Path = ".") -> LoadedModel:
@@ -60,7 +63,10 @@ def load_generator(ref: str | Path, repo: str | Path = ".") -> LoadedModel:
     if ref.startswith(REGISTRY_PREFIX):
         with tempfile.TemporaryDirectory() as scratch:
             folder = _download_registered(ref, repo, Path(scratch))
-            return _load_folder(folder, ref)
+            model = _load_folder(folder, ref)
+            if model.evaluator is None:
+                model.evaluator, model.evaluator_note = _registered_evaluator(ref, Path(scratch) / "evaluator")
+            return model
     return _load_folder(Path(ref), ref)
 
 
@@ -89,6 +95,28 @@ def _download_registered(uri: str, repo: str | Path, scratch: Path) -> Path:
                              "(or dvc repro) first, or give --model models/generator") from exc
 
 
+def _registered_evaluator(uri: str, scratch: Path) -> tuple[EmotionEvaluator | None, str]:
+    """The evaluator that ``evaluate`` stored with a registry version (its ``evaluator`` tag)."""
+    import mlflow  # imported here for the reason given in _download_registered
+    from mlflow.exceptions import MlflowException
+
+    name, _, which = uri[len(REGISTRY_PREFIX):].partition("@")
+    client = mlflow.MlflowClient()
+    try:
+        if which:
+            version = client.get_model_version_by_alias(name, which)
+        else:
+            name, _, number = name.rpartition("/")
+            version = client.get_model_version(name, number)
+        tag = version.tags.get("evaluator")
+        if not tag:
+            return None, f"{uri} (v{version.version}) has no stored emotion evaluator (it was never evaluated)"
+        path = Path(mlflow.artifacts.download_artifacts(artifact_uri=tag, dst_path=str(scratch)))
+        return EmotionEvaluator.load(path), f"stored with v{version.version} ({tag})"
+    except (MlflowException, OSError, SynthTextError) as exc:
+        return None, f"the emotion evaluator of {uri} could not be read ({str(exc).splitlines()[0][:200]})"
+
+
 def _load_folder(folder: Path, source: str) -> LoadedModel:
     try:
         generator, cfg = load_model(folder, Generator)
@@ -100,7 +128,11 @@ def _load_folder(folder: Path, source: str) -> LoadedModel:
     prep_file = folder / "preprocess.json"
     preprocess = {**DEFAULT_PREPROCESS, **(json.loads(prep_file.read_text()) if prep_file.is_file() else {})}
     generator.eval()
-    return LoadedModel(generator=generator, cfg=cfg, preprocess=preprocess, source=source, md5=folder_md5(folder))
+    evaluator, note = None, f"{source} holds no evaluator.json (the emotion evaluator that evaluate trains)"
+    if (folder / "evaluator.json").is_file():
+        evaluator, note = EmotionEvaluator.load(folder / "evaluator.json"), f"{source}/evaluator.json"
+    return LoadedModel(generator=generator, cfg=cfg, preprocess=preprocess, source=source, md5=folder_md5(folder),
+                       evaluator=evaluator, evaluator_note=note)
 
 
 # ---------------------------------------------------------------- the face
@@ -211,7 +243,7 @@ class Animation:
 
 
 @torch.no_grad()
-def animate(generator: Generator, audio: np.ndarray, sample_rate: int, crop: np.ndarray, emotion: str,
+def animate(generator: Generator, audio: np.ndarray, sample_rate: int, crop: np.ndarray, emotion: str | np.ndarray,
             seed: int = 0, overlap: int | None = None, batch: int = 16) -> Animation:
     """The generator's output for speech of any length, on the generator's device (the caller chooses
     eval or train mode): every piece of ``animate_chunks`` joined (use that to stream long speech)."""
@@ -220,8 +252,9 @@ def animate(generator: Generator, audio: np.ndarray, sample_rate: int, crop: np.
 
 
 @torch.no_grad()
-def animate_chunks(generator: Generator, audio: np.ndarray, sample_rate: int, crop: np.ndarray, emotion: str,
-                   seed: int = 0, overlap: int | None = None, batch: int = 16) -> Iterator[Animation]:
+def animate_chunks(generator: Generator, audio: np.ndarray, sample_rate: int, crop: np.ndarray,
+                   emotion: str | np.ndarray, seed: int = 0, overlap: int | None = None,
+                   batch: int = 16) -> Iterator[Animation]:
     """The generator's output for speech of any length as consecutive pieces (``batch`` windows' worth
     of frames each), each yielded as soon as no later window touches its frames: memory stays flat in
     the length of the speech.
@@ -229,7 +262,8 @@ def animate_chunks(generator: Generator, audio: np.ndarray, sample_rate: int, cr
     The speech is resampled to the model's rate; windows of ``cfg.frames`` overlap by ``overlap``
     frames (default a quarter window) and are cross-faded, so neighbouring windows agree at the border;
     the windows go through the network ``batch`` at a time. ``crop``: the aligned face (any size; the
-    network sees it at its own resolution).
+    network sees it at its own resolution). ``emotion``: one emotion code for the whole speech, or
+    per-frame emotion weights [T, 6] (``markup.emotion_track``: an emotion that changes within the clip).
     """
     cfg = generator.cfg
     device = next(generator.parameters()).device
@@ -243,7 +277,7 @@ def animate_chunks(generator: Generator, audio: np.ndarray, sample_rate: int, cr
     mel = log_mel(speech, cfg)
     starts = window_starts(total, cfg.frames, overlap)
     reference = torch.from_numpy(to_tensor_frames(crop[None], cfg.image_size)).to(device)
-    emotion_id = torch.tensor([cfg.emotions.index(emotion)], device=device)
+    track = emotion_frames(emotion, total + cfg.frames, cfg.emotions)
     noise = torch.Generator(device=device).manual_seed(seed)
     base = 0  # the first frame not yet yielded: the accumulators hold frames base, base + 1, ...
     acc: dict[str, torch.Tensor] = {}
@@ -251,8 +285,8 @@ def animate_chunks(generator: Generator, audio: np.ndarray, sample_rate: int, cr
     for offset in range(0, len(starts), batch):
         chunk = starts[offset:offset + batch]
         mels = torch.from_numpy(np.stack([mel_windows(mel, s, cfg.frames, cfg) for s in chunk])).to(device)
-        parts, _ = generator.decode(mels, reference.expand(len(chunk), -1, -1, -1), emotion_id.expand(len(chunk)),
-                                    generator=noise)
+        weights = torch.from_numpy(np.stack([track[s:s + cfg.frames] for s in chunk])).to(device)
+        parts, _ = generator.decode(mels, reference.expand(len(chunk), -1, -1, -1), weights, generator=noise)
         end = chunk[-1] + cfg.frames - base  # the accumulators must reach the last window's end
         if len(weight) < end:
             weight = torch.cat([weight, torch.zeros(end - len(weight), device=device)])
@@ -274,6 +308,21 @@ def animate_chunks(generator: Generator, audio: np.ndarray, sample_rate: int, cr
             acc = {k: v[n:].clone() for k, v in acc.items()}
             weight = weight[n:].clone()
             base = ready
+
+
+def emotion_frames(emotion: str | np.ndarray, length: int, emotions: tuple[str, ...]) -> np.ndarray:
+    """Per-frame emotion weights [length, 6] (float32) from one emotion code or a [T, 6] track (cut, or
+    extended with its last row: the last window may reach past the speech)."""
+    if isinstance(emotion, str):
+        if emotion not in emotions:
+            raise SynthTextError(f"unknown emotion {emotion!r}: use one of {', '.join(emotions)}")
+        track = np.zeros((1, len(emotions)), np.float32)
+        track[0, emotions.index(emotion)] = 1.0
+    else:
+        track = np.asarray(emotion, np.float32)
+        if track.ndim != 2 or track.shape[1] != len(emotions) or not len(track):
+            raise SynthTextError(f"emotion weights must be [frames, {len(emotions)}], not {list(track.shape)}")
+    return np.concatenate([track, np.repeat(track[-1:], max(0, length - len(track)), axis=0)])[:length]
 
 
 def crop_frames(animation: Animation, crop: np.ndarray) -> np.ndarray:
