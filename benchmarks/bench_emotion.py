@@ -29,9 +29,10 @@ os.environ.setdefault("PREFECT_HOME", str(ROOT / ".prefect"))
 
 from synthtext import infer  # noqa: E402
 from synthtext.evaluation import sync_metrics  # noqa: E402
-from synthtext.evaluator import EmotionEvaluator, Measurer  # noqa: E402
+from synthtext.evaluator import Measurer  # noqa: E402
 from synthtext.landmarks import make_backend  # noqa: E402
 from synthtext.media import load_speech  # noqa: E402
+from synthtext.selfcheck import attach_evaluator  # noqa: E402
 from synthtext.tts.engines import make_engine  # noqa: E402
 from synthtext.videojobs import Options, job_key, make_job, make_video  # noqa: E402
 
@@ -54,9 +55,8 @@ def main() -> None:
     parser.add_argument("--model", default=str(ROOT / "models" / "generator"))
     parser.add_argument("--evaluator", default=str(ROOT / "reports" / "evaluator.json"))
     args = parser.parse_args()
-    model = infer.load_generator(args.model)
-    if Path(args.evaluator).is_file():
-        model.evaluator = EmotionEvaluator.load(Path(args.evaluator))
+    given = args.evaluator if Path(args.evaluator).is_file() else None
+    model = attach_evaluator(infer.load_generator(args.model), given)
     if model.evaluator is None:
         raise SystemExit(f"no evaluator: give --evaluator (reports/evaluator.json after make demo); "
                          f"{model.evaluator_note}")

@@ -25,7 +25,6 @@ from PIL import Image, ImageOps
 from synthtext import tracking
 from synthtext.align import warp_frame
 from synthtext.errors import SynthTextError
-from synthtext.evaluator import EmotionEvaluator
 from synthtext.features import log_mel, mel_windows, to_tensor_frames, to_uint8
 from synthtext.frames import resize_frames
 from synthtext.geometry import similarity, transform_points
@@ -50,8 +49,10 @@ class LoadedModel:
     preprocess: dict  # how training prepared faces: landmark_backend, size, detect_upsample
     source: str  # what the user named (folder or models:/ URI)
     md5: str  # hash of the model folder's files: identifies the weights in sidecars and lineage
-    evaluator: EmotionEvaluator | None = None  # the emotion evaluator stored with the model (self-check)
-    evaluator_note: str = ""  # where it came from, or why there is none
+    # The emotion evaluator stored with the model and where it came from, or why there is none: set by
+    # ``selfcheck.attach_evaluator`` (kept out of here, so that training code does not depend on it).
+    evaluator: object | None = None
+    evaluator_note: str = ""
 
 
 def load_generator(ref: str | Path, repo: str | Path = ".") -> LoadedModel:
@@ -63,10 +64,7 @@ def load_generator(ref: str | Path, repo: str | Path = ".") -> LoadedModel:
     if ref.startswith(REGISTRY_PREFIX):
         with tempfile.TemporaryDirectory() as scratch:
             folder = _download_registered(ref, repo, Path(scratch))
-            model = _load_folder(folder, ref)
-            if model.evaluator is None:
-                model.evaluator, model.evaluator_note = _registered_evaluator(ref, Path(scratch) / "evaluator")
-            return model
+            return _load_folder(folder, ref)
     return _load_folder(Path(ref), ref)
 
 
@@ -95,28 +93,6 @@ def _download_registered(uri: str, repo: str | Path, scratch: Path) -> Path:
                              "(or dvc repro) first, or give --model models/generator") from exc
 
 
-def _registered_evaluator(uri: str, scratch: Path) -> tuple[EmotionEvaluator | None, str]:
-    """The evaluator that ``evaluate`` stored with a registry version (its ``evaluator`` tag)."""
-    import mlflow  # imported here for the reason given in _download_registered
-    from mlflow.exceptions import MlflowException
-
-    name, _, which = uri[len(REGISTRY_PREFIX):].partition("@")
-    client = mlflow.MlflowClient()
-    try:
-        if which:
-            version = client.get_model_version_by_alias(name, which)
-        else:
-            name, _, number = name.rpartition("/")
-            version = client.get_model_version(name, number)
-        tag = version.tags.get("evaluator")
-        if not tag:
-            return None, f"{uri} (v{version.version}) has no stored emotion evaluator (it was never evaluated)"
-        path = Path(mlflow.artifacts.download_artifacts(artifact_uri=tag, dst_path=str(scratch)))
-        return EmotionEvaluator.load(path), f"stored with v{version.version} ({tag})"
-    except (MlflowException, OSError, SynthTextError) as exc:
-        return None, f"the emotion evaluator of {uri} could not be read ({str(exc).splitlines()[0][:200]})"
-
-
 def _load_folder(folder: Path, source: str) -> LoadedModel:
     try:
         generator, cfg = load_model(folder, Generator)
@@ -128,11 +104,7 @@ def _load_folder(folder: Path, source: str) -> LoadedModel:
     prep_file = folder / "preprocess.json"
     preprocess = {**DEFAULT_PREPROCESS, **(json.loads(prep_file.read_text()) if prep_file.is_file() else {})}
     generator.eval()
-    evaluator, note = None, f"{source} holds no evaluator.json (the emotion evaluator that evaluate trains)"
-    if (folder / "evaluator.json").is_file():
-        evaluator, note = EmotionEvaluator.load(folder / "evaluator.json"), f"{source}/evaluator.json"
-    return LoadedModel(generator=generator, cfg=cfg, preprocess=preprocess, source=source, md5=folder_md5(folder),
-                       evaluator=evaluator, evaluator_note=note)
+    return LoadedModel(generator=generator, cfg=cfg, preprocess=preprocess, source=source, md5=folder_md5(folder))
 
 
 # ---------------------------------------------------------------- the face

@@ -10,14 +10,18 @@ warning line, and exit status 2 with ``--strict``.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
 from synthtext import EMOTIONS
+from synthtext.errors import SynthTextError
 from synthtext.evaluator import EmotionEvaluator, Measurer, measured_features
-from synthtext.infer import Animation, Face, crop_frames
+from synthtext.infer import REGISTRY_PREFIX, Animation, Face, LoadedModel, crop_frames
 from synthtext.markup import TRANSITION_SECONDS
+from synthtext.tracking import tracking_uri
 
 
 @dataclass
@@ -74,3 +78,46 @@ class SelfCheck:
             out.append(Verdict(emotion, shown, float(probs.max()), first, end, first / fps, end / fps,
                                shown == emotion))
         return out
+
+
+def attach_evaluator(model: LoadedModel, evaluator: str | Path | None = None, repo: str | Path = ".") -> LoadedModel:
+    """Set ``model.evaluator`` (and ``evaluator_note``: where it came from, or why there is none): the
+    file ``evaluator`` if given, else ``evaluator.json`` in the model folder, else the one ``evaluate``
+    stored with the registry version (its ``evaluator`` tag)."""
+    if evaluator:
+        model.evaluator, model.evaluator_note = EmotionEvaluator.load(Path(evaluator)), str(evaluator)
+    elif model.source.startswith(REGISTRY_PREFIX):
+        import mlflow  # imported here, not at the top: it takes seconds, and only registry URIs need it
+
+        mlflow.set_tracking_uri(tracking_uri(Path(repo)))
+        with tempfile.TemporaryDirectory() as scratch:
+            model.evaluator, model.evaluator_note = registered_evaluator(model.source, Path(scratch))
+    elif (Path(model.source) / "evaluator.json").is_file():
+        model.evaluator = EmotionEvaluator.load(Path(model.source) / "evaluator.json")
+        model.evaluator_note = f"{model.source}/evaluator.json"
+    else:
+        model.evaluator = None
+        model.evaluator_note = f"{model.source} holds no evaluator.json (the emotion evaluator that evaluate trains)"
+    return model
+
+
+def registered_evaluator(uri: str, scratch: Path) -> tuple[EmotionEvaluator | None, str]:
+    """The evaluator that ``evaluate`` stored with a registry version (its ``evaluator`` tag)."""
+    import mlflow  # imported here, not at the top: it takes seconds, and only registry URIs need it
+    from mlflow.exceptions import MlflowException
+
+    name, _, which = uri[len(REGISTRY_PREFIX):].partition("@")
+    client = mlflow.MlflowClient()
+    try:
+        if which:
+            version = client.get_model_version_by_alias(name, which)
+        else:
+            name, _, number = name.rpartition("/")
+            version = client.get_model_version(name, number)
+        tag = version.tags.get("evaluator")
+        if not tag:
+            return None, f"{uri} (v{version.version}) has no stored emotion evaluator (it was never evaluated)"
+        path = Path(mlflow.artifacts.download_artifacts(artifact_uri=tag, dst_path=str(scratch)))
+        return EmotionEvaluator.load(path), f"stored with v{version.version} ({tag})"
+    except (MlflowException, OSError, SynthTextError) as exc:
+        return None, f"the emotion evaluator of {uri} could not be read ({str(exc).splitlines()[0][:200]})"

@@ -49,6 +49,7 @@ from synthtext.files import tmp_path, write_json_atomic
 from synthtext.infer import REGISTRY_PREFIX, LoadedModel, check_model_ref, load_generator, prepare_face
 from synthtext.landmarks import make_backend
 from synthtext.media import SPEECH_SUFFIXES, load_speech
+from synthtext.selfcheck import attach_evaluator
 from synthtext.videojobs import Job, Options, engine_for, is_done, job_key, make_job, make_video_safely
 
 MAX_UPLOAD_BYTES = 15 * 1024 * 1024
@@ -121,7 +122,7 @@ class ModelSource:
     def load(self, uri: str) -> LoadedModel:
         with self._lock:
             if uri not in self._loaded:
-                model = load_generator(uri, self.repo)
+                model = attach_evaluator(load_generator(uri, self.repo), None, self.repo)
                 self._loaded = {**dict(list(self._loaded.items())[-1:]), uri: model}  # this one and the last
             return self._loaded[uri]
 

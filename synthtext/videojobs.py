@@ -25,7 +25,6 @@ from synthtext import EMOTIONS, INTENSITIES, infer, parse_emotion
 from synthtext.clipfile import audio_length
 from synthtext.codedeps import code_version
 from synthtext.errors import SynthTextError
-from synthtext.evaluator import EmotionEvaluator
 from synthtext.files import write_json_atomic
 from synthtext.frames import emotion_grid
 from synthtext.hashing import file_md5, stable_hash
@@ -33,7 +32,7 @@ from synthtext.infer import load_generator, read_image
 from synthtext.landmarks import make_backend
 from synthtext.markup import Segment, emotion_track, has_tags, parse_markup, segment_frames
 from synthtext.media import VideoWriter, load_speech, write_video, write_wav_atomic
-from synthtext.selfcheck import SelfCheck
+from synthtext.selfcheck import SelfCheck, attach_evaluator
 from synthtext.tts.engines import Speech, make_engine, synthesize_segments, synthesize_text
 from synthtext.tts.prosody import INTENSITY_SCALE
 from synthtext.tts.text import read_text
@@ -345,16 +344,10 @@ def make_videos(jobs: list[dict], model_ref: str, options: dict, repo: str = "."
     opts = Options(**options)
     job_list = [Job(**j) for j in jobs]
     try:
-        model = load_generator(model_ref, repo)
+        model = attach_evaluator(load_generator(model_ref, repo), opts.evaluator, repo)
     except SynthTextError as exc:
         return {"results": [failed(j, str(exc)) for j in job_list], "seconds": time.perf_counter() - start,
                 "error": str(exc)}
-    if opts.evaluator:
-        try:
-            model.evaluator, model.evaluator_note = EmotionEvaluator.load(Path(opts.evaluator)), opts.evaluator
-        except SynthTextError as exc:
-            return {"results": [failed(j, str(exc)) for j in job_list], "seconds": time.perf_counter() - start,
-                    "error": str(exc)}
     engines: dict[str | None, object] = {}
     results: dict[int, dict] = {}
     futures = {}
