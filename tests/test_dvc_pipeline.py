@@ -133,6 +133,17 @@ def test_retrain_trains_and_promotes_then_does_nothing(project, prefect_server, 
     shown = run(["dvc", "metrics", "show", "--json"], work, env).stdout
     assert "metrics/evaluate.json" in shown and '"static"' in shown and '"real"' in shown
 
+    # the evaluator is stored with the version it judged, and inference finds it from the alias
+    from synthtext.evaluator import EmotionEvaluator
+    from synthtext.infer import load_generator
+    from synthtext.selfcheck import attach_evaluator
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
+    champion = attach_evaluator(load_generator("models:/synthtext-generator@champion", work), None, work)
+    stored = EmotionEvaluator.load(work / "reports/evaluator.json")
+    assert champion.evaluator is not None and "stored with v1" in champion.evaluator_note
+    assert np.array_equal(champion.evaluator.coef, stored.coef)
+
 
 def test_lineage_of_the_champion(project):
     work, env = project
