@@ -53,6 +53,10 @@ def _add_video_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--size", type=int, help="side of the output face video (default: twice the aligned crop)")
     command.add_argument("--language", default="en", help="coqui multilingual models: language code")
     command.add_argument("--references", help="coqui XTTS: folder with a reference clip per emotion (ANG.wav ...)")
+    command.add_argument("--strict", action="store_true",
+                         help="exit with status 2 when a video's face does not read as the emotion asked for")
+    command.add_argument("--evaluator", help="an evaluator.json to check the videos with (default: the one stored "
+                         "with the model; reports/evaluator.json after dvc repro)")
     command.add_argument("--no-prefect", dest="orchestrate", action="store_false",
                          help="run the inference steps in this process without a Prefect server (faster start)")
 
@@ -62,13 +66,20 @@ def _options(args: argparse.Namespace):
 
     if args.size is not None and (args.size < 16 or args.size % 2):
         raise SynthTextError(f"--size {args.size}: use an even number of pixels, at least 16")
+    if args.evaluator and not Path(args.evaluator).is_file():
+        raise SynthTextError(f"evaluator {args.evaluator} not found (reports/evaluator.json is written by evaluate)")
     return Options(tts=args.tts, speed=args.speed, seed=args.seed, paste_back=args.paste_back, size=args.size,
-                   language=args.language, references=args.references)
+                   language=args.language, references=args.references, evaluator=args.evaluator)
 
 
-def _report(summary: dict) -> int:
-    """One line per job; the exit status says whether all of them worked."""
+def _report(summary: dict, strict: bool = False) -> int:
+    """One line per job, a warning per segment whose face does not show the emotion asked for; the exit
+    status says whether all of them worked (1: a job failed; with ``strict``, 2: a face did not show its
+    emotion)."""
     results = summary["results"]
+    skipped_check = {r["self_check"]["skipped"] for r in results if "skipped" in r.get("self_check", {})}
+    for note in sorted(skipped_check):
+        print(f"synthtext: note: the emotion self-check is skipped: {note}", file=sys.stderr)
     for r in results:
         where = f"row {r['row']}: " if r.get("row") else ""
         if r["status"] == "ok":
@@ -76,11 +87,15 @@ def _report(summary: dict) -> int:
             print(f"{where}{r['out']}: {r['frames']} frames ({r['seconds']:.2f} s of speech) [{times}]")
             if r["faces"] > 1:
                 print(f"synthtext: warning: {r['faces']} faces in the photo; used the largest", file=sys.stderr)
+            for warning in r.get("warnings", []):
+                print(f"synthtext: warning: {where}{warning}", file=sys.stderr)
         elif r["status"] == "skipped":
             print(f"{where}{r['out']}: up to date, skipped")
         else:
             print(f"synthtext: error: {where}{r['reason']}", file=sys.stderr)
-    return 0 if all(r["status"] != "failed" for r in results) else 1
+    if any(r["status"] == "failed" for r in results):
+        return 1
+    return 2 if strict and any(r.get("warnings") for r in results) else 0
 
 
 def _run_jobs(jobs: list, model: str, options, orchestrate: bool, workers: int = 2) -> dict:
@@ -98,6 +113,7 @@ def _run_jobs(jobs: list, model: str, options, orchestrate: bool, workers: int =
 
 def _generate(args: argparse.Namespace) -> int:
     from synthtext.infer import check_model_ref
+    from synthtext.markup import has_tags
     from synthtext.tts.text import read_text
     from synthtext.videojobs import make_job
 
@@ -106,10 +122,20 @@ def _generate(args: argparse.Namespace) -> int:
     if not args.all_emotions and not args.emotion:
         raise SynthTextError("give --emotion (ANG, DIS, FEA, HAP, NEU, SAD or a name) or --all-emotions")
     options = _options(args)
-    text = read_text(args.text, args.text_file)
-    job = make_job(args.image, text, args.emotion or "NEU", args.out, args.intensity, args.voice, args.all_emotions)
+    given = [name for name, value in (("--text", args.text), ("--text-file", args.text_file),
+                                      ("--audio", args.audio)) if value is not None]
+    if not given:
+        raise SynthTextError("give --text, --text-file or --audio (recorded speech)")
+    if args.audio is not None and any(has_tags(v) for v in (args.text or "",) if v):
+        raise SynthTextError("emotion tags set the emotion of text the voice speaks; --audio has no text to tag: "
+                             "use --emotion instead")
+    if len(given) > 1:
+        raise SynthTextError(f"give one of --text, --text-file and --audio, not {' and '.join(given)}")
+    text = None if args.audio else read_text(args.text, args.text_file)
+    job = make_job(args.image, text, args.emotion or "NEU", args.out, args.intensity, args.voice, args.all_emotions,
+                   audio=args.audio)
     summary = _run_jobs([job], check_model_ref(args.model), options, args.orchestrate)
-    code = _report(summary)
+    code = _report(summary, args.strict)
     if code == 0:
         print(f"video: {args.out} (speech: {Path(args.out).with_suffix('.wav')})")
     return code
@@ -128,7 +154,7 @@ def _generate_batch(args: argparse.Namespace) -> int:
         if jobs else {"results": [], "seconds": 0.0}
     summary["results"] = sorted(summary["results"] + bad_rows, key=lambda r: r["row"])
     write_json_atomic(out_dir / "batch_report.json", summary)
-    code = _report(summary)
+    code = _report(summary, args.strict)
     counts = {s: sum(r["status"] == s for r in summary["results"]) for s in ("ok", "skipped", "failed")}
     print(f"{len(summary['results'])} jobs: {counts['ok']} rendered, {counts['skipped']} up to date, "
           f"{counts['failed']} failed in {summary['seconds']:.1f} s; report: {out_dir / 'batch_report.json'}")
@@ -230,11 +256,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     generate = commands.add_parser("generate", help="a talking-face video from a photo, text and an emotion")
     generate.add_argument("--image", required=True, help="a face photo (any format OpenCV or Pillow reads)")
-    text = generate.add_mutually_exclusive_group(required=True)
-    text.add_argument("--text", help="the words to speak")
-    text.add_argument("--text-file", help="a .txt (UTF-8) or .pdf file with the words to speak")
+    generate.add_argument("--text", help="the words to speak; emotion tags change the emotion from that point on: "
+                          "\"Great news! [sad] But I'm sorry about the dog.\" ([happy], [SAD], [anger:LO])")
+    generate.add_argument("--text-file", help="a .txt (UTF-8) or .pdf file with the words to speak (tags work too)")
+    generate.add_argument("--audio", help="recorded speech to drive the face instead of the text (wav, mp3, flac, "
+                          "ogg, m4a; any sample rate, mono or stereo); kept as it is in the video")
     generate.add_argument("--emotion", help="ANG DIS FEA HAP NEU SAD, or anger, disgust, fear, happiness, neutral, "
-                          "sadness (any case)")
+                          "sadness (any case); with tags in the text, the emotion of the untagged start")
     generate.add_argument("--all-emotions", action="store_true",
                           help="all six in a 2x3 grid, each speaking in turn in its own voice")
     generate.add_argument("--intensity", default="HI", help="LO | MD | HI (default HI)")
@@ -243,8 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_video_options(generate)
     generate.set_defaults(run=_generate)
 
-    batch = commands.add_parser("generate-batch", help="render every row of a jobs CSV (image, text, emotion"
-                                "[, intensity, voice, out]) in parallel with one loaded model")
+    batch = commands.add_parser("generate-batch", help="render every row of a jobs CSV (image, text or audio, "
+                                "emotion[, intensity, voice, out]) in parallel with one loaded model")
     batch.add_argument("jobs", help="the jobs CSV; relative image paths are relative to it")
     batch.add_argument("--out-dir", required=True, help="where the videos and batch_report.json go")
     batch.add_argument("--workers", type=int, default=2, help="jobs rendered at once")

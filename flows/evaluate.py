@@ -160,6 +160,10 @@ def evaluate_flow(repo: str, evaluate_params: dict, promote_params: dict, data_s
         for kind, values in table.items():
             mlflow.log_metrics({f"{kind}.{k}": v for k, v in values.items() if np.isfinite(v)})
         mlflow.log_artifacts(str(scratch_reports), "report")
+        # The evaluator goes with the model version it judged: inference reads every video's segments
+        # with it (synthtext.selfcheck), whichever version an alias points to.
+        mlflow.MlflowClient().set_model_version_tag(name, candidate.version, "evaluator",
+                                                    f"runs:/{run.info.run_id}/report/evaluator.json")
         mlflow.log_dict(promotion, "promotion.json")
         promote.apply(name, candidate.version, decision,
                       {**table["generated"], **{f"{column}.{k}": v for column in evaluation.HELDOUT_COLUMNS

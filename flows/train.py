@@ -79,8 +79,11 @@ def train_stage_flow(stage: str, repo: str, params: dict, compute: dict, paths: 
     record = lineage_record.record(root, stage, load_params(root / "params.yaml"), inputs,
                                    [Path(f).stem for f in train_files])
     input_tags = {f"input.{k}": v for k, v in record["inputs"].items() if v}
+    killed = tracking.close_killed_runs(experiment, stage)
     with mlflow.start_run(experiment_id=experiment, run_name=stage) as active:
         mlflow.set_tags({"stage": stage, **tracking.git_state(root), **input_tags})
+        if killed:  # their history up to the checkpoint this run resumes from is logged again here
+            mlflow.set_tag("resumes_killed_runs", ",".join(killed))
         mlflow.log_params(tracking.flatten({stage: asdict(train_params), "compute": asdict(compute_params)}))
         spec = {"stage": stage, "params": asdict(train_params), "train": train_files, "val": val_files,
                 "out_dir": str(root / paths["out_dir"]), "ckpt_dir": str(root / paths["ckpt_dir"]),

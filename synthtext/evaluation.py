@@ -40,16 +40,14 @@ import cv2
 import h5py
 import numpy as np
 from skimage.metrics import structural_similarity
-from sklearn.linear_model import LogisticRegression
 
 from synthtext import EMOTIONS
-from synthtext.align import FaceTracker
 from synthtext.clipfile import audio_length, read_attrs, read_clip
-from synthtext.config import EVALUATE_REFERENCES, AlignParams
+from synthtext.config import EVALUATE_REFERENCES
 from synthtext.errors import SynthTextError
+from synthtext.evaluator import EmotionEvaluator, Measurer, measured_features
 from synthtext.face_metrics import IDENTITY_KEPT, FaceJudge, Reference
-from synthtext.files import write_json_atomic
-from synthtext.geometry import EXPRESSION_POINTS, INNER_LIP_PAIRS, expression_features
+from synthtext.geometry import INNER_LIP_PAIRS
 from synthtext.infer import animate, face_frames, generate_frames, paste_back, prepare_face
 from synthtext.sync_metrics import frechet_distance, inception_features, load_inception, lse
 from synthtext.template import LEFT_EYE, RIGHT_EYE
@@ -291,23 +289,6 @@ def best_offset_correlation(motion: np.ndarray, envelope: np.ndarray,
 # ---------------------------------------------------------------- measuring videos
 
 
-class Measurer:
-    """Landmarks of any video the same way: aligned faces scaled to the crop size, detect once, track."""
-
-    def __init__(self, backend, crop_size: int):
-        self.backend = backend
-        self.params = AlignParams(size=crop_size, min_frames=1)
-        self.size = crop_size
-
-    def landmarks(self, frames: np.ndarray, aligned: bool = True) -> np.ndarray:
-        """[T, 68, 2], NaN where no face was found: in crop-size pixels for aligned faces, in the frames'
-        own pixels otherwise (a photo with the face pasted back)."""
-        if aligned:
-            frames = (cv2.resize(f, (self.size, self.size), interpolation=cv2.INTER_CUBIC)
-                      if f.shape[0] != self.size else f for f in frames)
-        return FaceTracker(self.backend, self.params).track(frames).landmarks
-
-
 def mouth_box(landmarks: np.ndarray, size: int, scale: float, pad: float = 0.25) -> tuple[slice, slice]:
     """The mouth region (from real landmarks, times ``scale`` into the frame) in a ``size`` frame, padded."""
     mouth = landmarks[:, MOUTH].reshape(-1, 2) * scale
@@ -329,10 +310,7 @@ class Measured:
 
 def measure(frames: np.ndarray, measurer: Measurer, aligned: bool = True) -> Measured:
     points = measurer.landmarks(frames, aligned)
-    found = np.isfinite(points[:, 0, 0])
-    features = expression_features(points[found], EXPRESSION_POINTS) if found.any() else \
-        np.zeros(2 * len(EXPRESSION_POINTS))
-    return Measured(landmarks=points, features=features, size=measurer.size if aligned else None)
+    return Measured(landmarks=points, features=measured_features(points), size=measurer.size if aligned else None)
 
 
 def video_metrics(frames: np.ndarray, real: np.ndarray, measured: Measured, real_measured: Measured,
@@ -361,46 +339,6 @@ def sync_metrics(landmarks: np.ndarray, audio: np.ndarray, sample_rate: int, fps
 
 
 # ---------------------------------------------------------------- the independent evaluator
-
-
-class EmotionEvaluator:
-    """Logistic regression on landmark geometry (``geometry.EXPRESSION_POINTS``, relative to the
-    face's neutral frame), trained on real clips only. Saved as plain JSON."""
-
-    def __init__(self, mean: np.ndarray, scale: np.ndarray, coef: np.ndarray, intercept: np.ndarray):
-        self.mean, self.scale, self.coef, self.intercept = mean, scale, coef, intercept
-
-    @classmethod
-    def fit(cls, features: np.ndarray, labels: list[str], seed: int = 0) -> EmotionEvaluator:
-        if len(set(labels)) < 2:
-            raise SynthTextError("the training split has fewer than two emotions: the evaluator cannot be trained")
-        # One scale for every feature: they share units (template widths), and scaling each by its own
-        # spread would magnify the points the training clips barely move, so that a landmark
-        # detector's noise on a new face would outvote the points that carry the expression.
-        mean, scale = features.mean(0), np.full(features.shape[1], features.std() + 1e-8)
-        model = LogisticRegression(max_iter=5000, C=1.0, random_state=seed)
-        model.fit((features - mean) / scale, [EMOTIONS.index(x) for x in labels])
-        coef = np.zeros((len(EMOTIONS), features.shape[1]))
-        intercept = np.full(len(EMOTIONS), -1e9)
-        coef[model.classes_] = model.coef_ if len(model.classes_) > 2 else np.vstack([-model.coef_, model.coef_])
-        intercept[model.classes_] = model.intercept_ if len(model.classes_) > 2 else \
-            np.array([-model.intercept_[0], model.intercept_[0]])
-        return cls(mean, scale, coef, intercept)
-
-    def predict(self, features: np.ndarray) -> list[str]:
-        scores = ((np.atleast_2d(features) - self.mean) / self.scale) @ self.coef.T + self.intercept
-        return [EMOTIONS[i] for i in scores.argmax(1)]
-
-    def save(self, path: Path) -> None:
-        write_json_atomic(path, {"kind": "logistic-regression on landmark geometry (real clips only)",
-                                 "emotions": list(EMOTIONS), "mean": self.mean.tolist(),
-                                 "scale": self.scale.tolist(), "coef": self.coef.tolist(),
-                                 "intercept": self.intercept.tolist()})
-
-    @classmethod
-    def load(cls, path: Path) -> EmotionEvaluator:
-        data = json.loads(Path(path).read_text())
-        return cls(*(np.array(data[k]) for k in ("mean", "scale", "coef", "intercept")))
 
 
 def confusion(actual: list[str], predicted: list[str]) -> np.ndarray:

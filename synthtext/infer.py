@@ -49,6 +49,10 @@ class LoadedModel:
     preprocess: dict  # how training prepared faces: landmark_backend, size, detect_upsample
     source: str  # what the user named (folder or models:/ URI)
     md5: str  # hash of the model folder's files: identifies the weights in sidecars and lineage
+    # The emotion evaluator stored with the model and where it came from, or why there is none: set by
+    # ``selfcheck.attach_evaluator`` (kept out of here, so that training code does not depend on it).
+    evaluator: object | None = None
+    evaluator_note: str = ""
 
 
 def load_generator(ref: str | Path, repo: str | Path = ".") -> LoadedModel:
@@ -211,7 +215,7 @@ class Animation:
 
 
 @torch.no_grad()
-def animate(generator: Generator, audio: np.ndarray, sample_rate: int, crop: np.ndarray, emotion: str,
+def animate(generator: Generator, audio: np.ndarray, sample_rate: int, crop: np.ndarray, emotion: str | np.ndarray,
             seed: int = 0, overlap: int | None = None, batch: int = 16) -> Animation:
     """The generator's output for speech of any length, on the generator's device (the caller chooses
     eval or train mode): every piece of ``animate_chunks`` joined (use that to stream long speech)."""
@@ -220,8 +224,9 @@ def animate(generator: Generator, audio: np.ndarray, sample_rate: int, crop: np.
 
 
 @torch.no_grad()
-def animate_chunks(generator: Generator, audio: np.ndarray, sample_rate: int, crop: np.ndarray, emotion: str,
-                   seed: int = 0, overlap: int | None = None, batch: int = 16) -> Iterator[Animation]:
+def animate_chunks(generator: Generator, audio: np.ndarray, sample_rate: int, crop: np.ndarray,
+                   emotion: str | np.ndarray, seed: int = 0, overlap: int | None = None,
+                   batch: int = 16) -> Iterator[Animation]:
     """The generator's output for speech of any length as consecutive pieces (``batch`` windows' worth
     of frames each), each yielded as soon as no later window touches its frames: memory stays flat in
     the length of the speech.
@@ -229,7 +234,8 @@ def animate_chunks(generator: Generator, audio: np.ndarray, sample_rate: int, cr
     The speech is resampled to the model's rate; windows of ``cfg.frames`` overlap by ``overlap``
     frames (default a quarter window) and are cross-faded, so neighbouring windows agree at the border;
     the windows go through the network ``batch`` at a time. ``crop``: the aligned face (any size; the
-    network sees it at its own resolution).
+    network sees it at its own resolution). ``emotion``: one emotion code for the whole speech, or
+    per-frame emotion weights [T, 6] (``markup.emotion_track``: an emotion that changes within the clip).
     """
     cfg = generator.cfg
     device = next(generator.parameters()).device
@@ -243,7 +249,7 @@ def animate_chunks(generator: Generator, audio: np.ndarray, sample_rate: int, cr
     mel = log_mel(speech, cfg)
     starts = window_starts(total, cfg.frames, overlap)
     reference = torch.from_numpy(to_tensor_frames(crop[None], cfg.image_size)).to(device)
-    emotion_id = torch.tensor([cfg.emotions.index(emotion)], device=device)
+    track = emotion_frames(emotion, total + cfg.frames, cfg.emotions)
     noise = torch.Generator(device=device).manual_seed(seed)
     base = 0  # the first frame not yet yielded: the accumulators hold frames base, base + 1, ...
     acc: dict[str, torch.Tensor] = {}
@@ -251,8 +257,8 @@ def animate_chunks(generator: Generator, audio: np.ndarray, sample_rate: int, cr
     for offset in range(0, len(starts), batch):
         chunk = starts[offset:offset + batch]
         mels = torch.from_numpy(np.stack([mel_windows(mel, s, cfg.frames, cfg) for s in chunk])).to(device)
-        parts, _ = generator.decode(mels, reference.expand(len(chunk), -1, -1, -1), emotion_id.expand(len(chunk)),
-                                    generator=noise)
+        weights = torch.from_numpy(np.stack([track[s:s + cfg.frames] for s in chunk])).to(device)
+        parts, _ = generator.decode(mels, reference.expand(len(chunk), -1, -1, -1), weights, generator=noise)
         end = chunk[-1] + cfg.frames - base  # the accumulators must reach the last window's end
         if len(weight) < end:
             weight = torch.cat([weight, torch.zeros(end - len(weight), device=device)])
@@ -274,6 +280,21 @@ def animate_chunks(generator: Generator, audio: np.ndarray, sample_rate: int, cr
             acc = {k: v[n:].clone() for k, v in acc.items()}
             weight = weight[n:].clone()
             base = ready
+
+
+def emotion_frames(emotion: str | np.ndarray, length: int, emotions: tuple[str, ...]) -> np.ndarray:
+    """Per-frame emotion weights [length, 6] (float32) from one emotion code or a [T, 6] track (cut, or
+    extended with its last row: the last window may reach past the speech)."""
+    if isinstance(emotion, str):
+        if emotion not in emotions:
+            raise SynthTextError(f"unknown emotion {emotion!r}: use one of {', '.join(emotions)}")
+        track = np.zeros((1, len(emotions)), np.float32)
+        track[0, emotions.index(emotion)] = 1.0
+    else:
+        track = np.asarray(emotion, np.float32)
+        if track.ndim != 2 or track.shape[1] != len(emotions) or not len(track):
+            raise SynthTextError(f"emotion weights must be [frames, {len(emotions)}], not {list(track.shape)}")
+    return np.concatenate([track, np.repeat(track[-1:], max(0, length - len(track)), axis=0)])[:length]
 
 
 def crop_frames(animation: Animation, crop: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ import imageio_ffmpeg
 import numpy as np
 import soundfile as sf
 
-from synthtext.errors import ClipRejected
+from synthtext.errors import ClipRejected, SynthTextError
 from synthtext.files import tmp_path
 
 
@@ -105,6 +105,42 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     """Mono float32 samples in [-1, 1] and the sample rate."""
     audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
     return audio.mean(axis=1), sr
+
+
+SPEECH_SUFFIXES = (".wav", ".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".webm", ".mp4")
+SILENT_DB = -60.0  # a recording quieter than this (RMS, dBFS) holds no speech to follow
+_AUDIO_RATE = re.compile(r"Stream #\S+.*?: Audio: .*?(\d{4,6}) Hz")
+
+
+def load_speech(path: str | Path) -> tuple[np.ndarray, int]:
+    """A recording in any format the bundled ffmpeg reads (wav, mp3, flac, ogg, m4a, ...), at any
+    sample rate, mono or stereo: mono float32 samples at the file's own rate, and that rate. Raises
+    ``SynthTextError`` with one clear reason for a missing, empty, unreadable or silent file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SynthTextError(f"audio file {path} not found")
+    if path.stat().st_size == 0:
+        raise SynthTextError(f"audio file {path} is empty (0 bytes)")
+    probe_run = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True,
+                               errors="replace")
+    rate = _AUDIO_RATE.search(probe_run.stderr)
+    if rate is None:
+        last = probe_run.stderr.strip().splitlines()[-1] if probe_run.stderr.strip() else "no output"
+        raise SynthTextError(f"audio file {path} holds no audio ffmpeg can read ({last})")
+    decoded = subprocess.run([ffmpeg_exe(), "-hide_banner", "-v", "error", "-i", str(path), "-map", "0:a:0", "-vn",
+                              "-ac", "1", "-f", "f32le", "-acodec", "pcm_f32le", "-"], capture_output=True)
+    if decoded.returncode != 0:
+        last = decoded.stderr.decode(errors="replace").strip().splitlines()
+        raise SynthTextError(f"audio file {path} could not be decoded ({last[-1] if last else 'ffmpeg failed'})")
+    audio = np.frombuffer(decoded.stdout, np.float32).copy()
+    sample_rate = int(rate.group(1))
+    if audio.size < sample_rate // 10:
+        raise SynthTextError(f"audio file {path} holds {audio.size / sample_rate:.2f} s of sound: give at least "
+                             "0.1 s of speech")
+    level = audio_level_db(audio)
+    if level < SILENT_DB:
+        raise SynthTextError(f"audio file {path} is silent (level {level:.0f} dBFS): give a recording of speech")
+    return np.clip(audio, -1.0, 1.0), sample_rate
 
 
 def audio_level_db(audio: np.ndarray) -> float:

@@ -1,5 +1,10 @@
 """The web page and HTTP API: photo + text + emotion -> a talking-face video, from the registry's champion.
 
+The text may carry emotion tags (``Great news! [sad] But I'm sorry.``, ``synthtext.markup``), or a
+recording of speech (wav, mp3, flac, ogg, m4a ...) may drive the face instead of synthesized speech.
+Each finished job records its segments and the self-check of each (the emotion asked for, the one the
+face shows, the evaluator's confidence), the warnings for mismatches, or why the check was skipped.
+
 Every video is a ``synthtext.videojobs`` job run by ``make_video_safely``, the same code path as
 ``synthtext generate``. Jobs wait in a bounded queue (full: 429 with Retry-After) and run in a pool
 of worker threads that share one loaded model (as ``generate-batch`` does). The model reference is
@@ -8,9 +13,10 @@ the new version, and every job records the version that made it. A job's id is i
 (``videojobs.job_key``), so identical requests share one render.
 
 Everything the server keeps lies in one folder: ``photos/`` (uploads under server-made names, and
-their aligned faces), ``videos/`` (``<id>.mp4``, ``.wav``, ``.json``, each written to a temporary name
-and renamed) and ``index.json`` (the gallery), so the gallery survives a restart; a job that was
-queued or running when the server stopped shows as failed with the reason.
+their aligned faces), ``recordings/`` (uploaded speech, under server-made names), ``videos/``
+(``<id>.mp4``, ``.wav``, ``.json``, each written to a temporary name and renamed) and ``index.json``
+(the gallery), so the gallery survives a restart; a job that was queued or running when the server
+stopped shows as failed with the reason.
 """
 
 from __future__ import annotations
@@ -42,9 +48,13 @@ from synthtext.errors import SynthTextError
 from synthtext.files import tmp_path, write_json_atomic
 from synthtext.infer import REGISTRY_PREFIX, LoadedModel, check_model_ref, load_generator, prepare_face
 from synthtext.landmarks import make_backend
-from synthtext.videojobs import Job, Options, engine_for, is_done, job_key, make_video_safely
+from synthtext.media import SPEECH_SUFFIXES, load_speech
+from synthtext.selfcheck import attach_evaluator
+from synthtext.videojobs import Job, Options, engine_for, is_done, job_key, make_job, make_video_safely
 
 MAX_UPLOAD_BYTES = 15 * 1024 * 1024
+MAX_AUDIO_BYTES = 15 * 1024 * 1024
+MAX_AUDIO_SECONDS = 600  # ten minutes of speech: about as long as the longest text (5000 characters)
 MAX_PIXELS = 40_000_000  # a 40 MP photo is plenty; more is refused before it is decoded (decompression bombs)
 MAX_TEXT_CHARS = 5000
 STEPS = ("tts", "face", "generate", "encode")
@@ -54,6 +64,7 @@ ASSETS = Path(__file__).resolve().parents[1] / "assets"
 WEB = Path(__file__).resolve().parent / "web"
 PHOTO_ID = re.compile(r"^[0-9a-f]{32}$")
 JOB_ID = re.compile(r"^[0-9a-f]{24}$")
+RECORDING_ID = re.compile(r"^[0-9a-f]{32}\.[a-z0-9]{2,5}$")
 INTERRUPTED = "interrupted: the server stopped before this video was finished; submit it again"
 
 
@@ -111,7 +122,7 @@ class ModelSource:
     def load(self, uri: str) -> LoadedModel:
         with self._lock:
             if uri not in self._loaded:
-                model = load_generator(uri, self.repo)
+                model = attach_evaluator(load_generator(uri, self.repo), None, self.repo)
                 self._loaded = {**dict(list(self._loaded.items())[-1:]), uri: model}  # this one and the last
             return self._loaded[uri]
 
@@ -147,6 +158,12 @@ def json_file(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
+def warnings_of(segments: list[dict], fps: float) -> list[str]:
+    """The self-check's warning lines (``selfcheck.Verdict.warning``) from the segments of a sidecar."""
+    return [f"{s['first_frame'] / fps:.1f}-{s['end_frame'] / fps:.1f} s asked {s['emotion']}, the face reads "
+            f"{s['shown']} ({s['confidence']:.2f})" for s in segments if "match" in s and not s["match"]]
+
+
 # ---------------------------------------------------------------- uploads
 
 
@@ -169,16 +186,19 @@ def parse_multipart(content_type: str, body: bytes) -> dict[str, tuple[str | Non
     return fields
 
 
-async def read_form(request: Request) -> dict[str, tuple[str | None, bytes]]:
-    """The request's form, refused (413) as soon as it is larger than the upload limit."""
-    limit = MAX_UPLOAD_BYTES + 64 * 1024  # the photo plus the text fields
+async def read_form(request: Request, recording: bool = False) -> dict[str, tuple[str | None, bytes]]:
+    """The request's form, refused (413) as soon as it is larger than the upload limit (a photo, plus a
+    recording where one may come)."""
+    limit = MAX_UPLOAD_BYTES + (MAX_AUDIO_BYTES if recording else 0) + 64 * 1024  # plus the text fields
+    what = "a smaller photo or recording" if recording else "a smaller photo"
+    too_large = f"the upload is larger than {limit // 2**20} MB: send {what}"
     if int(request.headers.get("content-length") or 0) > limit:
-        raise BadInput(f"the upload is larger than {MAX_UPLOAD_BYTES // 2**20} MB: send a smaller photo", 413)
+        raise BadInput(too_large, 413)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise BadInput(f"the upload is larger than {MAX_UPLOAD_BYTES // 2**20} MB: send a smaller photo", 413)
+            raise BadInput(too_large, 413)
     return parse_multipart(request.headers.get("content-type", ""), bytes(body))
 
 
@@ -204,6 +224,21 @@ def check_image(data: bytes) -> str:
     if kind not in FORMATS:
         raise BadInput(f"{kind} images are not accepted: send JPEG, PNG, WebP, BMP, TIFF or GIF")
     return FORMATS[kind]
+
+
+def recording_suffix(filename: str | None, data: bytes) -> str:
+    """The suffix a recording is kept under: its name's, if it is a known audio format (ffmpeg reads
+    the content whatever the name; the suffix only helps it guess)."""
+    if not data:
+        raise BadInput("the recording is empty (0 bytes): attach a wav, mp3, flac, ogg or m4a file")
+    if len(data) > MAX_AUDIO_BYTES:
+        raise BadInput(f"the recording is larger than {MAX_AUDIO_BYTES // 2**20} MB: send a shorter or compressed "
+                       "one (mp3, ogg, m4a)", 413)
+    suffix = Path(filename or "").suffix.lower()
+    if suffix not in SPEECH_SUFFIXES:
+        named = f"is a {suffix} file" if suffix else "has a file name without a suffix"
+        raise BadInput(f"the recording {named}: send {', '.join(s[1:] for s in SPEECH_SUFFIXES)}", 415)
+    return suffix
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -237,6 +272,7 @@ class VideoService:
             raise SynthTextError("--workers and the queue size must be at least 1")
         self.models, self.folder, self.workers = models, Path(folder), workers
         self.photos, self.videos = self.folder / "photos", self.folder / "videos"
+        self.recordings = self.folder / "recordings"
         self.voices = voices or {"default": None}
         self.queue: queue.Queue[str | None] = queue.Queue(maxsize=queue_size)
         self.jobs: dict[str, dict] = {}
@@ -246,7 +282,7 @@ class VideoService:
         self.backend_lock, self.upload_lock = threading.Lock(), threading.Lock()
         self.seconds_per_job = 5.0  # a first guess for Retry-After, then the running mean
         self.threads: list[threading.Thread] = []
-        for sub in (self.photos, self.videos):
+        for sub in (self.photos, self.videos, self.recordings):
             sub.mkdir(parents=True, exist_ok=True)
         self._recover()
 
@@ -255,7 +291,7 @@ class VideoService:
     def _recover(self) -> None:
         """Read the gallery; a job that never finished is failed (or done, if its files are complete);
         partial files from a killed process are removed."""
-        for partial in [*self.videos.glob(".*.tmp*"), *self.photos.glob(".*.tmp*")]:
+        for partial in [*self.videos.glob(".*.tmp*"), *self.photos.glob(".*.tmp*"), *self.recordings.glob(".*.tmp*")]:
             partial.unlink(missing_ok=True)
         index = self.folder / "index.json"
         for record in (json_file(index).get("jobs", []) if index.is_file() else []):
@@ -270,7 +306,7 @@ class VideoService:
     def _finished(self, record: dict) -> bool:
         try:
             return is_done(self._job(record), record["key"])
-        except BadInput:  # its photo is gone
+        except BadInput:  # its photo or recording is gone
             return False
 
     def start(self) -> None:
@@ -355,13 +391,58 @@ class VideoService:
         return {"photo": photo_id, **meta, "face_url": f"/api/photos/{photo_id}/face",
                 "warning": f"{meta['faces']} faces in the photo; the largest is used" if meta["faces"] > 1 else None}
 
+    # ---- recordings
+
+    def add_recording(self, data: bytes, filename: str | None) -> dict:
+        """Keep an uploaded recording under its hash (and its format's suffix), checked: one ffmpeg
+        decodes, with sound in it, at most ``MAX_AUDIO_SECONDS`` long. Returns its id and whether it is new."""
+        suffix = recording_suffix(filename, data)
+        recording_id = f"{hashlib.md5(data).hexdigest()}{suffix}"
+        path = self.recordings / recording_id
+        new = not path.is_file()
+        if new:
+            write_atomic(path, data)
+        try:
+            audio, rate = load_speech(path)
+        except SynthTextError as exc:
+            if new:
+                self.forget_recording(recording_id)
+            raise BadInput(str(exc).replace(f"audio file {path}", "the recording").replace(str(path),
+                                                                                           "the recording")) from exc
+        if len(audio) > MAX_AUDIO_SECONDS * rate:
+            if new:
+                self.forget_recording(recording_id)
+            raise BadInput(f"the recording lasts {len(audio) / rate:.0f} s; at most {MAX_AUDIO_SECONDS} s are "
+                           "accepted", 413)
+        return {"recording": recording_id, "seconds": round(len(audio) / rate, 3), "new": new}
+
+    def forget_recording(self, recording_id: str) -> None:
+        """Remove a recording that no job uses (one that came with a refused request)."""
+        with self.lock:
+            if any(r["inputs"].get("audio") == recording_id for r in self.jobs.values()):
+                return
+        if RECORDING_ID.match(recording_id or ""):
+            (self.recordings / recording_id).unlink(missing_ok=True)
+
+    def recording_path(self, recording_id: str) -> Path:
+        path = self.recordings / recording_id if RECORDING_ID.match(recording_id or "") else None
+        if path is None or not path.is_file():
+            raise BadInput(f"unknown recording {recording_id!r}: send it with the request", 404)
+        return path
+
     # ---- jobs
 
-    def submit(self, fields: dict[str, str], photo_id: str) -> tuple[dict, bool]:
-        """Validate a request, then queue it, or share the job with the same inputs. Returns (record, new)."""
+    def submit(self, fields: dict[str, str], photo_id: str, recording_id: str | None = None) -> tuple[dict, bool]:
+        """Validate a request, then queue it, or share the job with the same inputs. Returns (record, new).
+        The text may carry emotion tags; with a recording (``recording_id``) there is no text."""
         text = fields.get("text", "")
-        if not text.strip():
-            raise BadInput("the text is empty: give some words to speak")
+        if recording_id and text.strip():
+            if "[" in text or "]" in text:
+                raise BadInput("emotion tags mark text that the voice speaks, and a recording has no text: send the "
+                               "recording without text (the emotion setting holds throughout) or the tagged text alone")
+            raise BadInput("give text or a recording, not both: a recording is the speech, with no text to speak")
+        if not recording_id and not text.strip():
+            raise BadInput("the text is empty: give some words to speak (or a recording)")
         if len(text) > MAX_TEXT_CHARS:
             raise BadInput(f"the text has {len(text)} characters; at most {MAX_TEXT_CHARS} are accepted")
         all_emotions = fields.get("all_emotions", "").lower() in ("1", "true", "on", "yes")
@@ -383,17 +464,24 @@ class VideoService:
             raise BadInput(f"speed {speed} is out of range: use 0.25 to 4 (1 = the voice's normal rate)")
         paste_back = fields.get("paste_back", "").lower() in ("1", "true", "on", "yes")
         photo = self.photo_path(photo_id)
+        audio = self.recording_path(recording_id) if recording_id else None
+        if audio:  # a recording is spoken already: no voice, no speed (the same recording shares one job)
+            voice, speed = None, 1.0
         about, model = self.models.current()
         options = Options(speed=speed, seed=seed, paste_back=paste_back)
-        job = Job(image=str(photo), text=text, emotions=emotions, out="", intensity=intensity,
-                  voice=self.voices[voice])
+        try:  # the checks `synthtext generate` makes: emotion tags, text or recording; the same job, the same key
+            job = make_job(str(photo), text if not audio else None, emotions[0], str(self.videos / "new.mp4"),
+                           intensity, self.voices.get(voice), all_emotions, audio=str(audio) if audio else None)
+        except SynthTextError as exc:
+            raise BadInput(self._hide_paths(str(exc), photo, audio)) from exc
         key = job_key(job, options, model.md5)
         job_id = key[:24]
         record = {"id": job_id, "key": key, "status": "queued", "step": None, "progress": 0.0, "error": None,
                   "created": time.time(), "started": None, "finished": None, "times": None, "seconds": None,
-                  "inputs": {"photo": photo_id, "text": text, "emotions": emotions, "intensity": intensity,
-                             "voice": voice, "speed": speed, "seed": seed, "paste_back": paste_back,
-                             "all_emotions": all_emotions},
+                  "segments": None, "warnings": None, "self_check": None,
+                  "inputs": {"photo": photo_id, "text": job.text, "audio": recording_id, "emotions": emotions,
+                             "intensity": intensity, "voice": voice, "speed": speed, "seed": seed,
+                             "paste_back": paste_back, "all_emotions": all_emotions},
                   "model": {k: about.get(k) for k in ("ref", "uri", "name", "version", "alias")} | {"md5": model.md5}}
         with self.lock:
             existing = self.jobs.get(job_id)
@@ -415,11 +503,20 @@ class VideoService:
     def retry_after(self) -> int:
         return max(1, math.ceil(self.seconds_per_job * (self.queue.qsize() + 1) / self.workers))
 
+    @staticmethod
+    def _hide_paths(message: str, photo: Path | str | None, audio: Path | str | None) -> str:
+        """A message without the server's paths: the photo and the recording are named as such."""
+        if audio:
+            message = message.replace(f"audio file {audio}", "the recording").replace(str(audio), "the recording")
+        return message.replace(str(photo), "the photo") if photo else message
+
     def _job(self, record: dict) -> Job:
         inputs = record["inputs"]
+        audio = inputs.get("audio")
         return Job(image=str(self.photo_path(inputs["photo"])), text=inputs["text"], emotions=inputs["emotions"],
                    out=str(self.videos / f"{record['id']}.mp4"), intensity=inputs["intensity"],
-                   voice=self.voices.get(inputs["voice"]))
+                   voice=None if audio else self.voices.get(inputs["voice"]),
+                   audio=str(self.recording_path(audio)) if audio else None)
 
     def _update(self, job_id: str, save: bool = True, **changes) -> None:
         with self.lock:
@@ -448,19 +545,24 @@ class VideoService:
             self._update(job_id, save=False, step=step, progress=(STEPS.index(step) + fraction) / len(STEPS))
 
         if is_done(job, record["key"]):
-            result = {"status": "ok", "times": {}, "seconds": json_file(Path(job.out).with_suffix(".json"))["seconds"]}
+            side = json_file(Path(job.out).with_suffix(".json"))
+            segments = side.get("segments") or []
+            result = {"status": "ok", "times": {}, "seconds": side["seconds"], "segments": segments,
+                      "self_check": side.get("self_check"), "warnings": warnings_of(segments, side["fps"])}
         else:
-            engine = engine_for(self.engines, job.voice, options)
+            engine = None if job.audio else engine_for(self.engines, job.voice, options)  # a recording needs no voice
             backend = self._backend(model.preprocess, threading.current_thread().name)
             result = make_video_safely(job, model, engine, options, record["key"], progress, backend)
         finished = time.time()
         if result["status"] == "ok":
             self.seconds_per_job = 0.7 * self.seconds_per_job + 0.3 * (finished - record["created"])
             self._update(job_id, status="done", step=None, progress=1.0, finished=finished,
-                         times={k: round(v, 3) for k, v in result["times"].items()}, seconds=result["seconds"])
+                         times={k: round(v, 3) for k, v in result["times"].items()}, seconds=result["seconds"],
+                         fps=model.cfg.fps, segments=result.get("segments"), warnings=result.get("warnings"),
+                         self_check=result.get("self_check"))
         else:
-            self._update(job_id, status="failed", step=None, error=result["reason"].replace(job.image, "the photo"),
-                         finished=finished)
+            self._update(job_id, status="failed", step=None, error=self._hide_paths(result["reason"], job.image,
+                                                                                     job.audio), finished=finished)
 
     def public(self, record: dict) -> dict:
         """A job as the API shows it (no paths on the server)."""
@@ -491,12 +593,20 @@ MULTIPART_SCHEMA = {
         "properties": {
             "image": {"type": "string", "format": "binary", "description": "the photo (or give `photo`)"},
             "photo": {"type": "string", "description": "a photo id from POST /api/photos"},
-            "text": {"type": "string", "maxLength": MAX_TEXT_CHARS},
-            "emotion": {"type": "string", "description": "ANG DIS FEA HAP NEU SAD or a name"},
+            "text": {"type": "string", "maxLength": MAX_TEXT_CHARS,
+                     "description": "the words to speak; emotion tags change the emotion from that point on: "
+                                    "`Great news! [sad] But I'm sorry.` ([happy], [SAD], [anger:LO]); text before "
+                                    "the first tag has `emotion`. Leave it out when sending `audio`"},
+            "audio": {"type": "string", "format": "binary",
+                      "description": "or recorded speech (wav, mp3, flac, ogg, m4a; at most "
+                                     f"{MAX_AUDIO_BYTES // 2**20} MB and {MAX_AUDIO_SECONDS} s) that drives the "
+                                     "face instead of text; the face shows `emotion` throughout"},
+            "emotion": {"type": "string", "description": "ANG DIS FEA HAP NEU SAD or a name (the default emotion "
+                                                         "of tagged text)"},
             "all_emotions": {"type": "boolean"}, "intensity": {"type": "string", "enum": ["LO", "MD", "HI"]},
             "voice": {"type": "string"}, "speed": {"type": "number"}, "seed": {"type": "integer"},
             "paste_back": {"type": "boolean"}},
-        "required": ["text"]}}}}}
+        "description": "`text` or `audio`, not both"}}}}}
 PHOTO_SCHEMA = {
     "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
         "type": "object", "properties": {
@@ -569,18 +679,24 @@ def create_app(model: str = tracking.CHAMPION_URI, folder: str | Path = "data/ap
         return FileResponse(service.photos / f"{photo_id}.face.png", media_type="image/png")
 
     @app.post("/api/videos", status_code=202, openapi_extra=MULTIPART_SCHEMA,
-              summary="Ask for a video: 202 and the job (identical requests share one job); 429 when the queue is full")
+              summary="Ask for a video from text (emotion tags allowed) or a recording: 202 and the job "
+                      "(identical requests share one job); 429 when the queue is full")
     async def add_video(request: Request) -> JSONResponse:
-        form = await read_form(request)
-        fields = {k: v.decode("utf-8", "replace") for k, (filename, v) in form.items() if k != "image"}
+        form = await read_form(request, recording=True)
+        fields = {k: v.decode("utf-8", "replace") for k, (filename, v) in form.items() if k not in ("image", "audio")}
         photo = {"photo": fields.get("photo", ""), "new": False}
+        recording = {"recording": None, "new": False}
         if form.get("image", (None, b""))[1]:
             photo = await run_in_threadpool(service.add_photo, form["image"][1])
         try:
-            record, new = await run_in_threadpool(service.submit, fields, photo["photo"])
+            if "audio" in form and (form["audio"][0] or form["audio"][1]):  # a file input left empty sends neither
+                recording = await run_in_threadpool(service.add_recording, form["audio"][1], form["audio"][0])
+            record, new = await run_in_threadpool(service.submit, fields, photo["photo"], recording["recording"])
         except (BadInput, queue.Full) as exc:
             if photo["new"]:  # a refused request keeps nothing
                 service.forget_photo(photo["photo"])
+            if recording["new"]:
+                service.forget_recording(recording["recording"])
             if isinstance(exc, BadInput):
                 raise
             return JSONResponse({"detail": "the queue is full: try again later"}, status_code=429,
@@ -593,7 +709,9 @@ def create_app(model: str = tracking.CHAMPION_URI, folder: str | Path = "data/ap
     def list_videos() -> list[dict]:
         return service.listing()
 
-    @app.get("/api/videos/{job_id}", summary="A job: status, step, progress, error, inputs, model version")
+    @app.get("/api/videos/{job_id}", summary="A job: status, step, progress, error, inputs, model version; when "
+             "done its segments with the emotion each asked for and the one the face shows (the self-check), "
+             "the warnings for mismatches, or why the check was skipped")
     def get_video(job_id: str) -> dict:
         return service.public(service.get(job_id))
 

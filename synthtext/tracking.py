@@ -78,3 +78,18 @@ def register_folder(run_id: str, folder: Path, kind: str, alias: str = "candidat
     version = client.create_model_version(name, source, run_id=run_id)
     client.set_registered_model_alias(name, alias, version.version)
     return version.version
+
+
+def close_killed_runs(experiment_id: str, stage: str) -> list[str]:
+    """Runs of ``stage`` still marked RUNNING when a new one starts belong to processes that were
+    killed (a finished or failed stage closes its run): mark them KILLED and return their ids. The new
+    run resumes from the stage's checkpoint and logs the history up to it again, so it alone holds
+    the whole curve."""
+    import mlflow  # imported here, not at the top: it takes seconds to import
+
+    client = mlflow.MlflowClient()
+    found = client.search_runs([experiment_id], f"attributes.status = 'RUNNING' and tags.stage = '{stage}'")
+    for run in found:
+        client.set_tag(run.info.run_id, "killed", "the process ended without closing the run; see the next run")
+        client.set_terminated(run.info.run_id, status="KILLED")
+    return [run.info.run_id for run in found]

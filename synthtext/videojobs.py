@@ -29,8 +29,12 @@ from synthtext.files import write_json_atomic
 from synthtext.frames import emotion_grid
 from synthtext.hashing import file_md5, stable_hash
 from synthtext.infer import load_generator, read_image
-from synthtext.media import VideoWriter, write_video, write_wav_atomic
-from synthtext.tts.engines import make_engine, synthesize_text
+from synthtext.landmarks import make_backend
+from synthtext.markup import Segment, emotion_track, has_tags, parse_markup, segment_frames
+from synthtext.media import VideoWriter, load_speech, write_video, write_wav_atomic
+from synthtext.selfcheck import SelfCheck, attach_evaluator
+from synthtext.tts.engines import Speech, make_engine, synthesize_segments, synthesize_text
+from synthtext.tts.prosody import INTENSITY_SCALE
 from synthtext.tts.text import read_text
 
 GRID_CELL_MAX = 480  # longest side of one cell of an --all-emotions grid
@@ -50,6 +54,7 @@ class Options:
     feather: float = 0.1
     language: str = "en"  # coqui multilingual models
     references: str | None = None  # coqui XTTS: folder with one reference clip per emotion (ANG.wav, ...)
+    evaluator: str | None = None  # an evaluator.json to check the videos with, instead of the model's own
 
 
 @dataclass
@@ -61,20 +66,34 @@ class Job:
     intensity: str = "HI"
     voice: str | None = None
     row: int = 0
+    audio: str | None = None  # recorded speech that drives the face instead of the text's synthesized speech
 
 
-def make_job(image: str, text: str, emotion: str, out: str, intensity: str | None = "HI", voice: str | None = None,
-             all_emotions: bool = False, row: int = 0) -> Job:
-    """A validated job: known emotion and intensity, some text, an existing image, a writable output."""
+def make_job(image: str, text: str | None, emotion: str, out: str, intensity: str | None = "HI",
+             voice: str | None = None, all_emotions: bool = False, row: int = 0, audio: str | None = None) -> Job:
+    """A validated job: known emotion and intensity, some text (emotion tags checked) or a readable
+    recording, an existing image, a writable output."""
     emotions = list(EMOTIONS) if all_emotions else [parse_emotion(emotion)]
     intensity = (intensity or "HI").strip().upper()
-    if intensity not in INTENSITIES:
-        raise SynthTextError(f"unknown intensity {intensity!r}: use one of {', '.join(INTENSITIES)}")
-    text = read_text(text=text)
+    if intensity not in INTENSITIES or intensity == "XX":
+        raise SynthTextError(f"unknown intensity {intensity!r}: use one of LO, MD, HI")
+    if audio:
+        if text and has_tags(text):
+            raise SynthTextError("emotion tags set the emotion of text the voice speaks; recorded speech (audio) "
+                                 "has no text to tag: use the emotion setting instead")
+        if text:
+            raise SynthTextError("give text or a recording (audio), not both")
+        load_speech(audio)  # missing, corrupt, empty or silent: said now, before a model is loaded
+        text = ""
+    else:
+        text = read_text(text=text or "")
+        segments = parse_markup(text, emotions[0], intensity)
+        if all_emotions and len(segments) > 1 or all_emotions and has_tags(text):
+            raise SynthTextError("emotion tags and all six emotions do not mix: drop the tags or the grid")
     read_image(image)  # missing or corrupt: said now, before a model is loaded
     check_output(Path(out))
     return Job(image=str(image), text=text, emotions=emotions, out=str(out), intensity=intensity,
-               voice=voice or None, row=row)
+               voice=voice or None, row=row, audio=str(audio) if audio else None)
 
 
 def check_output(out: Path) -> None:
@@ -93,17 +112,20 @@ def check_output(out: Path) -> None:
 
 
 def read_jobs(csv_path: Path, out_dir: Path) -> tuple[list[Job], list[dict]]:
-    """Rows of a jobs CSV (image, text, emotion[, intensity, voice, out]) -> jobs, plus the rows that are
-    wrong on their face (reported, not run). Relative image paths are relative to the CSV."""
+    """Rows of a jobs CSV (image, text or audio, emotion[, intensity, voice, out]) -> jobs, plus the rows
+    that are wrong on their face (reported, not run). Relative image and audio paths are relative to the
+    CSV. The text may carry emotion tags."""
     if not csv_path.is_file():
         raise SynthTextError(f"jobs file {csv_path} not found")
     with open(csv_path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         columns = {c.strip().lower() for c in reader.fieldnames or []}
-        missing = {"image", "text", "emotion"} - columns
+        missing = {"image", "emotion"} - columns
+        if "text" not in columns and "audio" not in columns:
+            missing.add("text (or audio)")
         if missing:
             raise SynthTextError(f"{csv_path} lacks the column(s) {', '.join(sorted(missing))} "
-                                 "(needs image, text, emotion; optional intensity, voice, out)")
+                                 "(needs image, text or audio, emotion; optional intensity, voice, out)")
         rows = [{(k or "").strip().lower(): (v or "").strip() for k, v in row.items()} for row in reader]
     if not rows:
         raise SynthTextError(f"{csv_path} has no jobs")
@@ -112,9 +134,12 @@ def read_jobs(csv_path: Path, out_dir: Path) -> tuple[list[Job], list[dict]]:
         image = Path(row["image"]).expanduser()
         image = image if image.is_absolute() else csv_path.parent / image
         name = row.get("out") or f"{number:03d}_{image.stem}_{row['emotion'].upper() or 'X'}.mp4"
+        audio = Path(row["audio"]).expanduser() if row.get("audio") else None
+        audio = audio if audio is None or audio.is_absolute() else csv_path.parent / audio
         try:
-            jobs.append(make_job(str(image), row["text"], row["emotion"], str(out_dir / name),
-                                 row.get("intensity") or "HI", row.get("voice") or None, row=number))
+            jobs.append(make_job(str(image), row.get("text") or None, row["emotion"], str(out_dir / name),
+                                 row.get("intensity") or "HI", row.get("voice") or None, row=number,
+                                 audio=str(audio) if audio else None))
         except SynthTextError as exc:
             failed.append({"row": number, "status": "failed", "reason": str(exc), "out": str(out_dir / name)})
     return jobs, failed
@@ -124,8 +149,10 @@ def read_jobs(csv_path: Path, out_dir: Path) -> tuple[list[Job], list[dict]]:
 
 
 def job_key(job: Job, options: Options, model_md5: str) -> str:
+    recording = file_md5(job.audio) if job.audio else None
+    checker = file_md5(options.evaluator) if options.evaluator else None
     return stable_hash(file_md5(job.image), job.text, job.emotions, job.intensity, job.voice, asdict(options),
-                       model_md5, CODE_VERSION)
+                       model_md5, CODE_VERSION, recording, checker)
 
 
 def sidecar_path(out: Path) -> Path:
@@ -143,23 +170,45 @@ def is_done(job: Job, key: str) -> bool:
 
 
 def make_video(job: Job, model, engine, options: Options, key: str, progress=None, backend=None) -> dict:
-    """Speak, prepare the face, generate, encode. Writes OUT.wav, OUT.mp4 and OUT.json, each atomically.
-    ``progress(step, fraction)``, if given, is called as each step (tts, face, generate, encode) begins,
-    and during generation with the share of frames done; ``backend``, a loaded landmark backend to reuse
-    (loading dlib's predictor takes about a second). A long single clip also shows a progress bar."""
+    """Speak (or read the recording), prepare the face, generate, encode, check. Writes OUT.wav, OUT.mp4
+    and OUT.json, each atomically. ``progress(step, fraction)``, if given, is called as each step (tts,
+    face, generate, encode) begins, and during generation with the share of frames done; ``backend``, a
+    loaded landmark backend to reuse (loading dlib's predictor takes about a second). A long single
+    clip also shows a progress bar.
+
+    The text's emotion tags (``synthtext.markup``) make segments: each is spoken with its emotion's
+    prosody, and the face's emotion follows them, changing smoothly at each border. With the model's
+    stored evaluator, every segment of the video is read back (``synthtext.selfcheck``): the result
+    and the sidecar say what each segment asked for and what the face shows."""
     times = {}
     report = progress or (lambda step, fraction=0.0: None)
     report("tts")
     start = time.perf_counter()
-    speech = {e: synthesize_text(engine, job.text, e, job.intensity, options.speed, options.seed)
-              for e in job.emotions}
+    fps = model.cfg.fps
+    segments: list[Segment] = []
+    if job.audio:
+        audio, rate = load_speech(job.audio)
+        speech = {e: Speech(audio, rate, []) for e in job.emotions}
+        segments = [Segment("", job.emotions[0], job.intensity)]
+        ends = [len(audio)]
+    elif len(job.emotions) == 1:
+        segments = parse_markup(job.text, job.emotions[0], job.intensity)
+        spoken, ends = synthesize_segments(engine, segments, options.speed, options.seed)
+        speech = {job.emotions[0]: spoken}
+    else:
+        speech = {e: synthesize_text(engine, job.text, e, job.intensity, options.speed, options.seed)
+                  for e in job.emotions}
     times["tts"] = time.perf_counter() - start
     report("face")
     start = time.perf_counter()
+    backend = backend or make_backend(model.preprocess["landmark_backend"],
+                                      int(model.preprocess.get("detect_upsample", 1)))
     face = infer.prepare_face(job.image, model.preprocess, backend)
     times["face"] = time.perf_counter() - start
-    fps, rate = model.cfg.fps, next(iter(speech.values())).sample_rate
+    rate = next(iter(speech.values())).sample_rate
     size = options.size or 2 * face.crop.shape[0]  # twice the aligned crop unless --size says otherwise
+    evaluator = model.evaluator
+    check = SelfCheck(evaluator, backend, face) if evaluator is not None and len(speech) == 1 else None
 
     def frames_of(animation: infer.Animation) -> np.ndarray:
         return infer.paste_back(animation, face, options.feather) if options.paste_back else \
@@ -167,21 +216,29 @@ def make_video(job: Job, model, engine, options: Options, key: str, progress=Non
 
     out = Path(job.out)
     report("generate")
+    verdicts: list = []
     if len(speech) == 1:  # one clip: streamed, generated pieces straight into the encoder (flat memory)
-        (emotion, spoken), = speech.items()
+        spoken = next(iter(speech.values()))
         frames = infer.frame_count(len(spoken.audio), rate, fps)
+        spans = [(seg, first, end) for seg, (first, end) in
+                 zip(segments, segment_frames([int(round(e * fps / rate)) for e in ends], frames), strict=True)]
+        condition = emotion_condition(spans, frames, fps)
         audio = _pad(spoken.audio, frames, fps, rate)[:len(spoken.audio)]
-        times["generate"] = times["encode"] = 0.0
+        times["generate"] = times["encode"] = times["check"] = 0.0
         bar = tqdm(total=frames, desc=out.name, unit="frame", disable=frames < LONG_FRAMES, leave=False)
         with VideoWriter(out, fps, audio, rate) as writer, bar:
             start = time.perf_counter()
-            for piece in infer.animate_chunks(model.generator, spoken.audio, spoken.sample_rate, face.crop, emotion,
+            for piece in infer.animate_chunks(model.generator, spoken.audio, spoken.sample_rate, face.crop, condition,
                                               options.seed, options.overlap):
                 chunk = frames_of(piece)
                 times["generate"] += time.perf_counter() - start
                 start = time.perf_counter()
                 writer.write(chunk)
                 times["encode"] += time.perf_counter() - start
+                start = time.perf_counter()
+                if check is not None:
+                    check.observe(piece)
+                    times["check"] += time.perf_counter() - start
                 bar.update(len(chunk))
                 report("generate", writer.frames / max(frames, 1))
                 start = time.perf_counter()
@@ -189,7 +246,17 @@ def make_video(job: Job, model, engine, options: Options, key: str, progress=Non
             start = time.perf_counter()
         write_wav_atomic(out.with_suffix(".wav"), audio, rate)  # after the video: a killed job leaves neither
         times["encode"] += time.perf_counter() - start
-        segments, total = [(emotion, 0, writer.frames)], writer.frames
+        if check is not None:
+            start = time.perf_counter()
+            verdicts = check.verdicts([(seg.emotion, a, b) for seg, a, b in spans], fps)
+            times["check"] += time.perf_counter() - start
+        else:
+            del times["check"]
+        segment_list = [{"emotion": seg.emotion, "intensity": seg.intensity, "text": seg.text, "first_frame": a,
+                         "end_frame": b} for seg, a, b in spans]
+        for entry, verdict in zip(segment_list, verdicts, strict=False):
+            entry.update(shown=verdict.shown, confidence=round(verdict.confidence, 3), match=verdict.match)
+        total = writer.frames
     else:  # the six-emotion grid: every clip at once, side by side in turn
         start = time.perf_counter()
         clips = {e: _fit(frames_of(infer.animate(model.generator, s.audio, s.sample_rate, face.crop, e, options.seed,
@@ -198,20 +265,37 @@ def make_video(job: Job, model, engine, options: Options, key: str, progress=Non
         report("encode")
         start = time.perf_counter()
         gap = int(round(REST_SECONDS * fps))
-        video, segments = emotion_grid(clips, gap)
+        video, grid_segments = emotion_grid(clips, gap)
         audio = np.concatenate([_pad(speech[e].audio, len(clips[e]) + gap, fps, rate) for e in clips])
         write_wav_atomic(out.with_suffix(".wav"), audio, rate)
         write_video(out, video, fps, audio, rate)
         times["encode"] = time.perf_counter() - start
         total = len(video)
+        segment_list = [{"emotion": e, "intensity": job.intensity, "first_frame": a, "end_frame": b}
+                        for e, a, b in grid_segments]
+    warnings = [v.warning() for v in verdicts if not v.match]
+    checked = {"evaluator": model.evaluator_note, "segments": len(verdicts), "mismatches": len(warnings)} \
+        if check is not None else {"skipped": model.evaluator_note if evaluator is None else
+                                   "the six-emotion grid is not checked"}
     write_json_atomic(sidecar_path(out), {
-        "inputs_key": key, "image": job.image, "text": job.text, "emotions": job.emotions,
-        "intensity": job.intensity, "voice": job.voice or "default", "tts": engine.name, "options": asdict(options),
+        "inputs_key": key, "image": job.image, "text": job.text, "audio": job.audio, "emotions": job.emotions,
+        "intensity": job.intensity, "voice": None if job.audio else job.voice or "default",
+        "tts": None if job.audio else engine.name, "options": asdict(options),
         "model": model.source, "model_md5": model.md5, "frames": total, "fps": fps, "sample_rate": rate,
-        "seconds": round(len(audio) / rate, 3), "faces_in_photo": face.faces,
-        "segments": [{"emotion": e, "first_frame": a, "end_frame": b} for e, a, b in segments]})
+        "seconds": round(len(audio) / rate, 3), "faces_in_photo": face.faces, "self_check": checked,
+        "segments": segment_list})
     return {"row": job.row, "status": "ok", "out": str(out), "frames": total, "faces": face.faces,
-            "seconds": round(len(audio) / rate, 3), "times": times}
+            "seconds": round(len(audio) / rate, 3), "times": times, "segments": segment_list,
+            "warnings": warnings, "self_check": checked}
+
+
+def emotion_condition(spans: list[tuple[Segment, int, int]], frames: int, fps: float) -> str | np.ndarray:
+    """What the generator is told: one emotion code when the whole clip is one emotion at full
+    intensity, else per-frame weights (``markup.emotion_track``: smooth changes at the borders; a lower
+    intensity is that emotion blended with neutral)."""
+    if len(spans) == 1 and INTENSITY_SCALE[spans[0][0].intensity] == 1.0:
+        return spans[0][0].emotion
+    return emotion_track([(seg.emotion, INTENSITY_SCALE[seg.intensity], a, b) for seg, a, b in spans], frames, fps)
 
 
 def _pad(audio: np.ndarray, frames: int, fps: int, rate: int) -> np.ndarray:
@@ -260,7 +344,7 @@ def make_videos(jobs: list[dict], model_ref: str, options: dict, repo: str = "."
     opts = Options(**options)
     job_list = [Job(**j) for j in jobs]
     try:
-        model = load_generator(model_ref, repo)
+        model = attach_evaluator(load_generator(model_ref, repo), opts.evaluator, repo)
     except SynthTextError as exc:
         return {"results": [failed(j, str(exc)) for j in job_list], "seconds": time.perf_counter() - start,
                 "error": str(exc)}
@@ -269,7 +353,7 @@ def make_videos(jobs: list[dict], model_ref: str, options: dict, repo: str = "."
     futures = {}
     for index, job in enumerate(job_list):
         try:
-            engine = engine_for(engines, job.voice, opts)
+            engine = None if job.audio else engine_for(engines, job.voice, opts)  # a recording needs no voice
         except SynthTextError as exc:
             results[index] = failed(job, str(exc))
             continue

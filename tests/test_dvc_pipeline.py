@@ -133,6 +133,17 @@ def test_retrain_trains_and_promotes_then_does_nothing(project, prefect_server, 
     shown = run(["dvc", "metrics", "show", "--json"], work, env).stdout
     assert "metrics/evaluate.json" in shown and '"static"' in shown and '"real"' in shown
 
+    # the evaluator is stored with the version it judged, and inference finds it from the alias
+    from synthtext.evaluator import EmotionEvaluator
+    from synthtext.infer import load_generator
+    from synthtext.selfcheck import attach_evaluator
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
+    champion = attach_evaluator(load_generator("models:/synthtext-generator@champion", work), None, work)
+    stored = EmotionEvaluator.load(work / "reports/evaluator.json")
+    assert champion.evaluator is not None and "stored with v1" in champion.evaluator_note
+    assert np.array_equal(champion.evaluator.coef, stored.coef)
+
 
 def test_lineage_of_the_champion(project):
     work, env = project
@@ -245,3 +256,46 @@ def test_data_source_switches_to_a_real_folder(project, demo_dir):
     assert "convert_fps: 4 clips in, 4 written" in switched.stdout
     assert sorted(p.name for p in (work / "data/raw/sample").iterdir()) == ["SKIPPED.txt"]
     assert len(list((work / "data/processed/clips").glob("*.h5"))) == 4
+
+
+def test_training_killed_by_sigkill_resumes_to_the_same_model(project):
+    """A `dvc repro` killed with SIGKILL (the whole process tree) during pretrain_generator, after a
+    checkpoint, then run again: the model equals an uninterrupted run's bit for bit (the checkpoint
+    holds every random stream and the data position), and the finished MLflow run holds every
+    logged step exactly once; the killed run is marked KILLED."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    work, env = project
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["pretrain_generator"].update(steps=120, checkpoint_every=20, log_every=1, image_every=1000)
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    model = work / "models/generator_pre/model.pt"
+    checkpoints = work / "models/checkpoints/pretrain_generator"
+    run(["dvc", "repro", "pretrain_generator"], work, env)
+    uninterrupted = model.read_bytes()
+
+    shutil.rmtree(checkpoints)
+    proc = subprocess.Popen(["dvc", "repro", "-f", "-s", "pretrain_generator"], cwd=work, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not any(checkpoints.glob("*.pt")):
+        assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint before the stage ended"
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not model.is_file(), "killed too late to test a resume"
+    resumed = run(["dvc", "repro", "pretrain_generator"], work, env)
+    assert "Running stage 'pretrain_generator'" in resumed.stdout
+    assert model.read_bytes() == uninterrupted
+
+    mlflow.set_tracking_uri(f"sqlite:///{work / 'mlflow.db'}")
+    client = MlflowClient()
+    runs = client.search_runs([mlflow.get_experiment_by_name("synthtext").experiment_id],
+                              "tags.stage = 'pretrain_generator'", order_by=["attributes.start_time DESC"],
+                              max_results=2)
+    last, killed = runs
+    assert last.info.status == "FINISHED" and killed.info.status == "KILLED"
+    assert last.data.tags["resumes_killed_runs"] == killed.info.run_id
+    steps = [m.step for m in client.get_metric_history(last.info.run_id, "loss")]
+    assert sorted(steps) == list(range(1, 121))

@@ -580,3 +580,177 @@ def test_real_face_crops_are_found_and_aligned(face):
 
     prepared = prepare_face(REALDATA / "faces" / face, {"landmark_backend": "dlib", "size": 128})
     assert np.abs(prepared.landmarks[RIGID_POINTS] - template(128)[RIGID_POINTS]).mean() < 2.5
+
+
+# ---------------------------------------------------------------- emotion tags, recorded speech, self-check
+
+
+def _constant_evaluator(emotion: str):
+    """An evaluator that reads every face as ``emotion`` (to test what happens on a match or mismatch)."""
+    from synthtext.evaluator import EmotionEvaluator
+    from synthtext.geometry import EXPRESSION_POINTS
+
+    width = 2 * len(EXPRESSION_POINTS)
+    intercept = np.where(np.array(EMOTIONS) == emotion, 5.0, 0.0)
+    return EmotionEvaluator(np.zeros(width), np.ones(width), np.zeros((len(EMOTIONS), width)), intercept)
+
+
+def test_the_emotion_condition_changes_at_the_tag(model, photo):
+    """Windows wholly before the border are the first emotion's output, windows wholly after it the
+    second's (same seed, same noise); across the border the motion changes no faster than within a
+    segment, while a cut would jump."""
+    import torch
+
+    from synthtext.infer import animate, prepare_face
+    from synthtext.markup import emotion_track
+
+    face = prepare_face(photo, model.preprocess)
+    gen = model.generator
+    with torch.no_grad():
+        gen.decoder.expressions.copy_(torch.randn_like(gen.decoder.expressions) * 0.05)  # distinct expressions
+    audio, rate = np.zeros(16000 * 4, np.float32), 16000  # 100 frames of silence: only the emotion moves
+    frames = 100
+    smooth = emotion_track([("HAP", 1.0, 0, 50), ("SAD", 1.0, 50, 100)], frames, 25)
+    cut = emotion_track([("HAP", 1.0, 0, 50), ("SAD", 1.0, 50, 100)], frames, 25, transition=0.0)
+    points = {name: animate(gen, audio, rate, face.crop, condition, seed=3).parts["points"].numpy()
+              for name, condition in (("HAP", "HAP"), ("SAD", "SAD"), ("smooth", smooth), ("cut", cut))}
+    size = gen.cfg.frames
+    assert np.allclose(points["smooth"][:50 - 5 - size], points["HAP"][:50 - 5 - size], atol=1e-6)
+    assert np.allclose(points["smooth"][50 + 5 + size:], points["SAD"][50 + 5 + size:], atol=1e-6)
+    assert not np.allclose(points["HAP"][60:], points["SAD"][60:], atol=1e-3)  # the emotions do differ
+
+    def jumps(p):
+        return np.abs(np.diff(p, axis=0)).max(axis=(1, 2))
+
+    within = max(jumps(points["smooth"][:40]).max(), jumps(points["smooth"][60:]).max())
+    assert jumps(points["smooth"][40:60]).max() <= max(within, 0.35 * jumps(points["cut"][40:60]).max())
+    assert jumps(points["cut"][40:60]).max() > 2 * jumps(points["smooth"][40:60]).max()
+
+
+def test_tagged_text_makes_segments_with_their_own_speech(model_dir, photo, tmp_path):
+    out = tmp_path / "tags.mp4"
+    assert _cli("generate", "--image", str(photo), "--text", "[happy] What a lovely day. [sad:LO] It will rain.",
+                "--emotion", "NEU", "--model", str(model_dir), "--out", str(out), "--no-prefect") == 0
+    side = json.loads(out.with_suffix(".json").read_text())
+    segments = side["segments"]
+    assert [(s["emotion"], s["intensity"]) for s in segments] == [("HAP", "HI"), ("SAD", "LO")]
+    assert segments[0]["first_frame"] == 0 and segments[0]["end_frame"] == segments[1]["first_frame"]
+    assert segments[1]["end_frame"] == side["frames"] and abs(frames_in(out) - side["frames"]) <= 1
+    assert 0.25 * side["frames"] < segments[1]["first_frame"] < 0.75 * side["frames"]
+    assert side["self_check"] == {"skipped": f"{model_dir} holds no evaluator.json (the emotion evaluator that "
+                                             "evaluate trains)"}
+
+
+@pytest.mark.parametrize("shown, code", [("HAP", 0), ("NEU", 2)])
+def test_the_self_check_warns_and_strict_exits_2(shown, code, model_dir, photo, tmp_path, capsys):
+    """Every segment is read by the evaluator stored with the model; a mismatch is one warning line and
+    with --strict exit status 2 (the video is still written)."""
+    import shutil
+
+    import torch
+
+    from synthtext.models import Generator
+    from synthtext.models.io import load_model, save_model
+
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir, folder)
+    generator, cfg = load_model(folder, Generator)
+    with torch.no_grad():  # a calmer random field than the fixture's, so that the face stays findable
+        generator.decoder.to_out.weight.mul_(0.1)
+    save_model(folder, generator, cfg)
+    _constant_evaluator(shown).save(folder / "evaluator.json")
+    out = tmp_path / "checked.mp4"
+    assert _cli("generate", "--image", str(photo), "--text", "[happy] Hello there. [happy:LO] Fine.",
+                "--model", str(folder), "--out", str(out), "--no-prefect", "--strict", "--emotion", "HAP") == code
+    err = capsys.readouterr().err
+    side = json.loads(out.with_suffix(".json").read_text())
+    assert side["self_check"]["segments"] == 2 and out.is_file()
+    assert all(s["shown"] == shown and s["confidence"] > 0.9 for s in side["segments"])
+    if code:
+        lines = [line for line in err.splitlines() if "warning" in line]
+        assert len(lines) == 2 and "asked HAP, the face reads NEU" in lines[0] and lines[0].startswith(
+            "synthtext: warning: 0.0-"), err
+    else:
+        assert "warning" not in err
+    # the same video without --strict: the warnings, but exit 0
+    again = tmp_path / "again.mp4"
+    assert _cli("generate", "--image", str(photo), "--text", "Hello there.", "--model", str(folder), "--out",
+                str(again), "--no-prefect", "--emotion", "HAP") == 0
+
+
+def _recording(path: Path, rate: int, channels: int, seconds: float = 1.5, level: float = 0.3) -> Path:
+    """A tone with a syllable-like envelope, written through the bundled ffmpeg in any format."""
+    import soundfile
+
+    from synthtext.media import ffmpeg_exe
+
+    t = np.arange(int(rate * seconds)) / rate
+    tone = level * np.sin(2 * np.pi * 180 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))
+    wav = path.with_suffix(".src.wav")
+    soundfile.write(wav, np.stack([tone] * channels, 1).astype(np.float32), rate)
+    if path.suffix == ".wav":
+        wav.rename(path)
+        return path
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", str(wav), str(path)], check=True)
+    wav.unlink()
+    return path
+
+
+@pytest.mark.parametrize("name, rate, channels", [("a.wav", 22050, 2), ("b.mp3", 44100, 1), ("c.flac", 48000, 2),
+                                                  ("d.ogg", 16000, 1), ("e.m4a", 44100, 2)])
+def test_recorded_speech_in_any_format_drives_the_face(name, rate, channels, model_dir, photo, tmp_path):
+    from synthtext.media import load_speech
+
+    recording = _recording(tmp_path / name, rate, channels)
+    audio, got = load_speech(recording)
+    assert got == rate and audio.ndim == 1 and abs(len(audio) / rate - 1.5) < 0.1
+    out = tmp_path / "spoken.mp4"
+    assert _cli("generate", "--image", str(photo), "--audio", str(recording), "--emotion", "SAD", "--model",
+                str(model_dir), "--out", str(out), "--no-prefect") == 0
+    side = json.loads(out.with_suffix(".json").read_text())
+    assert side["audio"] == str(recording) and side["tts"] is None and side["sample_rate"] == rate
+    assert f"{rate} Hz" in streams(out)[1]  # the recording keeps its own rate in the video
+    assert abs(frames_in(out) - 1.5 * 25) <= 2 and side["segments"][0]["emotion"] == "SAD"
+
+
+@pytest.mark.parametrize("case, message", [
+    ("silent", "is silent"), ("empty", "is empty"), ("corrupt", "holds no audio"), ("missing", "not found"),
+    ("tags", "no text to tag"), ("both", "not --text and --audio"),
+])
+def test_bad_recordings_give_one_line_and_no_file(case, message, model_dir, photo, tmp_path, capsys):
+    recording = tmp_path / "speech.wav"
+    extra: list[str] = []
+    if case == "silent":
+        _recording(recording, 16000, 1, level=0.0)
+    elif case == "empty":
+        recording.write_bytes(b"")
+    elif case == "corrupt":
+        recording.write_bytes(np.random.default_rng(0).integers(0, 255, 5000, dtype=np.uint8).tobytes())
+    elif case in ("tags", "both"):
+        _recording(recording, 16000, 1)
+        extra = ["--text", "[happy] Hello." if case == "tags" else "Hello."]
+    out = tmp_path / "out" / "video.mp4"
+    out.parent.mkdir()
+    code = _cli("generate", "--image", str(photo), "--audio", str(recording), *extra, "--emotion", "HAP",
+                "--model", str(model_dir), "--out", str(out), "--no-prefect")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and message in err[0], err
+    assert list(out.parent.iterdir()) == []
+
+
+def test_batch_rows_take_tags_and_recordings(model_dir, photo, tmp_path):
+    recording = _recording(tmp_path / "voice.mp3", 44100, 1)
+    jobs = tmp_path / "jobs.csv"
+    jobs.write_text("image,text,audio,emotion,out\n"
+                    f"{photo},[happy] Hi. [sad] Bye.,,NEU,tags.mp4\n"
+                    f"{photo},,voice.mp3,FEA,voice.mp4\n"
+                    f"{photo},Hello [glad] you,,NEU,bad.mp4\n")
+    out_dir = tmp_path / "videos"
+    assert _cli("generate-batch", str(jobs), "--out-dir", str(out_dir), "--model", str(model_dir),
+                "--no-prefect") == 1  # one row is wrong
+    report = json.loads((out_dir / "batch_report.json").read_text())
+    status = {Path(r["out"]).name: r for r in report["results"]}
+    assert status["tags.mp4"]["status"] == status["voice.mp4"]["status"] == "ok"
+    assert "[glad]" in status["bad.mp4"]["reason"] and "character 7" in status["bad.mp4"]["reason"]
+    assert [s["emotion"] for s in json.loads((out_dir / "tags.json").read_text())["segments"]] == ["HAP", "SAD"]
+    assert json.loads((out_dir / "voice.json").read_text())["audio"] == str(recording)

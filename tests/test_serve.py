@@ -1,5 +1,6 @@
 """The web page and HTTP API (``synthtext serve``): jobs through the real inference core with a tiny model,
-the queue, bad input, the registry alias moving, a killed server, and the page in a real headless Chromium."""
+emotion tags and their self-check, an uploaded recording, the queue, bad input, the registry alias moving,
+a killed server, and the page in a real headless Chromium."""
 
 from __future__ import annotations
 
@@ -51,6 +52,30 @@ def save_tiny_generator(folder: Path, seed: int) -> Path:
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     return save_tiny_generator(tmp_path_factory.mktemp("models") / "generator", seed=0)
+
+
+@pytest.fixture(scope="module")
+def checked_model_dir(tmp_path_factory) -> Path:
+    """The tiny generator with an emotion evaluator stored beside it (fitted to random features: what it
+    reads is arbitrary, but every segment is checked), as ``evaluate`` stores one."""
+    from synthtext import EMOTIONS
+    from synthtext.evaluator import EmotionEvaluator
+    from synthtext.geometry import EXPRESSION_POINTS
+
+    folder = save_tiny_generator(tmp_path_factory.mktemp("models") / "checked", seed=0)
+    features = np.random.default_rng(0).normal(size=(12, 2 * len(EXPRESSION_POINTS)))
+    EmotionEvaluator.fit(features, list(EMOTIONS) * 2).save(folder / "evaluator.json")
+    return folder
+
+
+def wav_bytes(tmp_path: Path, seconds: float = 1.0, rate: int = 22050, silent: bool = False) -> bytes:
+    """A recording: a 220 Hz tone (sound enough for the face to follow), or digital silence."""
+    import soundfile as sf
+
+    t = np.arange(int(seconds * rate)) / rate
+    path = tmp_path / "speech.wav"
+    sf.write(path, np.zeros_like(t) if silent else 0.3 * np.sin(2 * np.pi * 220 * t), rate)
+    return path.read_bytes()
 
 
 def make_client(model: str | Path, folder: Path, repo: Path = REPO, **kwargs):
@@ -179,11 +204,32 @@ def bad_request(case: str, tmp_path: Path) -> tuple[dict, dict, int, str]:
         return {}, {**fields, "photo": "0" * 32}, 404, "unknown photo"
     if case == "no photo":
         return {}, fields, 404, "unknown photo"
+    if case == "unknown tag":
+        return image, {**fields, "text": "Great news! [joyful] Really."}, 422, "'[joyful]' at character 13"
+    if case == "unclosed tag":
+        return image, {**fields, "text": "Great news! [sad But I'm sorry."}, 422, "never closed"
+    if case == "tags and all emotions":
+        return image, {**fields, "text": "Hi. [sad] Bye.", "all_emotions": "true"}, 422, "do not mix"
+    wav = ("speech.wav", wav_bytes(tmp_path), "audio/wav")
+    if case == "recording and tagged text":
+        return {**image, "audio": wav}, {**fields, "text": "Hi. [sad] Bye."}, 422, "tags"
+    if case == "recording and text":
+        return {**image, "audio": wav}, fields, 422, "not both"
+    if case == "silent recording":
+        return {**image, "audio": ("quiet.wav", wav_bytes(tmp_path, silent=True), "audio/wav")}, \
+            {"emotion": "HAP"}, 422, "the recording is silent"
+    if case == "not a recording":
+        return {**image, "audio": ("fake.mp3", b"ID3 but no audio at all" * 50, "audio/mpeg")}, \
+            {"emotion": "HAP"}, 422, "the recording holds no audio"
+    if case == "recording of an unknown kind":
+        return {**image, "audio": ("speech.exe", wav[1], "audio/wav")}, {"emotion": "HAP"}, 415, "a .exe file"
     raise ValueError(case)
 
 
 BAD_CASES = ["not an image", "decompression bomb", "too large", "no face", "empty text", "too long text",
-             "unknown emotion", "unknown voice", "unknown photo", "no photo"]
+             "unknown emotion", "unknown voice", "unknown photo", "no photo", "unknown tag", "unclosed tag",
+             "tags and all emotions", "recording and tagged text", "recording and text", "silent recording",
+             "not a recording", "recording of an unknown kind"]
 
 
 def test_bad_input_gets_a_clear_4xx_and_nothing_is_kept(model_dir, tmp_path):
@@ -202,6 +248,66 @@ def test_bad_input_gets_a_clear_4xx_and_nothing_is_kept(model_dir, tmp_path):
         assert client.get("/api/videos/not-a-job").status_code == 404
         assert client.get("/api/samples/..%2F..%2Fpyproject.toml").status_code == 404
     assert kept_files(folder) == []
+
+
+def test_tagged_text_makes_segments_and_each_is_checked(checked_model_dir, tmp_path):
+    folder = tmp_path / "app"
+    with make_client(checked_model_dir, folder) as client:
+        photo = upload(client)
+        answer = client.post("/api/videos", data={"photo": photo, "text": "Great news!  [sad] But I'm sorry.",
+                                                  "emotion": "happy", "intensity": "MD"})
+        assert answer.status_code == 202, answer.text
+        done = wait_done(client, answer.json()["id"])
+        assert done["status"] == "done", done["error"]
+        segments = done["segments"]
+        assert [(s["emotion"], s["intensity"], s["text"].strip()) for s in segments] == [
+            ("HAP", "MD", "Great news!"), ("SAD", "MD", "But I'm sorry.")]
+        assert segments[0]["first_frame"] == 0 and segments[0]["end_frame"] == segments[1]["first_frame"]
+        assert segments[1]["end_frame"] == pytest.approx(done["seconds"] * done["fps"], abs=1)
+        for segment in segments:  # checked: what the face shows, how sure the evaluator is
+            assert segment["shown"] in ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD", "none")
+            assert 0.0 <= segment["confidence"] <= 1.0 and segment["match"] == (segment["shown"] == segment["emotion"])
+        check = done["self_check"]
+        assert check["evaluator"].endswith("evaluator.json") and check["segments"] == 2
+        assert check["mismatches"] == len(done["warnings"]) == sum(not s["match"] for s in segments)
+        from synthtext.server import warnings_of
+
+        assert warnings_of(segments, done["fps"]) == done["warnings"]  # as Verdict.warning writes them
+        assert done["inputs"]["audio"] is None and done["inputs"]["text"] == "Great news! [sad] But I'm sorry."
+        listed = client.get("/api/videos").json()[0]
+        assert listed["segments"] == segments and listed["self_check"] == check
+    sidecar = json.loads((folder / "videos" / f"{done['id']}.json").read_text())
+    assert sidecar["segments"] == segments and sidecar["self_check"] == check
+    saved = json.loads((folder / "index.json").read_text())["jobs"][0]
+    assert saved["segments"] == segments and saved["warnings"] == done["warnings"]
+
+
+def test_an_uploaded_recording_drives_the_face(model_dir, tmp_path):
+    from synthtext.media import probe
+
+    folder = tmp_path / "app"
+    with make_client(model_dir, folder) as client:
+        recording = ("../my speech.wav", wav_bytes(tmp_path), "audio/wav")
+        answer = client.post("/api/videos", files={"image": ("p.jpg", PHOTO.read_bytes(), "image/jpeg"),
+                                                   "audio": recording},
+                             data={"emotion": "SAD", "voice": "default", "speed": "1.5"})
+        assert answer.status_code == 202, answer.text
+        done = wait_done(client, answer.json()["id"])
+        assert done["status"] == "done", done["error"]
+        assert done["inputs"]["audio"].endswith(".wav") and done["inputs"]["text"] == ""
+        assert done["inputs"]["voice"] is None and done["inputs"]["speed"] == 1.0  # a recording has neither
+        assert done["seconds"] == pytest.approx(1.0, abs=0.05)
+        assert [s["emotion"] for s in done["segments"]] == ["SAD"]
+        assert "skipped" in done["self_check"] and done["warnings"] == []  # the tiny model has no evaluator
+        assert client.app.state.service.engines == {}  # no speech synthesizer was made
+        again = client.post("/api/videos", files={"audio": ("other name.wav", recording[1], "audio/wav")},
+                            data={"photo": done["inputs"]["photo"], "emotion": "SAD"})
+        assert again.status_code == 202 and again.json()["id"] == done["id"] and again.json()["shared"]
+    sidecar = json.loads((folder / "videos" / f"{done['id']}.json").read_text())
+    assert sidecar["audio"] and sidecar["tts"] is None and sidecar["sample_rate"] == 22050
+    assert probe(folder / "videos" / f"{done['id']}.mp4").width == 256
+    assert [p.name for p in (folder / "recordings").iterdir()] == [done["inputs"]["audio"]]  # a server-made name
+    assert not any("speech" in name for name in kept_files(folder))
 
 
 def test_a_full_queue_answers_429_and_every_accepted_job_ends(model_dir, tmp_path):
@@ -432,9 +538,18 @@ def test_the_page_in_headless_chromium(model_dir, tmp_path):
         page.wait(f"!document.getElementById('face-box').hidden && document.getElementById('face').src !== "
                   f"'{dropped}' && document.getElementById('face').complete "
                   "&& document.getElementById('face').naturalWidth === 128")
+        # a recording instead of the text disables the text; then back to the text
+        assert "[happy]" in page.js("document.getElementById('tags-hint').textContent")
+        recorder = page("DOM.querySelector", nodeId=document, selector="#audio-file")["nodeId"]
+        (tmp_path / "speech.wav").write_bytes(wav_bytes(tmp_path))
+        page("DOM.setFileInputFiles", nodeId=recorder, files=[str(tmp_path / "speech.wav")])
+        page.wait("document.getElementById('text').disabled && !document.getElementById('audio-clear').hidden")
+        assert "speech.wav" in page.js("document.getElementById('audio-note').textContent")
+        page.js("document.getElementById('audio-clear').click()")
+        assert page.js("!document.getElementById('text').disabled && !document.getElementById('audio-file').value")
         page.js("document.querySelector('#emotions button[data-emotion=\"SAD\"]').click()")
         assert page.js("document.querySelector('#emotions [aria-pressed=\"true\"]').dataset.emotion") == "SAD"
-        page.js("document.getElementById('text').value = 'Hello from the browser.'; "
+        page.js("document.getElementById('text').value = 'Hello from the browser. [happy] Bye.'; "
                 "document.getElementById('text').dispatchEvent(new Event('input'))")
         page.js("document.getElementById('submit').click()")
         page.wait("document.querySelector('#steps li.active, #steps li.done') !== null", timeout=10)
@@ -443,6 +558,10 @@ def test_the_page_in_headless_chromium(model_dir, tmp_path):
                           " return v.readyState >= 2 && v.duration > 0 ? [v.readyState, v.duration] : null })()")
         assert state[0] >= 2 and 0.5 < state[1] < 10, state
         assert page.js("document.getElementById('download').href").endswith("/video?download=true")
+        rows = page.js("[...document.querySelectorAll('#segments tr')].map(r => r.textContent)")
+        assert len(rows) == 3 and "SAD" in rows[1] and "HAP" in rows[2] and "Bye." in rows[2], rows
+        assert not page.js("document.getElementById('check').hidden")
+        assert page.js("document.getElementById('check-note').textContent").startswith("self-check skipped: ")
         gallery = page.wait("[...document.querySelectorAll('#gallery .card')].map(c => c.dataset.status + ' ' "
                             "+ c.textContent)")
         assert len(gallery) == 1 and gallery[0].startswith("done") and "Hello from the browser." in gallery[0]

@@ -21,7 +21,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm import tqdm
 
 from synthtext import EMOTIONS, GENERATED_CLASS
@@ -101,24 +101,46 @@ def wrap(module: nn.Module, dist: Dist) -> nn.Module:
     return DistributedDataParallel(module)
 
 
-def batches(files: list[Path], run: Run) -> Iterator[dict]:
-    """Endless batches of random windows, loaded by worker processes.
+class Batches:
+    """Endless batches of random windows, loaded by worker processes; ``batches(step)`` is the batch
+    of training step ``step`` (1, 2, ...), whichever step a run starts from.
 
-    One dataset covers the whole run (``steps * batch`` windows per process), so workers persist and
-    nothing repeats by epoch. Workers are spawned, not forked: the flow that runs training has threads.
+    One dataset covers the whole run (``steps * batch`` windows per process, item i drawn from a
+    generator seeded by (seed, i)), so workers persist and nothing repeats by epoch, and a run resumed
+    at step k + 1 reads exactly the windows an uninterrupted run reads there: the loader starts at
+    item k * batch. The loader's own seed comes from its own generator, not the global one, so that
+    starting it does not shift the random numbers the steps draw (the generator's noise, the gradient
+    penalty). Workers are spawned, not forked: the flow that runs training has threads.
     """
-    params = run.params
-    per_process = params.steps * params.batch
-    dataset = ClipWindows(files, run.cfg, seed=params.seed, length=per_process * run.dist.world,
-                          reference=params.reference, still_head=params.still_head)
-    sampler = DistributedSampler(dataset, run.dist.world, run.dist.rank, shuffle=False) if run.dist.world > 1 else None
-    workers = params.workers
-    loader = DataLoader(dataset, batch_size=params.batch, sampler=sampler, num_workers=workers,
-                        multiprocessing_context="spawn" if workers else None, persistent_workers=workers > 0,
-                        drop_last=False)
-    while True:
-        for batch in loader:
-            yield {k: v.to(run.device, non_blocking=True) for k, v in batch.items()}
+
+    def __init__(self, files: list[Path], run: Run):
+        self.files, self.run = files, run
+        self.iterator: Iterator[dict] | None = None
+        self.next_step = 0
+
+    def __call__(self, step: int) -> dict:
+        if self.iterator is None or step != self.next_step:
+            self.iterator = self._batches(step)
+        self.next_step = step + 1
+        return next(self.iterator)
+
+    def _batches(self, first_step: int) -> Iterator[dict]:
+        run, params = self.run, self.run.params
+        per_process = params.steps * params.batch
+        dataset = ClipWindows(self.files, run.cfg, seed=params.seed, length=per_process * run.dist.world,
+                              reference=params.reference, still_head=params.still_head)
+        skip = (first_step - 1) * params.batch * run.dist.world  # the windows earlier steps consumed
+        if skip:
+            dataset = Subset(dataset, range(min(skip, len(dataset)), len(dataset)))
+        sampler = DistributedSampler(dataset, run.dist.world, run.dist.rank, shuffle=False) \
+            if run.dist.world > 1 else None
+        workers = params.workers
+        loader = DataLoader(dataset, batch_size=params.batch, sampler=sampler, num_workers=workers,
+                            multiprocessing_context="spawn" if workers else None, persistent_workers=workers > 0,
+                            drop_last=False, generator=torch.Generator().manual_seed(params.seed))
+        while True:
+            for batch in loader:
+                yield {k: v.to(run.device, non_blocking=True) for k, v in batch.items()}
 
 
 # ---------------------------------------------------------------- model folders and checkpoints
@@ -142,6 +164,12 @@ class Checkpoint:
         for name, optimizer in optimizers.items():
             optimizer.load_state_dict(state["optimizers"][name])
         torch.set_rng_state(state["torch_rng"])
+        if "python_rng" in state:  # every random stream the steps may draw from continues where it was
+            version, internal, gauss = state["python_rng"]
+            random.setstate((version, tuple(internal), gauss))
+            np.random.set_state(("MT19937", state["numpy_rng"].numpy().astype(np.uint32), *state["numpy_pos"]))
+        if torch.cuda.is_available() and "cuda_rng" in state:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
         return int(state["step"]), list(state["history"])
 
     def save(self, step: int, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
@@ -151,8 +179,17 @@ class Checkpoint:
         torch.save({"step": step, "identity": {k: str(v) for k, v in identity.items()},
                     "modules": {k: unwrap(m).state_dict() for k, m in modules.items()},
                     "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
-                    "torch_rng": torch.get_rng_state(), "history": history}, tmp)
+                    "torch_rng": torch.get_rng_state(), "python_rng": _python_rng(),
+                    "numpy_rng": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
+                    "numpy_pos": list(np.random.get_state()[2:]),
+                    **({"cuda_rng": torch.cuda.get_rng_state_all()} if torch.cuda.is_available() else {}),
+                    "history": history}, tmp)
         os.replace(tmp, self.path)
+
+
+def _python_rng() -> list:
+    version, internal, gauss = random.getstate()
+    return [version, list(internal), gauss]
 
 
 # ---------------------------------------------------------------- pictures
@@ -196,6 +233,9 @@ def _loop(run: Run, stage: str, ckpt: Checkpoint, identity: dict, modules: dict,
     ``checkpoint_every`` and at the end. Returns the metric history."""
     params = run.params
     start, history = ckpt.load(modules, optimizers, identity)
+    if start and run.dist.main:  # a resumed run: its log gets the history up to the checkpoint first,
+        for row in history:      # so that the run that finishes holds every logged step once
+            log(int(row["step"]), {k: v for k, v in row.items() if k != "step"}, {})
     bar = tqdm(total=params.steps, initial=start, desc=stage, unit="step", disable=not run.dist.main)
     for step in range(start + 1, params.steps + 1):
         metrics, images = step_fn(step)
@@ -219,10 +259,10 @@ def train_emotion(params: TrainParams, train: list[Path], val: list[Path], out_d
     model = wrap(net, run.dist)
     optimizer = torch.optim.Adam(model.parameters(), lr=params.lr, betas=(0.5, 0.999))
     scaler = torch.amp.GradScaler(enabled=run.amp)
-    data = batches(train, run)
+    data = Batches(train, run)
 
-    def step(_: int):
-        batch = next(data)
+    def step(number: int):
+        batch = data(number)
         with run.autocast():
             loss = F.cross_entropy(model(batch["video"]), batch["emotion"])
         _optimize(optimizer, scaler, loss)
@@ -296,10 +336,10 @@ def train_generator(params: TrainParams, train: list[Path], val: list[Path], emo
     extractor = _perceptual_extractor(params, emotion_dir, run.device)
     optimizer = torch.optim.Adam(gen.parameters(), lr=params.lr, betas=(0.5, 0.999))
     scaler = torch.amp.GradScaler(enabled=run.amp)
-    data = batches(train, run)
+    data = Batches(train, run)
 
     def step(number: int):
-        batch = next(data)
+        batch = data(number)
         with run.autocast():
             fake, loss, metrics = _generator_losses(run, gen, extractor, batch)
         _optimize(optimizer, scaler, loss)
@@ -352,11 +392,11 @@ def train_gan(params: TrainParams, train: list[Path], val: list[Path], generator
     opt_g = torch.optim.Adam(gen.parameters(), lr=params.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(critic.parameters(), lr=params.lr_d, betas=(0.5, 0.999))
     opt_e = torch.optim.Adam(emo.parameters(), lr=params.lr_d, betas=(0.5, 0.999))
-    data = batches(train, run)
+    data = Batches(train, run)
     generated = torch.full((params.batch,), GENERATED_CLASS, device=run.device)
 
     def step(number: int):
-        batch = next(data)
+        batch = data(number)
         reference = batch["reference"][:, None].expand_as(batch["video"]).flatten(0, 1)
         real = batch["video"].flatten(0, 1)
         # Discriminator steps.

@@ -84,3 +84,24 @@ def synthesize_text(engine: Engine, text: str, emotion: str, intensity: str = "H
         pieces.append(np.asarray(engine.speak(sentence, emotion, intensity, speed,
                                               None if seed is None else seed + index), np.float32))
     return Speech(audio=np.concatenate(pieces), sample_rate=engine.sample_rate, sentences=sentences)
+
+
+def synthesize_segments(engine: Engine, segments: list, speed: float = 1.0, seed: int | None = 0,
+                        pause: float = 0.25) -> tuple[Speech, list[int]]:
+    """Text segments (``markup.Segment``: text, emotion, intensity) spoken in order, each with its own
+    emotion's prosody, joined with ``pause`` seconds of silence; and the sample at which each segment
+    ends (the middle of the pause after it; the last one at the end of the speech)."""
+    pieces, ends, sentences, total = [], [], [], 0
+    gap = int(round(pause * engine.sample_rate))
+    for index, segment in enumerate(segments):
+        speech = synthesize_text(engine, segment.text, segment.emotion, segment.intensity, speed,
+                                 None if seed is None else seed + 1000 * index, pause)
+        if index:
+            pieces.append(np.zeros(gap, np.float32))
+            ends.append(total + gap // 2)
+            total += gap
+        pieces.append(speech.audio)
+        total += len(speech.audio)
+        sentences.extend(speech.sentences)
+    ends.append(total)
+    return Speech(audio=np.concatenate(pieces), sample_rate=engine.sample_rate, sentences=sentences), ends

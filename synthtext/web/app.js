@@ -1,11 +1,13 @@
 "use strict";
-// The page: upload or pick a photo (its aligned face is shown, or why there is none), choose the words,
-// emotion and options, follow the job's steps, play the video; the gallery and the model panel.
+// The page: upload or pick a photo (its aligned face is shown, or why there is none), choose the words
+// (emotion tags allowed) or a recording, the emotion and options, follow the job's steps, play the video
+// and show its self-check (each segment's emotion asked for and shown); the gallery and the model panel.
 
 const $ = (id) => document.getElementById(id);
 const STEPS = ["queued", "tts", "face", "generate", "encode"];
 const EMOTION_NAMES = {ANG: "anger", DIS: "disgust", FEA: "fear", HAP: "happiness", NEU: "neutral", SAD: "sadness"};
 let photoId = null;
+let recording = null;  // a File: recorded speech instead of the text
 let emotion = "HAP";
 let watching = null;
 
@@ -105,8 +107,21 @@ $("all-emotions").addEventListener("change", (event) => {
 $("speed").addEventListener("input", (event) => { $("speed-value").textContent = Number(event.target.value).toFixed(2); });
 $("text").addEventListener("input", () => { $("text-count").textContent = $("text").value.length; updateSubmit(); });
 
+function useRecording(file) {
+  recording = file || null;
+  if (!recording) $("audio-file").value = "";
+  $("text").disabled = $("voice").disabled = $("speed").disabled = Boolean(recording);
+  $("audio-clear").hidden = !recording;
+  show($("audio-note"), recording ? `The recording “${recording.name}” (${(recording.size / 1024).toFixed(0)} kB) ` +
+    "is the speech: the text, voice and speed are not used; the face shows the emotion chosen below." : "");
+  updateSubmit();
+}
+
+$("audio-file").addEventListener("change", (event) => useRecording(event.target.files[0]));
+$("audio-clear").addEventListener("click", () => useRecording(null));
+
 function updateSubmit() {
-  $("submit").disabled = !photoId || !$("text").value.trim();
+  $("submit").disabled = !photoId || !(recording || $("text").value.trim());
 }
 
 async function loadVoices() {
@@ -124,7 +139,8 @@ $("video-form").addEventListener("submit", async (event) => {
   show($("submit-error"), "");
   const form = new FormData();
   form.append("photo", photoId);
-  form.append("text", $("text").value);
+  if (recording) form.append("audio", recording, recording.name);
+  else form.append("text", $("text").value);
   form.append("emotion", emotion);
   form.append("all_emotions", $("all-emotions").checked);
   form.append("intensity", $("intensity").value);
@@ -153,8 +169,49 @@ function describe(job) {
   const inputs = job.inputs;
   const feeling = inputs.all_emotions ? "all emotions" : EMOTION_NAMES[inputs.emotions[0]];
   const model = job.model.version ? `${job.model.name} v${job.model.version}` : job.model.name;
-  return `“${inputs.text}” · ${feeling} (${inputs.intensity}) · voice ${inputs.voice} · speed ${inputs.speed}` +
+  const speech = inputs.audio ? "a recording (no text)" :
+    `“${inputs.text}” · voice ${inputs.voice} · speed ${inputs.speed}`;
+  return `${speech} · ${feeling} (${inputs.intensity})` +
     `${inputs.paste_back ? " · pasted back" : ""} · model ${model}`;
+}
+
+function drawCheck(job) {
+  // The segments (one per emotion tag; one for plain text or a recording) with the emotion each asked
+  // for and, when checked, the one the face shows and the evaluator's confidence; mismatches stand out.
+  const segments = job.status === "done" && job.segments ? job.segments : [];
+  $("check").hidden = !segments.length;
+  const tableElement = $("segments");
+  tableElement.replaceChildren();
+  const check = job.self_check || {};
+  const checked = segments.some((segment) => "match" in segment);
+  const head = tableElement.insertRow();
+  for (const title of ["time (s)", "words", "asked", "shown", "confidence", ""]) {
+    const cell = document.createElement("th");
+    cell.textContent = title;
+    head.appendChild(cell);
+  }
+  const fps = job.fps || 25;
+  for (const segment of segments) {
+    const row = tableElement.insertRow();
+    row.className = !checked ? "" : segment.match ? "match" : "mismatch";
+    row.insertCell().textContent = `${(segment.first_frame / fps).toFixed(1)}–${(segment.end_frame / fps).toFixed(1)}`;
+    row.insertCell().textContent = job.inputs.audio ? "(recording)" : (segment.text || "").trim();
+    row.insertCell().textContent = `${segment.emotion}${segment.intensity && segment.intensity !== "HI" ?
+      ":" + segment.intensity : ""}`;
+    row.insertCell().textContent = checked ? segment.shown : "–";
+    row.insertCell().textContent = checked ? Number(segment.confidence).toFixed(2) : "–";
+    row.insertCell().textContent = !checked ? "" : segment.match ? "ok" : "mismatch";
+  }
+  $("check-note").textContent = check.skipped ? `self-check skipped: ${check.skipped}` :
+    check.evaluator ? `checked with ${check.evaluator}: ${check.mismatches} of ${check.segments} ` +
+      `segment${check.segments === 1 ? "" : "s"} mismatched` : "";
+  const warnings = $("warnings");
+  warnings.replaceChildren();
+  for (const line of job.warnings || []) {
+    const item = document.createElement("li");
+    item.textContent = line;
+    warnings.appendChild(item);
+  }
 }
 
 function play(job) {
@@ -163,6 +220,7 @@ function play(job) {
   $("download").href = `${job.video_url}?download=true`;
   $("download").hidden = false;
   $("result-inputs").textContent = describe(job);
+  drawCheck(job);
 }
 
 function follow(job) {
@@ -170,6 +228,7 @@ function follow(job) {
   $("player").hidden = true;
   $("download").hidden = true;
   $("result-inputs").textContent = describe(job);
+  drawCheck(job);
   const tick = async () => {
     try {
       job = await api(job.url);
@@ -220,10 +279,12 @@ async function loadGallery() {
     face.alt = "";
     const text = document.createElement("span");
     text.className = "text";
-    text.textContent = job.inputs.text;
+    text.textContent = job.inputs.audio ? "(a recording)" : job.inputs.text;
     const about = document.createElement("span");
     const feeling = job.inputs.all_emotions ? "all emotions" : EMOTION_NAMES[job.inputs.emotions[0]];
-    about.textContent = `${feeling} · ${job.model.version ? "v" + job.model.version : "folder"} · `;
+    const parts = job.segments && job.segments.length > 1 ? `${job.segments.length} parts` : feeling;
+    about.textContent = `${job.inputs.audio ? "recording · " : ""}${parts} · ` +
+      `${job.model.version ? "v" + job.model.version : "folder"} · `;
     const status = document.createElement("span");
     status.textContent = job.status;
     if (job.status === "failed") {
@@ -232,6 +293,13 @@ async function loadGallery() {
       status.textContent = `failed: ${job.error}`;
     }
     card.append(face, text, about, status);
+    if (job.warnings && job.warnings.length) {
+      const warn = document.createElement("span");
+      warn.className = "warn";
+      warn.textContent = ` · ${job.warnings.length} mismatch${job.warnings.length === 1 ? "" : "es"}`;
+      warn.title = job.warnings.join("\n");
+      card.appendChild(warn);
+    }
     card.addEventListener("click", () => follow(job));
     gallery.appendChild(card);
   }

@@ -1,0 +1,123 @@
+"""Every video checks that its emotion shows.
+
+The independent emotion evaluator that ``evaluate`` trains on real clips is stored with the model
+(``evaluator.json`` in a model folder, or the ``evaluator`` tag of a registry version). While a video
+is made, the landmarks of its aligned face are tracked piece by piece; at the end each segment (one
+emotion of the text, see ``synthtext.markup``) is read by the evaluator, relative to the photo's own
+face as every evaluated video is. A segment whose face reads as another emotion is a mismatch: one
+warning line, and exit status 2 with ``--strict``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from synthtext import EMOTIONS
+from synthtext.errors import SynthTextError
+from synthtext.evaluator import EmotionEvaluator, Measurer, measured_features
+from synthtext.infer import REGISTRY_PREFIX, Animation, Face, LoadedModel, crop_frames
+from synthtext.markup import TRANSITION_SECONDS
+from synthtext.tracking import tracking_uri
+
+
+@dataclass
+class Verdict:
+    emotion: str  # asked for
+    shown: str  # what the evaluator reads
+    confidence: float  # its probability for ``shown``
+    first_frame: int
+    end_frame: int
+    start: float  # seconds
+    end: float
+    match: bool
+
+    def warning(self) -> str:
+        return (f"{self.start:.1f}-{self.end:.1f} s asked {self.emotion}, the face reads {self.shown} "
+                f"({self.confidence:.2f})")
+
+    def to_json(self) -> dict:
+        return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+class SelfCheck:
+    """Feed it each generated piece (``observe``), then ask for the segments' ``verdicts``."""
+
+    def __init__(self, evaluator: EmotionEvaluator, backend, face: Face):
+        self.evaluator = evaluator
+        self.crop = face.crop
+        self.measurer = Measurer(backend, face.crop.shape[0])
+        self.neutral = measured_features(self.measurer.landmarks(face.crop[None]))
+        self.landmarks: list[np.ndarray] = []
+
+    def observe(self, piece: Animation) -> None:
+        """Track the face in a generated piece at the aligned crop's size (as ``evaluate`` measures)."""
+        self.landmarks.append(self.measurer.landmarks(crop_frames(piece, self.crop)))
+
+    def verdicts(self, spans: list[tuple[str, int, int]], fps: float) -> list[Verdict]:
+        """One verdict per segment ``(emotion, first_frame, end_frame)``. The frames where the face is
+        changing from one emotion to the next (``markup.TRANSITION_SECONDS`` around each border) are
+        left out of both segments when the segment is long enough to spare them."""
+        points = np.concatenate(self.landmarks) if self.landmarks else np.zeros((0, 68, 2))
+        half = int(round(TRANSITION_SECONDS * fps / 2))
+        out = []
+        for index, (emotion, first, end) in enumerate(spans):
+            a = first + (half if index > 0 else 0)
+            b = end - (half if index < len(spans) - 1 else 0)
+            if b - a < max(3, (end - first) // 3):
+                a, b = first, end
+            chosen = points[a:b]
+            if not len(chosen) or not np.isfinite(chosen[:, 0, 0]).any():
+                out.append(Verdict(emotion, "none", 0.0, first, end, first / fps, end / fps, False))
+                continue
+            probs = self.evaluator.probabilities(measured_features(chosen) - self.neutral)[0]
+            shown = EMOTIONS[int(np.argmax(probs))]
+            out.append(Verdict(emotion, shown, float(probs.max()), first, end, first / fps, end / fps,
+                               shown == emotion))
+        return out
+
+
+def attach_evaluator(model: LoadedModel, evaluator: str | Path | None = None, repo: str | Path = ".") -> LoadedModel:
+    """Set ``model.evaluator`` (and ``evaluator_note``: where it came from, or why there is none): the
+    file ``evaluator`` if given, else ``evaluator.json`` in the model folder, else the one ``evaluate``
+    stored with the registry version (its ``evaluator`` tag)."""
+    if evaluator:
+        model.evaluator, model.evaluator_note = EmotionEvaluator.load(Path(evaluator)), str(evaluator)
+    elif model.source.startswith(REGISTRY_PREFIX):
+        import mlflow  # imported here, not at the top: it takes seconds, and only registry URIs need it
+
+        mlflow.set_tracking_uri(tracking_uri(Path(repo)))
+        with tempfile.TemporaryDirectory() as scratch:
+            model.evaluator, model.evaluator_note = registered_evaluator(model.source, Path(scratch))
+    elif (Path(model.source) / "evaluator.json").is_file():
+        model.evaluator = EmotionEvaluator.load(Path(model.source) / "evaluator.json")
+        model.evaluator_note = f"{model.source}/evaluator.json"
+    else:
+        model.evaluator = None
+        model.evaluator_note = f"{model.source} holds no evaluator.json (the emotion evaluator that evaluate trains)"
+    return model
+
+
+def registered_evaluator(uri: str, scratch: Path) -> tuple[EmotionEvaluator | None, str]:
+    """The evaluator that ``evaluate`` stored with a registry version (its ``evaluator`` tag)."""
+    import mlflow  # imported here, not at the top: it takes seconds, and only registry URIs need it
+    from mlflow.exceptions import MlflowException
+
+    name, _, which = uri[len(REGISTRY_PREFIX):].partition("@")
+    client = mlflow.MlflowClient()
+    try:
+        if which:
+            version = client.get_model_version_by_alias(name, which)
+        else:
+            name, _, number = name.rpartition("/")
+            version = client.get_model_version(name, number)
+        tag = version.tags.get("evaluator")
+        if not tag:
+            return None, f"{uri} (v{version.version}) has no stored emotion evaluator (it was never evaluated)"
+        path = Path(mlflow.artifacts.download_artifacts(artifact_uri=tag, dst_path=str(scratch)))
+        return EmotionEvaluator.load(path), f"stored with v{version.version} ({tag})"
+    except (MlflowException, OSError, SynthTextError) as exc:
+        return None, f"the emotion evaluator of {uri} could not be read ({str(exc).splitlines()[0][:200]})"
