@@ -23,6 +23,8 @@ $(COQUI)/.installed: pyproject.toml requirements.lock
 	touch $@
 
 DEMO_TEXT := Don't forget a jacket. It is cold outside.
+# The same words with emotion tags: the face goes from happy to sad where the voice does.
+DEMO_TAGGED := [happy] Don't forget a jacket. [sad] It is cold outside.
 # A person in neither the training nor the validation split.
 DEMO_PHOTO := assets/heldout/grace_hopper.jpg
 
@@ -30,13 +32,13 @@ demo: $(VENV)/.installed
 	dvc repro
 	mkdir -p data/demo
 	synthtext generate --image $(DEMO_PHOTO) --text "$(DEMO_TEXT)" --all-emotions --model models/generator --out data/demo/all_emotions.mp4
-	synthtext generate --no-prefect --image $(DEMO_PHOTO) --text "$(DEMO_TEXT)" --emotion HAP --paste-back --model models/generator --out data/demo/happy_photo.mp4
+	synthtext generate --no-prefect --image $(DEMO_PHOTO) --text "$(DEMO_TAGGED)" --emotion HAP --paste-back --model models/generator --evaluator reports/evaluator.json --out data/demo/happy_sad_photo.mp4
 	@echo "Look at: data/raw/sample/contact_sheet.png (the corpus), data/processed/align_preview.png (aligned clips)"
 	@echo "Outputs: data/processed (clips, splits), models/ (emotion, generator), metrics/ (dvc metrics show)"
 	@echo "Judge the model: reports/index.html (metrics with baselines, sample videos per emotion)"
 	@echo "Training runs and registered models: mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db"
 	@echo "What it does: data/demo/all_emotions.mp4 (a photo the model never saw, one sentence, the six emotions in turn)"
-	@echo "   and data/demo/happy_photo.mp4 (the same photo at its own resolution, the face moved by the model)"
+	@echo "   and data/demo/happy_sad_photo.mp4 (the same photo at its own resolution, happy then sad; data/demo/happy_sad_photo.json: the self-check)"
 
 # Scheduled retraining: a local Prefect server (UI at http://127.0.0.1:$(PREFECT_PORT)) serving the
 # `retrain` flow on the cron schedule of params.yaml. Ctrl-C stops both. To use an existing server and
