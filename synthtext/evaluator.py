@@ -27,13 +27,18 @@ class Measurer:
         self.params = AlignParams(size=crop_size, min_frames=1)
         self.size = crop_size
 
-    def landmarks(self, frames: np.ndarray, aligned: bool = True) -> np.ndarray:
+    def landmarks(self, frames: np.ndarray, aligned: bool = True, tracker: FaceTracker | None = None) -> np.ndarray:
         """[T, 68, 2], NaN where no face was found: in crop-size pixels for aligned faces, in the frames'
-        own pixels otherwise (a photo with the face pasted back)."""
+        own pixels otherwise (a photo with the face pasted back). Each call tracks the face from its
+        first frame, unless ``tracker`` (``self.tracker()``) carries the track on from an earlier call:
+        the tracker starts each frame from the last one's face, so where a track starts matters."""
         if aligned:
             frames = (cv2.resize(f, (self.size, self.size), interpolation=cv2.INTER_CUBIC)
                       if f.shape[0] != self.size else f for f in frames)
-        return FaceTracker(self.backend, self.params).track(frames).landmarks
+        return (tracker or self.tracker()).track(frames).landmarks
+
+    def tracker(self) -> FaceTracker:
+        return FaceTracker(self.backend, self.params)
 
 
 def measured_features(landmarks: np.ndarray) -> np.ndarray:

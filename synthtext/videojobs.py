@@ -208,7 +208,6 @@ def make_video(job: Job, model, engine, options: Options, key: str, progress=Non
     rate = next(iter(speech.values())).sample_rate
     size = options.size or 2 * face.crop.shape[0]  # twice the aligned crop unless --size says otherwise
     evaluator = model.evaluator
-    check = SelfCheck(evaluator, backend, face) if evaluator is not None and len(speech) == 1 else None
 
     def frames_of(animation: infer.Animation) -> np.ndarray:
         return infer.paste_back(animation, face, options.feather) if options.paste_back else \
@@ -217,12 +216,15 @@ def make_video(job: Job, model, engine, options: Options, key: str, progress=Non
     out = Path(job.out)
     report("generate")
     verdicts: list = []
+    check = None  # the grid's six clips are not checked: each is one emotion by construction
     if len(speech) == 1:  # one clip: streamed, generated pieces straight into the encoder (flat memory)
         spoken = next(iter(speech.values()))
         frames = infer.frame_count(len(spoken.audio), rate, fps)
         spans = [(seg, first, end) for seg, (first, end) in
                  zip(segments, segment_frames([int(round(e * fps / rate)) for e in ends], frames), strict=True)]
         condition = emotion_condition(spans, frames, fps)
+        check = None if evaluator is None else SelfCheck(evaluator, backend, face,
+                                                         [(seg.emotion, a, b) for seg, a, b in spans])
         audio = _pad(spoken.audio, frames, fps, rate)[:len(spoken.audio)]
         times["generate"] = times["encode"] = times["check"] = 0.0
         bar = tqdm(total=frames, desc=out.name, unit="frame", disable=frames < LONG_FRAMES, leave=False)
@@ -248,7 +250,7 @@ def make_video(job: Job, model, engine, options: Options, key: str, progress=Non
         times["encode"] += time.perf_counter() - start
         if check is not None:
             start = time.perf_counter()
-            verdicts = check.verdicts([(seg.emotion, a, b) for seg, a, b in spans], fps)
+            verdicts = check.verdicts(fps)
             times["check"] += time.perf_counter() - start
         else:
             del times["check"]
