@@ -98,9 +98,24 @@ def _report(summary: dict, strict: bool = False) -> int:
     return 2 if strict and any(r.get("warnings") for r in results) else 0
 
 
+def _warm_up() -> None:
+    """librosa loads its feature modules (and numba compiles their kernels) at the first log-mel: about
+    5 s of a fresh process's first video. Started in a thread, it happens while the voice speaks and
+    the face is found."""
+    import numpy as np
+
+    from synthtext.features import log_mel
+    from synthtext.models import ModelConfig
+
+    log_mel(np.zeros(1600, np.float32), ModelConfig())
+
+
 def _run_jobs(jobs: list, model: str, options, orchestrate: bool, workers: int = 2) -> dict:
     """Through the Prefect flow, or (--no-prefect) the same steps in this process."""
+    import threading
     from dataclasses import asdict
+
+    threading.Thread(target=_warm_up, daemon=True).start()
 
     if orchestrate:
         from flows.generate import run

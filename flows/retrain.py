@@ -16,7 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger, serve, task
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.schedules import Cron
 
 from synthtext.config import Params, RetrainParams, load_params
@@ -26,6 +27,9 @@ from synthtext.tracking import CHAMPION_URI
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOYMENT = "weekly-retrain"
+# One retrain at a time: a run that comes due while another is still going waits for it (ENQUEUE),
+# so a slow retrain and the next scheduled one never train, write dvc.lock or promote together.
+ONE_AT_A_TIME = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
 
 
 def current_state(repo: Path, params: Params) -> dict:
@@ -105,10 +109,16 @@ def schedule(retrain_params: RetrainParams) -> Cron:
     return Cron(retrain_params.cron, timezone=retrain_params.timezone)
 
 
+def deployment(params: Params):
+    """The ``weekly-retrain`` deployment: the schedule of params.yaml, one run at a time."""
+    return retrain.to_deployment(name=DEPLOYMENT, schedules=[schedule(params.retrain)],
+                                 parameters={"repo": str(ROOT)}, concurrency_limit=ONE_AT_A_TIME)
+
+
 def main(argv: list[str]) -> None:
     params = load_params(ROOT / "params.yaml")
     if argv[:1] == ["serve"]:
-        retrain.serve(name=DEPLOYMENT, schedules=[schedule(params.retrain)], parameters={"repo": str(ROOT)})
+        serve(deployment(params))
     else:
         print(json.dumps(retrain(str(ROOT)), indent=2))
 

@@ -179,7 +179,10 @@ class VideoWriter:
     temporary name and renamed when ``close`` (the end of the ``with`` block) finishes; on an error
     nothing is left behind."""
 
-    def __init__(self, path: str | Path, fps: float, audio: np.ndarray | None = None, sample_rate: int = 16000):
+    def __init__(self, path: str | Path, fps: float, audio: np.ndarray | None = None, sample_rate: int = 16000,
+                 size: tuple[int, int] | None = None):
+        """``size`` (width, height), when known, starts ffmpeg at once: it loads while the first frames
+        are made."""
         self.path, self.fps = Path(path), fps
         self.tmp = tmp_path(self.path, keep_suffix=True)
         self.scratch = tempfile.TemporaryDirectory()
@@ -190,24 +193,32 @@ class VideoWriter:
         self.errors = open(Path(self.scratch.name) / "ffmpeg.log", "w+b")  # a file, not a pipe: no deadlock
         self.process: subprocess.Popen | None = None
         self.frames = 0
+        if size is not None:
+            self._start(*size)
 
     def write(self, frames: np.ndarray) -> None:
         """RGB uint8 frames [T, H, W, 3], all of the first chunk's size."""
         if self.process is None:
-            inputs = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{frames.shape[2]}x{frames.shape[1]}",
-                      "-r", str(self.fps), "-i", "-"]
-            if self.wav is not None:
-                inputs += ["-i", str(self.wav), "-c:a", "aac", "-b:a", "128k", "-shortest"]
-            cmd = [ffmpeg_exe(), "-hide_banner", "-v", "error", "-y", *inputs, "-c:v", "libx264", "-pix_fmt",
-                   "yuv420p", "-preset", "veryfast", "-crf", "18", "-movflags", "+faststart", str(self.tmp)]
-            self.process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self.errors)
+            self._start(frames.shape[2], frames.shape[1])
+        elif frames.shape[1:3] != self.shape:
+            raise ValueError(f"{self.path}: frames of {frames.shape[2]}x{frames.shape[1]} after "
+                             f"{self.shape[1]}x{self.shape[0]}")
         self.process.stdin.write(np.ascontiguousarray(frames).tobytes())
         self.frames += len(frames)
+
+    def _start(self, width: int, height: int) -> None:
+        self.shape = (height, width)
+        inputs = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(self.fps), "-i", "-"]
+        if self.wav is not None:
+            inputs += ["-i", str(self.wav), "-c:a", "aac", "-b:a", "128k", "-shortest"]
+        cmd = [ffmpeg_exe(), "-hide_banner", "-v", "error", "-y", *inputs, "-c:v", "libx264", "-pix_fmt",
+               "yuv420p", "-preset", "veryfast", "-crf", "18", "-movflags", "+faststart", str(self.tmp)]
+        self.process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self.errors)
 
     def close(self) -> None:
         """Finish the file and move it into place (raises ``CalledProcessError`` if ffmpeg failed)."""
         try:
-            if self.process is None:
+            if self.process is None or not self.frames:
                 raise ValueError(f"{self.path}: no frames were written")
             self.process.stdin.close()
             code = self.process.wait()

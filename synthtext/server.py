@@ -37,6 +37,7 @@ import urllib.parse
 from pathlib import Path
 
 import cv2
+import torch
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
@@ -618,6 +619,9 @@ def create_app(model: str = tracking.CHAMPION_URI, folder: str | Path = "data/ap
                workers: int = 1, queue_size: int = 8, voices: dict[str, str | None] | None = None) -> FastAPI:
     """The FastAPI app; its workers start and stop with the app's lifespan."""
     repo = Path(repo).resolve()
+    # The workers share the cores: each job's network gets its share of them (one worker: all of them;
+    # more threads than cores make every job slower).
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
     service = VideoService(ModelSource(model, repo), Path(folder), workers, queue_size, voices)
     service.models.current()  # a missing model or alias is said now, not at the first request
 

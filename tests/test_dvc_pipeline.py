@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -299,3 +300,86 @@ def test_training_killed_by_sigkill_resumes_to_the_same_model(project):
     assert last.data.tags["resumes_killed_runs"] == killed.info.run_id
     steps = [m.step for m in client.get_metric_history(last.info.run_id, "loss")]
     assert sorted(steps) == list(range(1, 121))
+
+
+def test_a_second_repro_stops_at_once_while_one_runs(project):
+    """Two `dvc repro` at once: the second stops within seconds with DVC's lock message and changes
+    nothing; the first finishes and leaves the pipeline up to date."""
+    work, env = project
+    first = subprocess.Popen(["dvc", "repro", "-f", "-s", "evaluate"], cwd=work, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    rwlock = work / ".dvc/tmp/rwlock"  # while a stage runs, DVC lists the paths it writes here
+    deadline = time.monotonic() + 120
+    while "reports" not in (rwlock.read_text() if rwlock.is_file() else ""):
+        assert first.poll() is None and time.monotonic() < deadline, "the first repro never started its stage"
+        time.sleep(0.05)
+    lock_before = (work / "dvc.lock").read_bytes()
+    started = time.monotonic()
+    second = run(["dvc", "repro"], work, env, check=False)
+    assert second.returncode != 0 and time.monotonic() - started < 60
+    assert "lock" in (second.stdout + second.stderr).lower(), second.stdout + second.stderr
+    assert first.poll() is None, "the first repro ended before the second was tried"
+    assert (work / "dvc.lock").read_bytes() == lock_before
+    output, _ = first.communicate(timeout=600)
+    assert first.returncode == 0, output
+    assert "up to date" in run(["dvc", "repro"], work, env).stdout
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("kill_a_worker", [False, True], ids=["cluster", "worker-killed"])
+def test_align_on_a_real_dask_cluster(project, kill_a_worker):
+    """`dask scheduler` and two `dask worker` processes on loopback, `runner.dask_address` pointing at
+    them: `dvc repro align` writes the same clips as the threads run; with one worker killed by
+    SIGKILL in the middle of the stage, the other finishes the work and the result is the same."""
+    from distributed import Client
+
+    work, env = project
+    clips_dir = work / "data/processed/clips"
+    clean = clip_contents(clips_dir)
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    cluster_env = {**env, "PYTHONPATH": str(work)}  # the workers import the project's tasks
+    dask = [str(Path(sys.executable).parent / "dask")]
+    scheduler = subprocess.Popen([*dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                                 cwd=work, env=cluster_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 start_new_session=True)
+    workers = [subprocess.Popen([*dask, "worker", address, "--nthreads", "1", "--no-dashboard", "--name", f"w{i}"],
+                                cwd=work, env=cluster_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True) for i in range(2)]
+    params_file = work / "params.yaml"
+    original = params_file.read_text()
+    try:
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=120)
+        params = yaml.safe_load(original)
+        params["runner"].update(kind="dask", dask_address=address)
+        params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+        shutil.rmtree(clips_dir)
+        repro = subprocess.Popen(["dvc", "repro", "align"], cwd=work, env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        if kill_a_worker:
+            deadline = time.monotonic() + 300
+            while not (clips_dir.is_dir() and len(list(clips_dir.glob("*.h5"))) >= 2):
+                assert repro.poll() is None and time.monotonic() < deadline, "align never started writing"
+                time.sleep(0.02)
+            os.killpg(workers[0].pid, signal.SIGKILL)
+            assert len(list(clips_dir.glob("*.h5"))) < len(clean), "killed too late to test a recovery"
+        output, _ = repro.communicate(timeout=900)
+        assert repro.returncode == 0, output
+        assert f"{len(clean)} written" in output and "0 rejected" in output, output
+        assert_same_contents(clip_contents(clips_dir), clean)
+        assert not list(clips_dir.glob(".*"))
+    finally:
+        params_file.write_text(original)
+        for process in (*workers, scheduler):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            process.wait(30)
+    run(["dvc", "repro", "align"], work, env)  # back to the threads runner's record

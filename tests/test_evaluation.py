@@ -534,3 +534,33 @@ def test_evaluator_is_not_swayed_by_points_that_training_never_moved():
     happy_face = np.hstack([[0.8, 0.0], rng.normal(0, 0.01, 10) - 0.01])  # noise of 1% of a face width
     assert evaluator.predict(happy_face) == ["HAP"]
     assert evaluator.predict(np.hstack([[-0.8, 0.0], np.full(10, 0.01)])) == ["SAD"]
+
+
+def test_the_retrain_deployment_runs_one_at_a_time(prefect_server):
+    """Through the Prefect API: the deployment as served has a concurrency limit of 1; with one of its
+    runs running, a second one cannot start (it waits for the slot); prefect.yaml declares the same."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.states import Running
+
+    from flows.retrain import DEPLOYMENT, deployment
+    from synthtext.config import load_params
+
+    async def check():
+        deployment_id = await deployment(load_params(REPO / "params.yaml")).apply()
+        async with get_client() as client:
+            stored = await client.read_deployment(deployment_id)
+            assert stored.global_concurrency_limit is not None and stored.global_concurrency_limit.limit == 1
+            first = await client.create_flow_run_from_deployment(deployment_id)
+            second = await client.create_flow_run_from_deployment(deployment_id)
+            assert (await client.set_flow_run_state(first.id, Running())).state.is_running()
+            refused = await client.set_flow_run_state(second.id, Running())
+            assert not refused.state.is_running() and refused.state.name == "AwaitingConcurrencySlot"
+            await client.delete_flow_run(first.id)
+            await client.delete_flow_run(second.id)
+
+    asyncio.run(check())
+    project = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    declared = next(d for d in project["deployments"] if d["name"] == DEPLOYMENT)
+    assert declared["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
