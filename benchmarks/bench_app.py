@@ -1,6 +1,7 @@
 """A bounded load test of `synthtext serve` on loopback: REQUESTS jobs from CLIENTS concurrent clients,
 for each worker count; prints completed/failed, p50/p95 latency from request to finished video,
-throughput, and the server's memory (resident at the start and end, and its peak).
+throughput, and the server's memory (resident at the start and end, after each quarter of the
+jobs, and its peak). The server gives each worker its share of the cores (torch threads).
 
     python benchmarks/bench_app.py [--model models:/synthtext-generator@champion] [--requests 20]
                                    [--clients 4] [--workers 1 2] [--queue 2]
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import socket
 import statistics
 import subprocess
@@ -67,7 +67,7 @@ def run(model: str, workers: int, requests: int, clients: int, queue: int) -> di
             status, photo, _ = post(f"{base}/api/photos", {"sample": PHOTO})
             assert status == 201, photo
             start_rss = rss_kb(server.pid, "VmRSS")
-            latencies, failures, refused, lock = [], [], [0], threading.Lock()
+            latencies, failures, refused, lock, memory = [], [], [0], threading.Lock(), []
             numbers = iter(range(requests))
 
             def client() -> None:
@@ -89,6 +89,7 @@ def run(model: str, workers: int, requests: int, clients: int, queue: int) -> di
                     with lock:
                         (latencies if job["status"] == "done" else failures).append(
                             time.perf_counter() - began if job["status"] == "done" else job["error"])
+                        memory.append(rss_kb(server.pid, "VmRSS") / 1024)  # after each finished job
 
             began = time.perf_counter()
             threads = [threading.Thread(target=client) for _ in range(clients)]
@@ -108,7 +109,8 @@ def run(model: str, workers: int, requests: int, clients: int, queue: int) -> di
             "p50": statistics.median(ordered) if ordered else None,
             "p95": ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))] if ordered else None,
             "per_minute": 60 * len(latencies) / seconds, "rss_start_mb": start_rss / 1024,
-            "rss_end_mb": end_rss / 1024, "rss_peak_mb": peak / 1024}
+            "rss_end_mb": end_rss / 1024, "rss_peak_mb": peak / 1024,
+            "rss_quarters_mb": [memory[max(0, len(memory) * k // 4 - 1)] for k in (1, 2, 3, 4)] if memory else []}
 
 
 def main() -> None:
@@ -119,13 +121,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--queue", type=int, default=2, help="the server's --queue (small: some requests get 429)")
     args = parser.parse_args()
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     for workers in args.workers:
         r = run(args.model, workers, args.requests, args.clients, args.queue)
         print(f"workers {workers}: {r['completed']} completed, {r['failed']} failed, {r['unfinished']} unfinished, "
               f"{r['refused_429']} answered 429 (retried); latency request->video p50 {r['p50']:.2f} s, "
               f"p95 {r['p95']:.2f} s; {r['per_minute']:.1f} videos/min; server RSS {r['rss_start_mb']:.0f} MB "
-              f"at start, {r['rss_end_mb']:.0f} MB at end, peak {r['rss_peak_mb']:.0f} MB")
+              f"at start, {r['rss_end_mb']:.0f} MB at end, peak {r['rss_peak_mb']:.0f} MB; after each quarter of "
+              f"the jobs {', '.join(f'{m:.0f}' for m in r['rss_quarters_mb'])} MB")
         for reason in r["reasons"]:
             print(f"  failed: {reason}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -175,6 +176,48 @@ def test_lineage_of_the_champion(project):
     assert run([*lineage, "models:/synthtext-generator@champion"], work, cli_env, check=False).returncode == 0
 
 
+def test_push_to_a_remote_and_audit_from_a_fresh_clone(project, tmp_path):
+    """The retrain flow's push sends data and models to a DVC remote (a local folder here); a fresh git
+    clone elsewhere pulls them and, with the shared tracking store, `synthtext lineage` of the champion
+    passes there. One corrupted object in the remote makes the audit fail, naming the file."""
+    from flows.retrain import dvc_push
+
+    work, env = project
+    remote = tmp_path / "remote"
+    run(["dvc", "remote", "add", "-d", "audit", str(remote)], work, env)
+    try:
+        pushed = dvc_push(str(work))
+        assert "no DVC remote" not in pushed and any(remote.rglob("*")), pushed
+        run(["git", "add", "-A"], work, env)
+        run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "pipeline outputs", "--allow-empty"],
+            work, env)
+        shared = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}", "PYTHONPATH": str(REPO)}
+        lineage = [sys.executable, "-m", "flows.cli", "lineage", "models:/synthtext-generator@champion"]
+
+        clone = tmp_path / "auditor"
+        run(["git", "clone", "-q", str(work), str(clone)], tmp_path, env)
+        run(["dvc", "pull"], clone, shared)
+        audited = run([*lineage, "--repo", str(clone)], clone, shared, check=False)
+        assert audited.returncode == 0 and "reproducible as recorded" in audited.stdout, audited.stdout
+
+        train = (work / "data/processed/splits/train.txt").read_text().split()
+        target = f"data/processed/clips/{train[0]}.h5"
+        digest = hashlib.md5((work / target).read_bytes()).hexdigest()
+        stored = remote / "files" / "md5" / digest[:2] / digest[2:]
+        assert stored.is_file()
+        stored.chmod(0o644)
+        stored.write_bytes(b"not the clip any more")
+        second = tmp_path / "auditor2"
+        run(["git", "clone", "-q", str(work), str(second)], tmp_path, env)
+        pulled = run(["dvc", "pull"], second, shared, check=False)
+        audited = run([*lineage, "--repo", str(second)], second, shared, check=False)
+        report = pulled.stdout + pulled.stderr + audited.stdout
+        assert pulled.returncode != 0 or audited.returncode != 0, report
+        assert target in report or digest in report, report
+    finally:
+        run(["dvc", "remote", "remove", "audit"], work, env)
+
+
 def test_repro_kill_resume_and_granular_params(project):
     work, env = project
     clips_dir = work / "data/processed/clips"
@@ -306,7 +349,11 @@ def test_a_second_repro_stops_at_once_while_one_runs(project):
     """Two `dvc repro` at once: the second stops within seconds with DVC's lock message and changes
     nothing; the first finishes and leaves the pipeline up to date."""
     work, env = project
-    first = subprocess.Popen(["dvc", "repro", "-f", "-s", "evaluate"], cwd=work, env=env, stdout=subprocess.PIPE,
+    run(["dvc", "repro"], work, env)  # up to date first (earlier tests change params)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["evaluate"]["seconds"] = 1.4  # so that the next repro has evaluate to run
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    first = subprocess.Popen(["dvc", "repro"], cwd=work, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
     rwlock = work / ".dvc/tmp/rwlock"  # while a stage runs, DVC lists the paths it writes here
     deadline = time.monotonic() + 120

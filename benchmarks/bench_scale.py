@@ -1,0 +1,229 @@
+"""CREMA-D-scale prep: convert_fps + align throughput per worker count, worker memory, a full-corpus forecast.
+
+    python benchmarks/bench_scale.py [--source DIR] [--clips 400] [--workers 1 2] [--profile 8]
+
+Copies the source clips (default data/raw/sample, else ../shared/realdata/crema-d) round-robin
+under N unique CREMA-D names into a temporary raw folder. For each worker count it converts all N
+clips, then aligns all N, in a process pool (one landmark backend per worker, OpenCV on one
+thread), calling convert_clip / align_clip directly (no Prefect, no caches). Prints wall time,
+clips/s and frames/s per stage and combined; each worker's peak RSS after its first, middle and
+last aligned clip (flat in N unless the worker leaks); the predicted minutes for the full CREMA-D
+(7,442 clips, scaled by frames) against the 20-minute target; and a cProfile breakdown of one
+process converting and aligning K clips serially.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+
+import cv2
+from tqdm import tqdm
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from synthtext import EMOTIONS, INTENSITIES, media  # noqa: E402
+from synthtext.align import align_clip  # noqa: E402
+from synthtext.config import AlignParams, ConvertParams  # noqa: E402
+from synthtext.convert import convert_clip, outputs  # noqa: E402
+from synthtext.errors import ClipRejected  # noqa: E402
+from synthtext.landmarks import make_backend  # noqa: E402
+from synthtext.naming import CREMA_SENTENCES, find_videos, parse_clip_name  # noqa: E402
+
+CREMA_CLIPS = 7442
+CREMA_MEAN_S = 2.54  # mean CREMA-D clip duration
+CREMA_DIR = ROOT.parent / "shared" / "realdata" / "crema-d"
+TARGET_MIN = 20
+FPS = ConvertParams().fps
+# Profile groups: the cumulative time of these synthtext functions (none of them calls another).
+GROUPS = {
+    "ffmpeg conversion": [("media.py", "probe"), ("media.py", "convert_video"), ("media.py", "extract_audio")],
+    "decoding frames": [("media.py", "iter_frames")],
+    "face detection": [("landmarks.py", "detect")],  # _DlibDetection.detect: the dlib HOG detector call
+    "landmark prediction": [("landmarks.py", "landmarks")],  # DlibBackend.landmarks: the shape predictor call
+    "warping": [("align.py", "warp_frame")],
+    "HDF5 write": [("clipfile.py", "write_clip")],
+    "audio read": [("media.py", "read_audio")],
+}
+
+_STATE: dict = {}  # per process: its landmark backend and how many clips it has done
+
+
+def _init_worker() -> None:
+    cv2.setNumThreads(1)
+    params = AlignParams()
+    _STATE.update(backend=make_backend(params.backend, params.detect_upsample), done=0)
+
+
+def _ready(_: int) -> int:
+    time.sleep(0.5)  # keeps each worker busy so that every worker starts (and loads its backend) before timing
+    return os.getpid()
+
+
+def _done(frames: int) -> tuple[int, int, int, float]:
+    _STATE["done"] += 1
+    return os.getpid(), _STATE["done"], frames, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _convert(src: Path, out: Path) -> tuple[int, int, int, float]:
+    try:
+        frames = convert_clip(src, out, parse_clip_name(src).clip_id, ConvertParams(), "-", "-")["frames"]
+    except ClipRejected:
+        frames = 0
+    return _done(frames)
+
+
+def _align(src: Path, out: Path) -> tuple[int, int, int, float]:
+    name = parse_clip_name(src)
+    mp4, wav, sidecar = outputs(out, name.clip_id)
+    frames = 0
+    if sidecar.is_file():
+        try:
+            frames = align_clip(name, mp4, wav, out / f"{name.clip_id}.h5", _STATE["backend"], AlignParams(),
+                                FPS, "-", "-")["frames"]
+        except ClipRejected:
+            pass
+    return _done(frames)
+
+
+def crema_name(i: int) -> str:
+    """The i-th unique CREMA-D name (91 actors x 12 sentences x 6 emotions x 4 levels)."""
+    sentences = list(CREMA_SENTENCES)
+    return (f"{1001 + i % 91}_{sentences[i // 91 % 12]}_{EMOTIONS[i // (91 * 12) % len(EMOTIONS)]}_"
+            f"{INTENSITIES[i // (91 * 12 * len(EMOTIONS)) % len(INTENSITIES)]}")
+
+
+def make_clips(sources: list[Path], n: int, raw: Path) -> list[Path]:
+    clips = []
+    for i in tqdm(range(n), desc="copying clips", leave=False):
+        src = sources[i % len(sources)]
+        clips.append(raw / f"{crema_name(i)}{src.suffix.lower()}")
+        shutil.copyfile(src, clips[-1])
+    return clips
+
+
+def run_stage(pool: ProcessPoolExecutor, fn, clips: list[Path], out: Path, desc: str) -> tuple[float, list]:
+    started = time.perf_counter()
+    futures = [pool.submit(fn, src, out) for src in clips]
+    results = [f.result() for f in tqdm(as_completed(futures), total=len(futures), desc=desc, leave=False)]
+    return time.perf_counter() - started, results
+
+
+def rate(what: str, seconds: float, clips: int, frames: int) -> str:
+    return f"  {what:<9}: {seconds:7.1f} s, {clips / seconds:6.2f} clips/s, {frames / seconds:7.1f} frames/s"
+
+
+def memory_report(results: list) -> None:
+    by_pid = defaultdict(list)
+    for pid, seq, _, rss in results:
+        by_pid[pid].append((seq, rss))
+    growth = []
+    for pid, rows in sorted(by_pid.items()):
+        rss = [r for _, r in sorted(rows)]  # the worker's peak RSS after each of its clips, in order
+        half = max(len(rss) // 2 - 1, 0)
+        growth.append(rss[-1] - rss[0])
+        print(f"  worker {pid}: peak RSS {rss[0]:.0f} MB after its first aligned clip, {rss[half]:.0f} MB after "
+              f"{half + 1}, {rss[-1]:.0f} MB after all {len(rss)}")
+    print(f"  growth from first clip to last: {max(growth):+.1f} MB (largest over {len(growth)} workers)")
+
+
+def bench_workers(workers: int, clips: list[Path], scratch: Path) -> tuple[float, float]:
+    """Convert then align all clips with ``workers`` processes; returns frames/s of convert and of align."""
+    out = Path(tempfile.mkdtemp(prefix=f"w{workers}-", dir=scratch))
+    ctx = get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
+        list(pool.map(_ready, range(workers)))
+        t_conv, converted = run_stage(pool, _convert, clips, out, f"convert x{workers}")
+        t_align, aligned = run_stage(pool, _align, clips, out, f"align x{workers}")
+    shutil.rmtree(out)
+    f_conv, f_align = sum(r[2] for r in converted), sum(r[2] for r in aligned)
+    n_conv, n_align = sum(r[2] > 0 for r in converted), sum(r[2] > 0 for r in aligned)
+    print(f"\n{workers} worker(s), {len(clips)} clips: {n_conv} converted ({f_conv} frames), {n_align} aligned "
+          f"({f_align} frames)")
+    print(rate("convert", t_conv, n_conv, f_conv))
+    print(rate("align", t_align, n_align, f_align))
+    print(rate("combined", t_conv + t_align, n_align, f_align))
+    memory_report(aligned)
+    return f_conv / t_conv, f_align / t_align
+
+
+def profile(clips: list[Path], scratch: Path) -> None:
+    """cProfile one process converting and aligning ``clips`` serially; print time per group."""
+    _init_worker()
+    out = Path(tempfile.mkdtemp(prefix="profile-", dir=scratch))
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    profiler.enable()
+    for src in tqdm(clips, desc="profiling", leave=False):
+        _convert(src, out)
+        _align(src, out)
+    profiler.disable()
+    wall = time.perf_counter() - started
+    shutil.rmtree(out)
+    stats = pstats.Stats(profiler).stats  # (file, line, function) -> (calls, ncalls, tottime, cumtime, callers)
+    total = sum(tt for _, _, tt, _, _ in stats.values())
+    print(f"\nprofile of 1 process, {len(clips)} clips converted + aligned serially: {wall:.1f} s wall, "
+          f"{total:.1f} s profiled")
+    rest = total
+    for group, functions in GROUPS.items():
+        seconds = sum(ct for (file, _, func), (_, _, _, ct, _) in stats.items()
+                      if any(file.endswith(f"synthtext{os.sep}{f}") and func == fn for f, fn in functions))
+        rest -= seconds
+        print(f"  {group:<20}: {seconds:7.2f} s {100 * seconds / total:5.1f}%")
+    print(f"  {'other':<20}: {rest:7.2f} s {100 * rest / total:5.1f}%")
+
+
+def crema_mean_duration() -> float | None:
+    """Mean duration of the real CREMA-D clips in ../shared/realdata/crema-d, when present."""
+    files = sorted(CREMA_DIR.glob("*.flv")) if CREMA_DIR.is_dir() else []
+    return sum(media.probe(f).duration for f in files) / len(files) if files else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--source", type=Path, default=ROOT / "data" / "raw" / "sample")
+    parser.add_argument("--clips", type=int, default=400)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--profile", type=int, default=8, help="clips to profile serially (0: skip)")
+    args = parser.parse_args()
+    source = args.source if args.source.is_dir() or args.source != parser.get_default("source") else CREMA_DIR
+    sources = find_videos(source)
+    if not sources:
+        sys.exit(f"no clips in {source}")
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        scratch = Path(tmp)
+        (scratch / "raw").mkdir()
+        clips = make_clips(sources, args.clips, scratch / "raw")
+        print(f"{len(clips)} clips from {len(sources)} source clips in {source}")
+        rates = {w: bench_workers(w, clips, scratch) for w in args.workers}
+        if args.profile:
+            profile(clips[:args.profile], scratch)
+    used = sources[:len(clips)]  # the distinct source clips the copies were made from
+    source_mean = sum(media.probe(src).duration for src in used) / len(used)
+    measured = crema_mean_duration()
+    print(f"\nmean clip duration: source {source_mean:.2f} s; CREMA-D {CREMA_MEAN_S:.2f} s"
+          + (f" (measured {measured:.2f} s on {CREMA_DIR})" if measured else ""))
+    for label, mean_s in [("2.54 s", CREMA_MEAN_S)] + ([(f"{measured:.2f} s", measured)] if measured else []):
+        frames = CREMA_CLIPS * mean_s * FPS
+        print(f"predicted full CREMA-D ({CREMA_CLIPS} clips x {label} = {frames:,.0f} frames at {FPS} fps), "
+              f"target {TARGET_MIN} min:")
+        for w, (conv_fps, align_fps) in rates.items():
+            conv, align = frames / conv_fps / 60, frames / align_fps / 60
+            verdict = "within" if conv + align <= TARGET_MIN else f"{(conv + align) / TARGET_MIN:.1f}x over"
+            print(f"  {w} worker(s): convert {conv:5.1f} + align {align:5.1f} = {conv + align:5.1f} min ({verdict})")
+
+
+if __name__ == "__main__":
+    main()
