@@ -179,10 +179,7 @@ class VideoWriter:
     temporary name and renamed when ``close`` (the end of the ``with`` block) finishes; on an error
     nothing is left behind."""
 
-    def __init__(self, path: str | Path, fps: float, audio: np.ndarray | None = None, sample_rate: int = 16000,
-                 size: tuple[int, int] | None = None):
-        """``size`` (width, height), when known, starts ffmpeg at once: it loads while the first frames
-        are made."""
+    def __init__(self, path: str | Path, fps: float, audio: np.ndarray | None = None, sample_rate: int = 16000):
         self.path, self.fps = Path(path), fps
         self.tmp = tmp_path(self.path, keep_suffix=True)
         self.scratch = tempfile.TemporaryDirectory()
@@ -193,8 +190,6 @@ class VideoWriter:
         self.errors = open(Path(self.scratch.name) / "ffmpeg.log", "w+b")  # a file, not a pipe: no deadlock
         self.process: subprocess.Popen | None = None
         self.frames = 0
-        if size is not None:
-            self._start(*size)
 
     def write(self, frames: np.ndarray) -> None:
         """RGB uint8 frames [T, H, W, 3], all of the first chunk's size."""

@@ -228,8 +228,7 @@ def make_video(job: Job, model, engine, options: Options, key: str, progress=Non
         audio = _pad(spoken.audio, frames, fps, rate)[:len(spoken.audio)]
         times["generate"] = times["encode"] = times["check"] = 0.0
         bar = tqdm(total=frames, desc=out.name, unit="frame", disable=frames < LONG_FRAMES, leave=False)
-        shape = (face.image.shape[1] // 2 * 2, face.image.shape[0] // 2 * 2) if options.paste_back else (size, size)
-        with VideoWriter(out, fps, audio, rate, shape) as writer, bar:
+        with VideoWriter(out, fps, audio, rate) as writer, bar:
             start = time.perf_counter()
             for piece in infer.animate_chunks(model.generator, spoken.audio, spoken.sample_rate, face.crop, condition,
                                               options.seed, options.overlap):

@@ -542,21 +542,25 @@ def test_the_retrain_deployment_runs_one_at_a_time(prefect_server):
     import asyncio
 
     from prefect.client.orchestration import get_client
-    from prefect.states import Running
+    from prefect.states import Pending, Running
 
     from flows.retrain import DEPLOYMENT, deployment
     from synthtext.config import load_params
 
+    served = deployment(load_params(REPO / "params.yaml"))  # made outside the event loop (sync API)
+
     async def check():
-        deployment_id = await deployment(load_params(REPO / "params.yaml")).apply()
+        deployment_id = await served.apply()
         async with get_client() as client:
             stored = await client.read_deployment(deployment_id)
             assert stored.global_concurrency_limit is not None and stored.global_concurrency_limit.limit == 1
             first = await client.create_flow_run_from_deployment(deployment_id)
             second = await client.create_flow_run_from_deployment(deployment_id)
+            # a worker proposes Pending, then Running: the slot is taken at Pending
+            assert (await client.set_flow_run_state(first.id, Pending())).state.is_pending()
             assert (await client.set_flow_run_state(first.id, Running())).state.is_running()
-            refused = await client.set_flow_run_state(second.id, Running())
-            assert not refused.state.is_running() and refused.state.name == "AwaitingConcurrencySlot"
+            refused = await client.set_flow_run_state(second.id, Pending())
+            assert not refused.state.is_pending() and refused.state.name == "AwaitingConcurrencySlot"
             await client.delete_flow_run(first.id)
             await client.delete_flow_run(second.id)
 

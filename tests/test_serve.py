@@ -265,7 +265,7 @@ def test_tagged_text_makes_segments_and_each_is_checked(checked_model_dir, tmp_p
         assert segments[0]["first_frame"] == 0 and segments[0]["end_frame"] == segments[1]["first_frame"]
         assert segments[1]["end_frame"] == pytest.approx(done["seconds"] * done["fps"], abs=1)
         for segment in segments:  # checked: what the face shows, how sure the evaluator is
-            assert segment["shown"] in ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD", "none")
+            assert segment["shown"] in ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD", "no face")
             assert 0.0 <= segment["confidence"] <= 1.0 and segment["match"] == (segment["shown"] == segment["emotion"])
         check = done["self_check"]
         assert check["evaluator"].endswith("evaluator.json") and check["segments"] == 2
