@@ -43,46 +43,56 @@ class Verdict:
         return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
+STRIDE = 3  # every third frame is measured: the reading is a mean over the segment, a third of the cost
+
+
 class SelfCheck:
     """Made with the segments' frame spans ``(emotion, first_frame, end_frame)``; feed it each generated
     piece in order (``observe``), then ask for the ``verdicts``."""
 
-    def __init__(self, evaluator: EmotionEvaluator, backend, face: Face, spans: list[tuple[str, int, int]]):
-        self.evaluator, self.spans = evaluator, spans
+    def __init__(self, evaluator: EmotionEvaluator, backend, face: Face, spans: list[tuple[str, int, int]],
+                 stride: int = STRIDE):
+        self.evaluator, self.spans, self.stride = evaluator, spans, max(1, stride)
         self.crop = face.crop
         self.measurer = Measurer(backend, face.crop.shape[0])
         self.neutral = measured_features(self.measurer.landmarks(face.crop[None]))
+        self.frames: list[np.ndarray] = []  # the measured frames' numbers
         self.landmarks: list[np.ndarray] = []
         self.seen = 0  # frames observed so far
         self.trackers: dict[int, object] = {}
 
     def observe(self, piece: Animation) -> None:
-        """Track the face in a generated piece at the aligned crop's size (as ``evaluate`` measures).
-        Each segment is tracked from its own first frame, as every clip the evaluator learnt from and
-        every video it was tested on: the tracker starts each frame from the last one's face, and a
-        track begun in another emotion's frames lands on other points of the same image."""
-        frames = crop_frames(piece, self.crop)
-        start = self.seen
+        """Track the face in a generated piece at the aligned crop's size (as ``evaluate`` measures),
+        on every ``stride``-th frame of each segment. Each segment is tracked from its own first frame,
+        as every clip the evaluator learnt from and every video it was tested on: the tracker starts
+        each frame from the last one's face, and a track begun in another emotion's frames lands on
+        other points of the same image."""
+        start, count = self.seen, len(piece)
+        self.seen += count
         for index, (_, first, end) in enumerate(self.spans):
-            a, b = max(first, start), min(end, start + len(frames))
-            if a < b:
-                tracker = self.trackers.setdefault(index, self.measurer.tracker())
-                self.landmarks.append(self.measurer.landmarks(frames[a - start:b - start], tracker=tracker))
-        self.seen += len(frames)
+            wanted = np.arange(max(first, start), min(end, start + count))
+            wanted = wanted[(wanted - first) % self.stride == 0]
+            if not len(wanted):
+                continue
+            frames = crop_frames(Animation({k: v[wanted - start] for k, v in piece.parts.items()}), self.crop)
+            tracker = self.trackers.setdefault(index, self.measurer.tracker())
+            self.frames.append(wanted)
+            self.landmarks.append(self.measurer.landmarks(frames, tracker=tracker))
 
     def verdicts(self, fps: float) -> list[Verdict]:
         """One verdict per segment. The frames where the face is changing from one emotion to the next
         (``markup.TRANSITION_SECONDS`` around each border) are left out of both segments when the
         segment is long enough to spare them."""
+        numbers = np.concatenate(self.frames) if self.frames else np.zeros(0, int)
         points = np.concatenate(self.landmarks) if self.landmarks else np.zeros((0, 68, 2))
         half = int(round(TRANSITION_SECONDS * fps / 2))
         out = []
         for index, (emotion, first, end) in enumerate(self.spans):
             a = first + (half if index > 0 else 0)
             b = end - (half if index < len(self.spans) - 1 else 0)
-            if b - a < max(3, (end - first) // 3):
+            if b - a < max(3 * self.stride, (end - first) // 3):
                 a, b = first, end
-            chosen = points[a:b]
+            chosen = points[(numbers >= a) & (numbers < b)]
             if not len(chosen) or not np.isfinite(chosen[:, 0, 0]).any():
                 out.append(Verdict(emotion, "no face", 0.0, first, end, first / fps, end / fps, False))
                 continue
