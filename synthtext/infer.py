@@ -393,21 +393,27 @@ def move_pixels(animation: Animation, image: np.ndarray, to_net: np.ndarray,
     grid_x, grid_y = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
     edge = 1.0 if feather is None else \
         cv2.warpAffine(feather_mask(side, feather), from_net, (box_w, box_h), flags=cv2.INTER_LINEAR)[..., None]
-    flow = animation.parts["flow"].float().cpu().numpy()
-    mask = animation.parts["mask"].float().cpu().numpy()
-    synth = ((animation.parts["synth"].float().cpu().numpy() + 1) * 127.5)
+    # the field and the mask travel together: one warp per frame for both
+    field_mask = np.ascontiguousarray(torch.cat([animation.parts["flow"], animation.parts["mask"]], 1).float()
+                                      .cpu().numpy().transpose(0, 2, 3, 1))
+    synth = np.ascontiguousarray(((animation.parts["synth"].float().cpu().numpy() + 1) * 127.5).transpose(0, 2, 3, 1))
     out = np.repeat(image[None], len(animation), axis=0)
     region = image[y0:y1, x0:x1].astype(np.float32)
     for t in range(len(animation)):
-        field = cv2.warpAffine(flow[t].transpose(1, 2, 0), from_net, (box_w, box_h), flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_REPLICATE)
-        dx = linear[0, 0] * field[..., 0] + linear[0, 1] * field[..., 1]
-        dy = linear[1, 0] * field[..., 0] + linear[1, 1] * field[..., 1]
-        moved = cv2.remap(image, grid_x + dx, grid_y + dy, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE)
-        blend = cv2.warpAffine(mask[t, 0], from_net, (box_w, box_h), flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_REPLICATE)[..., None]
-        filled = cv2.warpAffine(synth[t].transpose(1, 2, 0), from_net, (box_w, box_h), flags=cv2.INTER_CUBIC,
+        warped = cv2.warpAffine(field_mask[t], from_net, (box_w, box_h), flags=cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_REPLICATE)
-        face_px = blend * moved.astype(np.float32) + (1 - blend) * filled
-        out[t, y0:y1, x0:x1] = np.clip(region * (1 - edge) + face_px * edge + 0.5, 0, 255).astype(np.uint8)
+        map_x = grid_x + linear[0, 0] * warped[..., 0] + linear[0, 1] * warped[..., 1]
+        map_y = grid_y + linear[1, 0] * warped[..., 0] + linear[1, 1] * warped[..., 1]
+        face_px = cv2.remap(image, map_x, map_y, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE)
+        face_px = face_px.astype(np.float32)
+        filled = cv2.warpAffine(synth[t], from_net, (box_w, box_h), flags=cv2.INTER_CUBIC,
+                                borderMode=cv2.BORDER_REPLICATE)
+        face_px -= filled  # mask * moved + (1 - mask) * synthesized, in place
+        face_px *= warped[..., 2:3]
+        face_px += filled
+        if feather is not None:
+            face_px -= region
+            face_px *= edge
+            face_px += region
+        out[t, y0:y1, x0:x1] = np.clip(face_px + 0.5, 0, 255).astype(np.uint8)
     return out
