@@ -306,14 +306,9 @@ def load_for(ref: str, repo: Path) -> tuple[dict, dict]:
     client = MlflowClient()
     try:
         if ref.startswith("models:/"):
-            name, _, which = ref[len("models:/"):].partition("@")
-            if which:
-                version = client.get_model_version_by_alias(name, which)
-            else:
-                name, _, number = ref[len("models:/"):].partition("/")
-                version = client.get_model_version(name, number)
+            version = tracking.registry_version(client, ref)
             run_id = version.run_id
-            about = {"model": name, "version": version.version, "aliases": list(version.aliases)}
+            about = {"model": version.name, "version": version.version, "aliases": list(version.aliases)}
         else:
             folder = Path(ref)
             if not folder.is_dir():

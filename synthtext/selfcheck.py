@@ -21,7 +21,7 @@ from synthtext.errors import SynthTextError
 from synthtext.evaluator import EmotionEvaluator, Measurer, measured_features
 from synthtext.infer import REGISTRY_PREFIX, Animation, Face, LoadedModel, crop_frames
 from synthtext.markup import TRANSITION_SECONDS
-from synthtext.tracking import tracking_uri
+from synthtext.tracking import registry_version, tracking_uri
 
 
 @dataclass
@@ -129,14 +129,8 @@ def registered_evaluator(uri: str, scratch: Path) -> tuple[EmotionEvaluator | No
     import mlflow  # imported here, not at the top: it takes seconds, and only registry URIs need it
     from mlflow.exceptions import MlflowException
 
-    name, _, which = uri[len(REGISTRY_PREFIX):].partition("@")
-    client = mlflow.MlflowClient()
     try:
-        if which:
-            version = client.get_model_version_by_alias(name, which)
-        else:
-            name, _, number = name.rpartition("/")
-            version = client.get_model_version(name, number)
+        version = registry_version(mlflow.MlflowClient(), uri)
         tag = version.tags.get("evaluator")
         if not tag:
             return None, f"{uri} (v{version.version}) has no stored emotion evaluator (it was never evaluated)"

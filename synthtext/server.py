@@ -159,12 +159,6 @@ def json_file(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def warnings_of(segments: list[dict], fps: float) -> list[str]:
-    """The self-check's warning lines (``selfcheck.Verdict.warning``) from the segments of a sidecar."""
-    return [f"{s['first_frame'] / fps:.1f}-{s['end_frame'] / fps:.1f} s asked {s['emotion']}, the face reads "
-            f"{s['shown']} ({s['confidence']:.2f})" for s in segments if "match" in s and not s["match"]]
-
-
 # ---------------------------------------------------------------- uploads
 
 
@@ -549,7 +543,7 @@ class VideoService:
             side = json_file(Path(job.out).with_suffix(".json"))
             segments = side.get("segments") or []
             result = {"status": "ok", "times": {}, "seconds": side["seconds"], "segments": segments,
-                      "self_check": side.get("self_check"), "warnings": warnings_of(segments, side["fps"])}
+                      "self_check": side.get("self_check"), "warnings": side.get("warnings", [])}
         else:
             engine = None if job.audio else engine_for(self.engines, job.voice, options)  # a recording needs no voice
             backend = self._backend(model.preprocess, threading.current_thread().name)

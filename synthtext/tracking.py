@@ -93,3 +93,13 @@ def close_killed_runs(experiment_id: str, stage: str) -> list[str]:
         client.set_tag(run.info.run_id, "killed", "the process ended without closing the run; see the next run")
         client.set_terminated(run.info.run_id, status="KILLED")
     return [run.info.run_id for run in found]
+
+
+def registry_version(client, uri: str):
+    """The model version a ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` URI names (MlflowException
+    when there is none)."""
+    name, _, alias = uri[len("models:/"):].partition("@")
+    if alias:
+        return client.get_model_version_by_alias(name, alias)
+    name, _, number = name.rpartition("/")
+    return client.get_model_version(name, number)

@@ -285,7 +285,7 @@ def make_video(job: Job, model, engine, options: Options, key: str, progress=Non
         "tts": None if job.audio else engine.name, "options": asdict(options),
         "model": model.source, "model_md5": model.md5, "frames": total, "fps": fps, "sample_rate": rate,
         "seconds": round(len(audio) / rate, 3), "faces_in_photo": face.faces, "self_check": checked,
-        "segments": segment_list})
+        "segments": segment_list, "warnings": warnings})
     return {"row": job.row, "status": "ok", "out": str(out), "frames": total, "faces": face.faces,
             "seconds": round(len(audio) / rate, 3), "times": times, "segments": segment_list,
             "warnings": warnings, "self_check": checked}
