@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test test-main test-quick test-coqui coqui lint bench serve app clean-data
+.PHONY: demo demo-steps test test-main test-quick test-coqui coqui lint bench serve app mlflow clean-data
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,11 @@ DEMO_TAGGED := [happy] Don't forget a jacket. [sad] It is cold outside.
 # A person in neither the training nor the validation split.
 DEMO_PHOTO := assets/heldout/grace_hopper.jpg
 
+# One Prefect server for every flow of the demo (each stage would otherwise start a temporary one).
 demo: $(VENV)/.installed
+	python -m flows.with_server $(MAKE) --no-print-directory demo-steps
+
+demo-steps:
 	dvc repro
 	mkdir -p data/demo
 	synthtext generate --image $(DEMO_PHOTO) --text "$(DEMO_TEXT)" --all-emotions --model models/generator --out data/demo/all_emotions.mp4
@@ -50,6 +54,16 @@ serve: $(VENV)/.installed
 		> .prefect/server.log 2>&1 & server=$$!; trap "kill $$server" EXIT INT TERM; \
 	for i in $$(seq 90); do python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$(PREFECT_PORT)/api/health', timeout=2)" 2>/dev/null && break; sleep 1; done; \
 	PREFECT_HOME=$(CURDIR)/.prefect PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api python -m flows.retrain serve
+
+# A real MLflow tracking server (UI and API at http://127.0.0.1:$(MLFLOW_PORT)): its own sqlite store and
+# artifact root under mlflow-server/. Point the pipeline at it with
+#   export MLFLOW_TRACKING_URI=http://127.0.0.1:$(MLFLOW_PORT)
+# Clients then upload and download artifacts through the server (nothing else needs the folder).
+MLFLOW_PORT ?= 5000
+mlflow: $(VENV)/.installed
+	mkdir -p mlflow-server/artifacts
+	mlflow server --backend-store-uri sqlite:///$(CURDIR)/mlflow-server/mlflow.db \
+		--artifacts-destination $(CURDIR)/mlflow-server/artifacts --host 127.0.0.1 --port $(MLFLOW_PORT)
 
 # The web page and HTTP API (http://127.0.0.1:$(APP_PORT)/, API docs at /docs) on the registry's champion.
 APP_PORT ?= 8000

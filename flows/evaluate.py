@@ -83,6 +83,7 @@ def evaluate_flow(repo: str, evaluate_params: dict, promote_params: dict, data_s
     """The evaluate stage: metrics, plots, report, promotion. Returns the metrics written. ``evaluate_params``
     and ``promote_params``: ``asdict`` of EvaluateParams and PromoteParams; ``data_source``: data.source."""
     root = Path(repo)
+    experiment = tracking.setup(root)  # a tracking server that is down: one clear error now, not after the work
     settings = EvaluateParams.from_dict(evaluate_params)
     gate = PromoteParams.from_dict(promote_params)
     seconds, seed = settings.seconds, settings.seed
@@ -108,7 +109,7 @@ def evaluate_flow(repo: str, evaluate_params: dict, promote_params: dict, data_s
                                  settings.size, seed)
         table.update(evaluation.heldout_columns(photos))
 
-    tracking.setup(root)
+    tracking.require_server(tracking.tracking_uri(root))
     name = tracking.MODEL_NAMES["generator"]
     candidate, champion = promote.registry_state(name)
     if candidate is None:
@@ -152,23 +153,21 @@ def evaluate_flow(repo: str, evaluate_params: dict, promote_params: dict, data_s
     if photos:
         write_json_atomic(scratch_reports / "heldout.json", evaluation.json_ready(evaluation.heldout_breakdown(photos)))
 
-    with mlflow.start_run(experiment_id=tracking.setup(root), run_name="evaluate") as run:
-        mlflow.set_tags({"stage": "evaluate", **tracking.git_state(root), "candidate_version": candidate.version,
-                         "promotion": "promoted" if decision.promote else "refused",
-                         "promotion_reasons": "; ".join(decision.reasons)[:5000]})
-        mlflow.log_params(tracking.flatten({"evaluate": asdict(settings), "promote": asdict(gate)}))
-        for kind, values in table.items():
-            mlflow.log_metrics({f"{kind}.{k}": v for k, v in values.items() if np.isfinite(v)})
-        mlflow.log_artifacts(str(scratch_reports), "report")
+    with tracking.stage_run(root, experiment, "evaluate") as run:
+        run.tags({**tracking.git_state(root), "candidate_version": candidate.version,
+                  "promotion": "promoted" if decision.promote else "refused",
+                  "promotion_reasons": "; ".join(decision.reasons)[:5000]})
+        run.params(tracking.flatten({"evaluate": asdict(settings), "promote": asdict(gate)}))
+        run.metrics({f"{kind}.{k}": v for kind, values in table.items() for k, v in values.items() if np.isfinite(v)})
+        run.artifacts(scratch_reports, "report")
         # The evaluator goes with the model version it judged: inference reads every video's segments
         # with it (synthtext.selfcheck), whichever version an alias points to.
-        mlflow.MlflowClient().set_model_version_tag(name, candidate.version, "evaluator",
-                                                    f"runs:/{run.info.run_id}/report/evaluator.json")
-        mlflow.log_dict(promotion, "promotion.json")
+        run.client.set_model_version_tag(name, candidate.version, "evaluator", f"runs:/{run.id}/report/evaluator.json")
+        run.dict(promotion, "promotion.json")
         promote.apply(name, candidate.version, decision,
                       {**table["generated"], **{f"{column}.{k}": v for column in evaluation.HELDOUT_COLUMNS
                                                 for k, v in table.get(column, {}).items()}})
-        run_id = run.info.run_id
+        run_id = run.id
     shutil.rmtree(reports, ignore_errors=True)
     scratch_reports.rename(reports)
 

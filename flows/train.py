@@ -65,8 +65,6 @@ def train_stage_flow(stage: str, repo: str, params: dict, compute: dict, paths: 
     """One training stage as one MLflow run. ``params`` and ``compute``: ``asdict`` of the stage's TrainParams
     and of ComputeParams. ``paths``: clips, splits, out_dir, ckpt_dir, metrics, plots, and emotion_dir /
     generator_dir where the stage starts from earlier models."""
-    import mlflow
-
     root = Path(repo)
     compute_params = ComputeParams.from_dict(compute)
     train_params = replace(TrainParams.from_dict(params, stage), device=compute_params.device)
@@ -80,14 +78,14 @@ def train_stage_flow(stage: str, repo: str, params: dict, compute: dict, paths: 
                                    [Path(f).stem for f in train_files])
     input_tags = {f"input.{k}": v for k, v in record["inputs"].items() if v}
     killed = tracking.close_killed_runs(experiment, stage)
-    with mlflow.start_run(experiment_id=experiment, run_name=stage) as active:
-        mlflow.set_tags({"stage": stage, **tracking.git_state(root), **input_tags})
+    with tracking.stage_run(root, experiment, stage) as run:
+        run.tags({**tracking.git_state(root), **input_tags})
         if killed:  # their history up to the checkpoint this run resumes from is logged again here
-            mlflow.set_tag("resumes_killed_runs", ",".join(killed))
-        mlflow.log_params(tracking.flatten({stage: asdict(train_params), "compute": asdict(compute_params)}))
+            run.tags({"resumes_killed_runs": ",".join(killed)})
+        run.params(tracking.flatten({stage: asdict(train_params), "compute": asdict(compute_params)}))
         spec = {"stage": stage, "params": asdict(train_params), "train": train_files, "val": val_files,
                 "out_dir": str(root / paths["out_dir"]), "ckpt_dir": str(root / paths["ckpt_dir"]),
-                "tracking_uri": tracking.tracking_uri(root), "run_id": active.info.run_id,
+                "tracking_uri": tracking.tracking_uri(root), "run_id": run.id,
                 "identity": {"params": asdict(train_params), "train": train_files, "code": training_code_version(),
                              **input_tags},
                 **{k: str(root / paths[k]) for k in ("emotion_dir", "generator_dir") if k in paths}}
@@ -100,19 +98,19 @@ def train_stage_flow(stage: str, repo: str, params: dict, compute: dict, paths: 
             write_confusion(root / paths["plots"].replace(".csv", "_confusion.csv"), metrics["confusion"])
         if stage != "pretrain_emotion":
             with tempfile.TemporaryDirectory() as scratch:
-                mlflow.log_artifact(str(sample_video(stage, out_dir, val_files or train_files, Path(scratch))))
-        mlflow.log_artifact(str(root / paths["plots"]))
+                run.artifact(sample_video(stage, out_dir, val_files or train_files, Path(scratch)))
+        run.artifact(root / paths["plots"])
         if stage != "pretrain_emotion":
             write_json_atomic(out_dir / "preprocess.json", face_preprocess(train_files[0]))
-        mlflow.log_dict(record, "lineage.json")
-        mlflow.set_tags({"raw_md5": record["raw_md5"], "params_md5": record["params_md5"]})
+        run.dict(record, "lineage.json")
+        run.tags({"raw_md5": record["raw_md5"], "params_md5": record["params_md5"]})
         kind = TRAINING_STAGES[stage].registers
         summary["model_md5"] = folder_md5(out_dir)
         if kind:
-            summary["registered_version"] = int(tracking.register_folder(active.info.run_id, out_dir, kind))
+            summary["registered_version"] = int(tracking.register_folder(run.id, out_dir, kind))
             summary["registered_model"] = tracking.MODEL_NAMES[kind]
-        summary["mlflow_run_id"] = active.info.run_id
-        mlflow.set_tag("model_md5", summary["model_md5"])
+        summary["mlflow_run_id"] = run.id
+        run.tags({"model_md5": summary["model_md5"]})
     write_json_atomic(root / paths["metrics"], summary)
     return summary
 

@@ -84,6 +84,7 @@ def _download_registered(uri: str, repo: str | Path, scratch: Path) -> Path:
     from mlflow.exceptions import MlflowException
 
     store = tracking.tracking_uri(Path(repo))
+    tracking.require_server(store)
     mlflow.set_tracking_uri(store)
     try:
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(scratch)))

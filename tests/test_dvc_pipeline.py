@@ -432,3 +432,128 @@ def test_align_on_a_real_dask_cluster(project, kill_a_worker):
                 os.killpg(process.pid, signal.SIGTERM)
             process.wait(30)
     run(["dvc", "repro", "align"], work, env)  # back to the threads runner's record
+
+
+class MlflowServer:
+    """A real `mlflow server` (sqlite store and artifact root in ``folder``) on a loopback port, as
+    `make mlflow` starts it; ``stop`` kills its whole process tree."""
+
+    def __init__(self, folder: Path, port: int):
+        self.folder, self.port, self.proc = folder, port, None
+        self.url = f"http://127.0.0.1:{port}"
+
+    def start(self) -> None:
+        import urllib.request
+
+        (self.folder / "artifacts").mkdir(parents=True, exist_ok=True)
+        mlflow_exe = str(Path(sys.executable).parent / "mlflow")
+        self.proc = subprocess.Popen([mlflow_exe, "server", "--backend-store-uri", f"sqlite:///{self.folder / 'mlflow.db'}",
+                                      "--artifacts-destination", str(self.folder / "artifacts"), "--host", "127.0.0.1",
+                                      "--port", str(self.port), "--workers", "1"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{self.url}/health", timeout=2)
+                return
+            except OSError:
+                assert self.proc.poll() is None and time.monotonic() < deadline, "mlflow server did not start"
+                time.sleep(0.5)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+@pytest.fixture()
+def tracking_server(project, tmp_path):
+    """A copy of the project whose runs and registry live on a real MLflow tracking server."""
+    work, env = project
+    copy = tmp_path / "project"
+    shutil.copytree(work, copy, symlinks=True, ignore=shutil.ignore_patterns("mlflow.db", "mlartifacts"))
+    server = MlflowServer(tmp_path / "server", _free_port())
+    server.start()
+    # A server that goes away must fail a request at once here (MLflow's default retries for minutes).
+    env = {**env, "MLFLOW_TRACKING_URI": server.url, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+           "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+    yield copy, env, server
+    server.stop()
+
+
+def test_pipeline_against_a_real_mlflow_server(tracking_server, monkeypatch):
+    """With MLFLOW_TRACKING_URI=http://...: the training stages, evaluate and its aliases, `synthtext
+    lineage` and `synthtext generate` from models:/...@champion all work through the server (its
+    artifacts uploaded to and downloaded from it, nothing read from a local store)."""
+    from mlflow.tracking import MlflowClient
+
+    work, env, server = tracking_server
+    run(["dvc", "repro"], work, env)  # whatever the copy lacks (a no-op after the module's first test)
+    for stage in (*TRAINING, "evaluate"):
+        run(["dvc", "repro", "-f", "-s", stage], work, env)
+    assert not (work / "mlflow.db").exists() and not (work / "mlartifacts").exists()
+    client = MlflowClient(server.url)
+    champion = client.get_model_version_by_alias("synthtext-generator", "champion")
+    assert client.get_run(champion.run_id).data.tags["stage"] == "train_gan"
+    assert champion.source.startswith("mlflow-artifacts:"), champion.source  # stored by the server
+    assert client.get_model_version_by_alias("synthtext-emotion", "candidate")
+    for stage in TRAINING:
+        [last] = client.search_runs([client.get_experiment_by_name("synthtext").experiment_id],
+                                    f"tags.stage = '{stage}'", max_results=1)
+        assert last.info.status == "FINISHED" and last.data.metrics, stage
+
+    lineage = run(["synthtext", "lineage", "models:/synthtext-generator@champion"], work, env)
+    assert "train_gan" in lineage.stdout and "pretrain_generator" in lineage.stdout
+    video = work / "champion.mp4"
+    run(["synthtext", "generate", "--no-prefect", "--image", str(REPO / "assets/heldout/grace_hopper.jpg"),
+         "--text", "Hello there.", "--emotion", "HAP", "--out", str(video)], work, env)
+    assert video.stat().st_size > 1000
+    sidecar = json.loads(video.with_suffix(".json").read_text())
+    assert sidecar["model_md5"] == client.get_run(champion.run_id).data.tags["model_md5"]
+
+
+def test_tracking_server_down_mid_stage_then_resume(tracking_server):
+    """The MLflow server killed while pretrain_generator trains: the stage stops with one clear message
+    and registers nothing; with the server back, `dvc repro` resumes from the checkpoint, the finished
+    run holds every step once, the stopped one is marked KILLED, and every registered version belongs
+    to a finished run. A server that is down before a stage starts is one clear error at once."""
+    from mlflow.tracking import MlflowClient
+
+    work, env, server = tracking_server
+    run(["dvc", "repro", "pretrain_generator"], work, env)  # its inputs, tracked on the server
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["pretrain_generator"].update(steps=150, checkpoint_every=10, log_every=1, image_every=1000)
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    checkpoints = work / "models/checkpoints/pretrain_generator"
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    lock_before = (work / "dvc.lock").read_bytes()
+    proc = subprocess.Popen(["dvc", "repro", "-s", "pretrain_generator"], cwd=work, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not any(checkpoints.glob("*.pt")):
+        assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint before the stage ended"
+        time.sleep(0.01)
+    server.stop()
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode != 0, output
+    assert f"the MLflow tracking server at {server.url} stopped answering during pretrain_generator" in output, output
+    assert "dvc repro" in output
+    assert (work / "dvc.lock").read_bytes() == lock_before and any(checkpoints.glob("*.pt"))
+
+    down = run(["dvc", "repro", "-s", "pretrain_generator"], work, env, check=False)
+    assert down.returncode != 0 and f"the MLflow tracking server at {server.url} does not answer" in down.stderr
+
+    server.start()  # the same store, the same port
+    resumed = run(["dvc", "repro", "-s", "pretrain_generator"], work, env)
+    assert "Running stage 'pretrain_generator'" in resumed.stdout
+    client = MlflowClient(server.url)
+    experiment = client.get_experiment_by_name("synthtext").experiment_id
+    last, stopped = client.search_runs([experiment], "tags.stage = 'pretrain_generator'",
+                                       order_by=["attributes.start_time DESC"], max_results=2)
+    assert last.info.status == "FINISHED" and stopped.info.status == "KILLED"
+    assert last.data.tags["resumes_killed_runs"] == stopped.info.run_id
+    steps = [m.step for m in client.get_metric_history(last.info.run_id, "loss")]
+    assert sorted(steps) == list(range(1, 151))
+    for name in ("synthtext-emotion", "synthtext-generator"):
+        for version in client.search_model_versions(f"name = '{name}'"):
+            assert client.get_run(version.run_id).info.status == "FINISHED", (name, version.version)

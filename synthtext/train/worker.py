@@ -24,15 +24,15 @@ def mlflow_logger(tracking_uri: str | None, run_id: str | None):
     """A ``log(step, metrics, images)`` that writes to an MLflow run (or nowhere)."""
     if not run_id:
         return lambda step, metrics, images: None
-    import mlflow  # here, not at the top: seconds to import, and runs without tracking never need it
+    # here, not at the top: MLflow takes seconds to import, and runs without tracking never need it
     from mlflow.tracking import MlflowClient
 
-    mlflow.set_tracking_uri(tracking_uri)
-    client = MlflowClient()
+    from synthtext.tracking import log_metrics
+
+    client = MlflowClient(tracking_uri)
 
     def log(step: int, metrics: dict[str, float], images: dict[str, np.ndarray]) -> None:
-        for key, value in metrics.items():
-            client.log_metric(run_id, key, float(value), step=step)
+        log_metrics(client, run_id, metrics, step)  # one request per step: a tracking server may be far away
         for key, image in images.items():
             client.log_image(run_id, image, key=key, step=step)
 
