@@ -74,7 +74,7 @@ app: $(VENV)/.installed
 test: test-main test-coqui
 
 test-main: $(VENV)/.installed
-	python -m pytest
+	python -m pytest --durations=20
 
 # The edit-test loop (about 2 minutes): model, losses, windows, the motion field's geometry, metrics by
 # hand, the gate, naming and split; no corpus generation or DVC runs.

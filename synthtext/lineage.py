@@ -302,6 +302,7 @@ def load_for(ref: str, repo: Path) -> tuple[dict, dict]:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
+    tracking.require_server(tracking.tracking_uri(repo))
     mlflow.set_tracking_uri(tracking.tracking_uri(repo))
     client = MlflowClient()
     try:
@@ -334,6 +335,7 @@ def versions_with_clip(repo: Path, clip: str) -> list[dict]:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
+    tracking.require_server(tracking.tracking_uri(repo))
     mlflow.set_tracking_uri(tracking.tracking_uri(repo))
     client = MlflowClient()
     found = []

@@ -114,6 +114,8 @@ class ModelSource:
 
     def current(self) -> tuple[dict, LoadedModel]:
         """The version the reference names now, loaded (a registry error is the user's to fix)."""
+        if self.ref.startswith(REGISTRY_PREFIX):  # a tracking server that is down: say so, not minutes of retries
+            tracking.require_server(tracking.tracking_uri(self.repo))
         try:
             about = self.resolve()
         except Exception as exc:  # MlflowException and its causes: the alias or the store is missing

@@ -134,8 +134,9 @@ def stage_run(repo: Path, experiment_id: str, stage: str) -> Iterator[StageRun]:
         if not answers(uri):
             raise TrackingUnavailable(
                 f"the MLflow tracking server at {uri} stopped answering during {stage} ({type(exc).__name__}): "
-                "the stage stopped and nothing was registered. Start the server again and run `dvc repro`: "
-                "a training stage resumes from its last checkpoint") from exc
+                "the stage stopped. Start the server again and run `dvc repro`: a training stage resumes from its "
+                "last checkpoint, and the stopped run is marked KILLED (any model version it registered is removed)"
+            ) from exc
         client.set_terminated(run.info.run_id, "FAILED" if isinstance(exc, Exception) else "KILLED")
         raise
     client.set_terminated(run.info.run_id, "FINISHED")

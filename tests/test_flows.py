@@ -87,3 +87,23 @@ def test_other_task_runners_give_the_same_outputs(prefect_server, demo_dir, tmp_
     for name in reference:
         if name.endswith((".mp4", ".wav")):
             assert np.array_equal(np.frombuffer(other[name], np.uint8), np.frombuffer(reference[name], np.uint8))
+
+
+def test_one_prefect_server_for_a_command(tmp_path, monkeypatch):
+    """`python -m flows.with_server CMD` (what `make demo` runs): CMD sees a live server in
+    PREFECT_API_URL, its exit status comes back, and the server is gone afterwards."""
+    import subprocess
+    import sys
+    import urllib.request
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    env = {**__import__("os").environ, "PREFECT_HOME": str(tmp_path / "home")}
+    probe = ("import os, sys, urllib.request; url = os.environ['PREFECT_API_URL']; "
+             "urllib.request.urlopen(url + '/health', timeout=5); print(url); sys.exit(3)")
+    done = subprocess.run([sys.executable, "-m", "flows.with_server", sys.executable, "-c", probe], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 3, done.stderr
+    url = done.stdout.strip().splitlines()[-1]
+    assert url.startswith("http://127.0.0.1:") and (tmp_path / "home/server.log").is_file()
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"{url}/health", timeout=2)
