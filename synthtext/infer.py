@@ -13,6 +13,7 @@ import os
 import pickle
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -400,7 +401,8 @@ def move_pixels(animation: Animation, image: np.ndarray, to_net: np.ndarray,
     synth = np.ascontiguousarray(((animation.parts["synth"].float().cpu().numpy() + 1) * 127.5).transpose(0, 2, 3, 1))
     out = np.repeat(image[None], len(animation), axis=0)
     region = image[y0:y1, x0:x1].astype(np.float32)
-    for t in range(len(animation)):
+
+    def render(t: int) -> None:
         warped = cv2.warpAffine(field_mask[t], from_net, (box_w, box_h), flags=cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_REPLICATE)
         map_x = grid_x + linear[0, 0] * warped[..., 0] + linear[0, 1] * warped[..., 1]
@@ -417,4 +419,14 @@ def move_pixels(animation: Animation, image: np.ndarray, to_net: np.ndarray,
             face_px *= edge
             face_px += region
         out[t, y0:y1, x0:x1] = np.clip(face_px + 0.5, 0, 255).astype(np.uint8)
+
+    # Frames are independent and OpenCV and numpy release the GIL: one thread per core this process
+    # computes with (torch's share: a server worker gets cores / workers).
+    threads = min(torch.get_num_threads(), len(animation))
+    if threads > 1:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(render, range(len(animation))))
+    else:
+        for t in range(len(animation)):
+            render(t)
     return out
