@@ -30,7 +30,7 @@ _local = threading.local()
 def _engine(voice: str | None) -> PiperEngine:
     """One voice per worker thread/process."""
     if getattr(_local, "voice", object()) != voice:
-        _local.engine, _local.voice = PiperEngine(voice), voice
+        _local.engine, _local.voice = PiperEngine(voice, fast_load=False), voice
     return _local.engine
 
 

@@ -42,7 +42,7 @@ def corpus_dir(tmp_path_factory) -> Path:
 
     folder = tmp_path_factory.mktemp("corpus")
     params = CorpusParams(**TINY_CORPUS)
-    identities, engine = build_identities(params), PiperEngine()
+    identities, engine = build_identities(params), PiperEngine(fast_load=False)
     summaries = [synthesize_clip(spec, identities[spec.identity], engine, folder, params.seed) for spec in plan(params)]
     contact_sheet(folder, summaries, params.identities)
     return folder

@@ -59,7 +59,7 @@ def test_same_seed_same_clip_other_seed_other_clip(corpus_dir, tmp_path):
     params = CorpusParams(**TINY_CORPUS)
     spec = plan(params)[3]
     identity = build_identities(params)[spec.identity]
-    engine = PiperEngine()
+    engine = PiperEngine(fast_load=False)
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     synthesize_clip(spec, identity, engine, tmp_path / "a", params.seed)
