@@ -29,15 +29,17 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_healthy(url: str, server: subprocess.Popen, log: Path, timeout: float = 120.0) -> None:
+def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 120.0) -> bool:
+    """Whether ``url``/health answered within ``timeout`` seconds while ``server`` (the process serving
+    it) kept running."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             urllib.request.urlopen(f"{url}/health", timeout=2)
-            return
+            return True
         except OSError:
             if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"error: the Prefect server did not start (see {log})") from None
+                return False
             time.sleep(0.5)
 
 
@@ -59,7 +61,8 @@ def main(command: list[str]) -> int:
                                    "--port", str(port), "--no-services", "--no-ui"],
                                   env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        wait_healthy(url, server, log)
+        if not wait_healthy(url, server):
+            raise SystemExit(f"error: the Prefect server did not start (see {log})")
         print(f"Prefect server for this run: {url} (log: {log})", flush=True)
         return subprocess.call(command, env={**env, "PREFECT_API_URL": url})
     finally:

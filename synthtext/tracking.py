@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,8 +109,6 @@ class StageRun:
 
 def log_metrics(client, run_id: str, metrics: dict[str, float], step: int) -> None:
     """All of one step's metrics in one request."""
-    import time
-
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)

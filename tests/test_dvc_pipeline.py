@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import yaml
 
+from flows.with_server import free_port, wait_healthy
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -53,26 +54,14 @@ def assert_same_contents(a: dict, b: dict) -> None:
 @pytest.fixture(scope="module")
 def prefect_api(tmp_path_factory):
     """One real Prefect server for all the stage runs (saves each stage starting a temporary one)."""
-    import socket
-    import urllib.request
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     home = tmp_path_factory.mktemp("prefect-server")
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "PREFECT_UI_ENABLED": "false"}
     server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
                                "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/health", timeout=2)
-            break
-        except OSError:
-            assert server.poll() is None and time.monotonic() < deadline, "prefect server did not start"
-            time.sleep(0.5)
+    assert wait_healthy(url, server, 90), "prefect server did not start"
     yield url
     server.terminate()
     server.wait(30)
@@ -374,14 +363,6 @@ def test_a_second_repro_stops_at_once_while_one_runs(project):
     assert "up to date" in run(["dvc", "repro"], work, env).stdout
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.mark.parametrize("kill_a_worker", [False, True], ids=["cluster", "worker-killed"])
 def test_align_on_a_real_dask_cluster(project, kill_a_worker):
     """`dask scheduler` and two `dask worker` processes on loopback, `runner.dask_address` pointing at
@@ -392,7 +373,7 @@ def test_align_on_a_real_dask_cluster(project, kill_a_worker):
     work, env = project
     clips_dir = work / "data/processed/clips"
     clean = clip_contents(clips_dir)
-    port = _free_port()
+    port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     cluster_env = {**env, "PYTHONPATH": str(work)}  # the workers import the project's tasks
     dask = [str(Path(sys.executable).parent / "dask")]
@@ -443,22 +424,13 @@ class MlflowServer:
         self.url = f"http://127.0.0.1:{port}"
 
     def start(self) -> None:
-        import urllib.request
-
         (self.folder / "artifacts").mkdir(parents=True, exist_ok=True)
         mlflow_exe, store = str(Path(sys.executable).parent / "mlflow"), f"sqlite:///{self.folder / 'mlflow.db'}"
         self.proc = subprocess.Popen([mlflow_exe, "server", "--backend-store-uri", store,
                                       "--artifacts-destination", str(self.folder / "artifacts"), "--host", "127.0.0.1",
                                       "--port", str(self.port), "--workers", "1"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{self.url}/health", timeout=2)
-                return
-            except OSError:
-                assert self.proc.poll() is None and time.monotonic() < deadline, "mlflow server did not start"
-                time.sleep(0.5)
+        assert wait_healthy(self.url, self.proc), "mlflow server did not start"
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -473,7 +445,7 @@ def tracking_server(project, tmp_path_factory):
     work, env = project
     copy = tmp_path_factory.mktemp("tracked") / "project"
     shutil.copytree(work, copy, symlinks=True, ignore=shutil.ignore_patterns("mlflow.db", "mlartifacts"))
-    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server"), _free_port())
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server"), free_port())
     server.start()
     # A server that goes away must fail a request at once here (MLflow's default retries for minutes).
     env = {**env, "MLFLOW_TRACKING_URI": server.url, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
@@ -513,6 +485,23 @@ def test_pipeline_against_a_real_mlflow_server(tracking_server, monkeypatch):
     assert sidecar["model_md5"] == client.get_run(champion.run_id).data.tags["model_md5"]
 
 
+def train_until_a_checkpoint(work: Path, env: dict, steps: int) -> tuple[subprocess.Popen, Path]:
+    """`dvc repro -s pretrain_generator` started afresh with ``steps`` steps (a checkpoint every 10),
+    returned once its first checkpoint is on disk, with the checkpoint folder."""
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["pretrain_generator"].update(steps=steps, checkpoint_every=10, log_every=1, image_every=1000)
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    checkpoints = work / "models/checkpoints/pretrain_generator"
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    proc = subprocess.Popen(["dvc", "repro", "-s", "pretrain_generator"], cwd=work, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not any(checkpoints.glob("*.pt")):
+        assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint before the stage ended"
+        time.sleep(0.01)
+    return proc, checkpoints
+
+
 def test_tracking_server_down_mid_stage_then_resume(tracking_server):
     """The MLflow server killed while pretrain_generator trains: the stage stops with one clear message
     and registers nothing; with the server back, `dvc repro` resumes from the checkpoint, the finished
@@ -522,18 +511,8 @@ def test_tracking_server_down_mid_stage_then_resume(tracking_server):
 
     work, env, server = tracking_server
     run(["dvc", "repro", "pretrain_generator"], work, env)  # its inputs, tracked on the server (when run alone)
-    params = yaml.safe_load((work / "params.yaml").read_text())
-    params["pretrain_generator"].update(steps=150, checkpoint_every=10, log_every=1, image_every=1000)
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    checkpoints = work / "models/checkpoints/pretrain_generator"
-    shutil.rmtree(checkpoints, ignore_errors=True)
     lock_before = (work / "dvc.lock").read_bytes()
-    proc = subprocess.Popen(["dvc", "repro", "-s", "pretrain_generator"], cwd=work, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    deadline = time.monotonic() + 300
-    while not any(checkpoints.glob("*.pt")):
-        assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint before the stage ended"
-        time.sleep(0.01)
+    proc, checkpoints = train_until_a_checkpoint(work, env, steps=150)
     server.stop()
     output, _ = proc.communicate(timeout=300)
     assert proc.returncode != 0, output
@@ -569,17 +548,7 @@ def test_a_short_tracking_server_outage_only_pauses_a_stage(tracking_server):
     env = {**env, "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}  # waits 0, 2, 4 ... 64 s: about 2 minutes in all
     del env["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]
     run(["dvc", "repro", "pretrain_generator"], work, env)  # its inputs, tracked on the server
-    params = yaml.safe_load((work / "params.yaml").read_text())
-    params["pretrain_generator"].update(steps=120, checkpoint_every=10, log_every=1, image_every=1000)
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    checkpoints = work / "models/checkpoints/pretrain_generator"
-    shutil.rmtree(checkpoints, ignore_errors=True)
-    proc = subprocess.Popen(["dvc", "repro", "-s", "pretrain_generator"], cwd=work, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    deadline = time.monotonic() + 300
-    while not any(checkpoints.glob("*.pt")):
-        assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint before the stage ended"
-        time.sleep(0.01)
+    proc, _ = train_until_a_checkpoint(work, env, steps=120)
     server.stop()
     server.start()  # about 20 s
     output, _ = proc.communicate(timeout=600)

@@ -17,6 +17,7 @@ import torch.distributed as dist
 
 from synthtext.config import TrainParams
 from synthtext.files import write_json_atomic
+from synthtext.tracking import log_metrics
 from synthtext.train import loop
 
 
@@ -26,8 +27,6 @@ def mlflow_logger(tracking_uri: str | None, run_id: str | None):
         return lambda step, metrics, images: None
     # here, not at the top: MLflow takes seconds to import, and runs without tracking never need it
     from mlflow.tracking import MlflowClient
-
-    from synthtext.tracking import log_metrics
 
     client = MlflowClient(tracking_uri)
 
