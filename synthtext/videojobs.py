@@ -277,8 +277,8 @@ def make_video(job: Job, model, engine, options: Options, key: str, progress=Non
                         for e, a, b in grid_segments]
     warnings = [v.warning() for v in verdicts if not v.match]
     checked = {"evaluator": model.evaluator_note, "segments": len(verdicts), "mismatches": len(warnings)} \
-        if check is not None else {"skipped": model.evaluator_note if evaluator is None else
-                                   "the six-emotion grid is not checked"}
+        if check is not None else {"skipped": "the six-emotion grid is not checked" if len(speech) > 1 else
+                                   model.evaluator_note}
     write_json_atomic(sidecar_path(out), {
         "inputs_key": key, "image": job.image, "text": job.text, "audio": job.audio, "emotions": job.emotions,
         "intensity": job.intensity, "voice": None if job.audio else job.voice or "default",

@@ -474,6 +474,7 @@ def test_all_emotions_grid_and_paste_back(model_dir, photo, tmp_path):
                 "--out", str(out), "--paste-back", "--no-prefect") == 0
     side = json.loads(out.with_suffix(".json").read_text())
     assert [s["emotion"] for s in side["segments"]] == list(EMOTIONS)
+    assert side["self_check"] == {"skipped": "the six-emotion grid is not checked"}  # with or without an evaluator
     info = media_probe(out)
     assert (info.width, info.height) == (3 * 480, 2 * 480)  # 512 px photo cells fitted to 480
     audio, rate = read_audio(out.with_suffix(".wav"))
