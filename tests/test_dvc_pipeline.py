@@ -445,6 +445,10 @@ def tracking_server(project, tmp_path_factory):
     work, env = project
     copy = tmp_path_factory.mktemp("tracked") / "project"
     shutil.copytree(work, copy, symlinks=True, ignore=shutil.ignore_patterns("mlflow.db", "mlartifacts"))
+    # Earlier tests left params.yaml edited: commit them, so that what trains here is a clean commit (lineage
+    # passes only then).
+    run(["git", "add", "-A"], copy, env)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tracked", "--allow-empty"], copy, env)
     server = MlflowServer(tmp_path_factory.mktemp("mlflow-server"), free_port())
     server.start()
     # A server that goes away must fail a request at once here (MLflow's default retries for minutes).
