@@ -148,9 +148,10 @@ def git_state(repo: Path) -> dict[str, str]:
         return done.stdout.strip() if done.returncode == 0 else ""
 
     # dvc.lock and the .gitignore files DVC maintains are written (and staged) by `dvc repro` itself
-    # while the pipeline runs: they are the lineage record, not a change to the code.
+    # while the pipeline runs, and so are the stages' metrics (outputs that teams commit with dvc.lock,
+    # see the README): they are the pipeline's record, not a change to the code.
     changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)dvc.lock",
-                  ":(exclude,glob)**/.gitignore", ":(exclude).gitignore")
+                  ":(exclude)metrics", ":(exclude,glob)**/.gitignore", ":(exclude).gitignore")
     return {"git_commit": git("rev-parse", "HEAD") or "unknown", "git_dirty": str(bool(changed))}
 
 
