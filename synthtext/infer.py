@@ -84,9 +84,7 @@ def _download_registered(uri: str, repo: str | Path, scratch: Path) -> Path:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    store = tracking.tracking_uri(Path(repo))
-    tracking.require_server(store)
-    mlflow.set_tracking_uri(store)
+    store = tracking.use_store(Path(repo))
     try:
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(scratch)))
     except (MlflowException, OSError) as exc:

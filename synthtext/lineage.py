@@ -298,12 +298,10 @@ def check(repo: Path, lineage: dict) -> Check:
 
 def load_for(ref: str, repo: Path) -> tuple[dict, dict]:
     """(lineage record, description) of a registry version/alias URI or a model folder."""
-    import mlflow
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    tracking.require_server(tracking.tracking_uri(repo))
-    mlflow.set_tracking_uri(tracking.tracking_uri(repo))
+    tracking.use_store(repo)
     client = MlflowClient()
     try:
         if ref.startswith("models:/"):
@@ -331,12 +329,10 @@ def load_for(ref: str, repo: Path) -> tuple[dict, dict]:
 
 def versions_with_clip(repo: Path, clip: str) -> list[dict]:
     """Registered model versions whose training data contained ``clip``."""
-    import mlflow
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    tracking.require_server(tracking.tracking_uri(repo))
-    mlflow.set_tracking_uri(tracking.tracking_uri(repo))
+    tracking.use_store(repo)
     client = MlflowClient()
     found = []
     for name in tracking.MODEL_NAMES.values():

@@ -56,14 +56,22 @@ def require_server(uri: str) -> None:
                                   "project's own store (mlflow.db)")
 
 
-def setup(repo: Path) -> str:
-    """Point MLflow at the project store and make sure the experiment exists; returns its id. A tracking
-    server that does not answer is one clear error here, before any work."""
+def use_store(repo: Path) -> str:
+    """Point MLflow at the project's tracking store (checked first when it is a server); returns its URI."""
     import mlflow
 
     uri = tracking_uri(repo)
     require_server(uri)
     mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def setup(repo: Path) -> str:
+    """Point MLflow at the project store and make sure the experiment exists; returns its id. A tracking
+    server that does not answer is one clear error here, before any work."""
+    import mlflow
+
+    uri = use_store(repo)
     experiment = mlflow.get_experiment_by_name(EXPERIMENT)
     if experiment is None:
         if is_server(uri):  # the server decides where artifacts go (its --artifacts-destination)
