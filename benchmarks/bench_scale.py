@@ -1,6 +1,7 @@
 """CREMA-D-scale prep: convert_fps + align throughput per worker count, worker memory, a full-corpus forecast.
 
     python benchmarks/bench_scale.py [--source DIR] [--clips 400] [--workers 1 2] [--profile 8]
+                                     [--preset veryfast] [--compression null]
 
 Copies the source clips (default data/raw/sample, else ../shared/realdata/crema-d) round-robin
 under N unique CREMA-D names into a temporary raw folder. For each worker count it converts all N
@@ -49,7 +50,7 @@ TARGET_MIN = 20
 FPS = ConvertParams().fps
 # Profile groups: the cumulative time of these synthtext functions (none of them calls another).
 GROUPS = {
-    "ffmpeg conversion": [("media.py", "probe"), ("media.py", "convert_video"), ("media.py", "extract_audio")],
+    "ffmpeg conversion": [("media.py", "probe"), ("media.py", "convert_av")],
     "decoding frames": [("media.py", "iter_frames")],
     "face detection": [("landmarks.py", "detect")],  # _DlibDetection.detect: the dlib HOG detector call
     "landmark prediction": [("landmarks.py", "landmarks")],  # DlibBackend.landmarks: the shape predictor call
@@ -61,10 +62,11 @@ GROUPS = {
 _STATE: dict = {}  # per process: its landmark backend and how many clips it has done
 
 
-def _init_worker() -> None:
+def _init_worker(preset: str = ConvertParams().preset, compression: str | None = AlignParams().compression) -> None:
     cv2.setNumThreads(1)
-    params = AlignParams()
-    _STATE.update(backend=make_backend(params.backend, params.detect_upsample), done=0)
+    params = AlignParams(compression=compression)
+    _STATE.update(backend=make_backend(params.backend, params.detect_upsample), done=0, align=params,
+                  convert=ConvertParams(preset=preset))
 
 
 def _ready(_: int) -> int:
@@ -79,7 +81,7 @@ def _done(frames: int) -> tuple[int, int, int, float]:
 
 def _convert(src: Path, out: Path) -> tuple[int, int, int, float]:
     try:
-        frames = convert_clip(src, out, parse_clip_name(src).clip_id, ConvertParams(), "-", "-")["frames"]
+        frames = convert_clip(src, out, parse_clip_name(src).clip_id, _STATE["convert"], "-", "-")["frames"]
     except ClipRejected:
         frames = 0
     return _done(frames)
@@ -91,7 +93,7 @@ def _align(src: Path, out: Path) -> tuple[int, int, int, float]:
     frames = 0
     if sidecar.is_file():
         try:
-            frames = align_clip(name, mp4, wav, out / f"{name.clip_id}.h5", _STATE["backend"], AlignParams(),
+            frames = align_clip(name, mp4, wav, out / f"{name.clip_id}.h5", _STATE["backend"], _STATE["align"],
                                 FPS, "-", "-")["frames"]
         except ClipRejected:
             pass
@@ -139,11 +141,12 @@ def memory_report(results: list) -> None:
     print(f"  growth from first clip to last: {max(growth):+.1f} MB (largest over {len(growth)} workers)")
 
 
-def bench_workers(workers: int, clips: list[Path], scratch: Path) -> tuple[float, float]:
+def bench_workers(workers: int, clips: list[Path], scratch: Path, settings: tuple) -> tuple[float, float]:
     """Convert then align all clips with ``workers`` processes; returns frames/s of convert and of align."""
     out = Path(tempfile.mkdtemp(prefix=f"w{workers}-", dir=scratch))
     ctx = get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=settings) as pool:
         list(pool.map(_ready, range(workers)))
         t_conv, converted = run_stage(pool, _convert, clips, out, f"convert x{workers}")
         t_align, aligned = run_stage(pool, _align, clips, out, f"align x{workers}")
@@ -159,9 +162,9 @@ def bench_workers(workers: int, clips: list[Path], scratch: Path) -> tuple[float
     return f_conv / t_conv, f_align / t_align
 
 
-def profile(clips: list[Path], scratch: Path) -> None:
+def profile(clips: list[Path], scratch: Path, settings: tuple) -> None:
     """cProfile one process converting and aligning ``clips`` serially; print time per group."""
-    _init_worker()
+    _init_worker(*settings)
     out = Path(tempfile.mkdtemp(prefix="profile-", dir=scratch))
     profiler = cProfile.Profile()
     started = time.perf_counter()
@@ -197,7 +200,11 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=400)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--profile", type=int, default=8, help="clips to profile serially (0: skip)")
+    parser.add_argument("--preset", default=ConvertParams().preset, help="convert_fps.preset (x264)")
+    parser.add_argument("--compression", default=AlignParams().compression, type=lambda v: None if v == "null" else v,
+                        help="align.compression: null | gzip | lzf")
     args = parser.parse_args()
+    settings = (args.preset, args.compression)
     source = args.source if args.source.is_dir() or args.source != parser.get_default("source") else CREMA_DIR
     sources = find_videos(source)
     if not sources:
@@ -206,10 +213,11 @@ def main() -> None:
         scratch = Path(tmp)
         (scratch / "raw").mkdir()
         clips = make_clips(sources, args.clips, scratch / "raw")
-        print(f"{len(clips)} clips from {len(sources)} source clips in {source}")
-        rates = {w: bench_workers(w, clips, scratch) for w in args.workers}
+        print(f"{len(clips)} clips from {len(sources)} source clips in {source}; convert_fps.preset "
+              f"{args.preset}, align.compression {args.compression}")
+        rates = {w: bench_workers(w, clips, scratch, settings) for w in args.workers}
         if args.profile:
-            profile(clips[:args.profile], scratch)
+            profile(clips[:args.profile], scratch, settings)
     used = sources[:len(clips)]  # the distinct source clips the copies were made from
     source_mean = sum(media.probe(src).duration for src in used) / len(used)
     measured = crema_mean_duration()

@@ -222,7 +222,8 @@ def align_clip(name: ClipName, mp4: Path, wav: Path, dst: Path, backend: Landmar
              "fps": fps, "sample_rate": sample_rate, "source_md5": source_md5,
              "landmark_backend": backend.name, "align_mode": params.mode, "size": params.size,
              "cache_key": key}
-    write_clip(dst, AlignedClip(video=aligned.video, landmarks=aligned.landmarks, audio=audio, attrs=attrs))
+    write_clip(dst, AlignedClip(video=aligned.video, landmarks=aligned.landmarks, audio=audio, attrs=attrs),
+               params.compression)
     track = aligned.track
     return {"frames": len(aligned.video), "frames_with_face": int(track.found.sum()),
             "detections": track.detections, "faces_in_frame": track.max_faces,

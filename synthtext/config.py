@@ -164,15 +164,20 @@ class RunnerParams(Section):
     dask_address: str | None = None  # an existing Dask scheduler (tcp://host:8786); None: a local cluster
 
 
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+
 @dataclass(frozen=True)
 class ConvertParams(Section):
     """The ``convert_fps`` section."""
 
     SECTION: ClassVar[str] = "convert_fps"
+    CHOICES: ClassVar[dict[str, tuple]] = {"preset": X264_PRESETS}
 
     fps: int = 25
     sample_rate: int = 16000
     crf: int = 18
+    preset: str = "veryfast"  # x264's speed/size trade-off (ultrafast: about 2x faster, 2.5x bigger files)
     min_audio_db: float = -50.0  # quieter than this (RMS dBFS) counts as silent
 
 
@@ -181,7 +186,8 @@ class AlignParams(Section):
     """The ``align`` section."""
 
     SECTION: ClassVar[str] = "align"
-    CHOICES: ClassVar[dict[str, tuple]] = {"mode": (0, 1), "backend": LANDMARK_BACKENDS}
+    CHOICES: ClassVar[dict[str, tuple]] = {"mode": (0, 1), "backend": LANDMARK_BACKENDS,
+                                           "compression": (None, "gzip", "lzf")}
 
     size: int = 128
     mode: int = 1  # 1: one transform from the first frame; 0: per-frame transforms, smoothed
@@ -193,6 +199,7 @@ class AlignParams(Section):
     min_frames: int = 32  # one training window
     max_shape_error: float = 0.12  # re-detect when the rigid-point fit error exceeds this (IOD units)
     max_jump: float = 0.35  # re-detect when the face moves more than this between frames (IOD units)
+    compression: str | None = None  # of the HDF5 frames: None (12x faster to write and read than gzip; 23% bigger)
 
 
 @dataclass(frozen=True)

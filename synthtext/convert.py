@@ -37,8 +37,7 @@ def convert_clip(src: Path, out_dir: Path, clip_id: str, params: ConvertParams, 
         raise ClipRejected("no_audio", f"{src.name} has no audio stream")
     mp4, wav, sidecar = outputs(out_dir, clip_id)
     try:
-        media.convert_video(src, mp4, params.fps, params.crf)
-        media.extract_audio(src, wav, params.sample_rate)
+        media.convert_av(src, mp4, wav, params.fps, params.crf, params.sample_rate, params.preset)
         audio, _ = media.read_audio(wav)
         level = media.audio_level_db(audio)
         if level < params.min_audio_db:

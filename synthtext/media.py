@@ -76,29 +76,25 @@ def _run_ffmpeg(args: list[str], src: Path, what: str) -> None:
         raise ClipRejected("corrupt", f"{src.name}: ffmpeg could not decode the {what} ({last})")
 
 
-def convert_video(src: Path, dst: Path, fps: int, crf: int) -> None:
-    """Resample ``src``'s video to ``fps`` as H.264 mp4 (bit-exact, reproducible), written atomically."""
-    tmp = tmp_path(dst, keep_suffix=True)
+def convert_av(src: Path, mp4: Path, wav: Path, fps: int, crf: int, sample_rate: int,
+               preset: str = "veryfast") -> None:
+    """``src``'s video resampled to ``fps`` as H.264 mp4, and its first audio stream as mono 16-bit PCM
+    wav at ``sample_rate``, from one ffmpeg process (one decode, one start-up). Bit-exact and
+    reproducible; each output written to a temporary name and renamed when both are complete."""
+    tmp_mp4, tmp_wav = tmp_path(mp4, keep_suffix=True), tmp_path(wav, keep_suffix=True)
+    exact = ["-fflags", "+bitexact", "-map_metadata", "-1"]
     try:
-        _run_ffmpeg(["-i", str(src), "-map", "0:v:0", "-vf", f"fps={fps}", "-an", "-c:v", "libx264",
-                     "-preset", "veryfast", "-crf", str(crf), "-pix_fmt", "yuv420p", "-threads", "1",
-                     "-fflags", "+bitexact", "-flags:v", "+bitexact", "-map_metadata", "-1",
-                     "-movflags", "+faststart", str(tmp)], src, "video")
-        os.replace(tmp, dst)
+        _run_ffmpeg(["-i", str(src),
+                     "-map", "0:v:0", "-vf", f"fps={fps}", "-an", "-c:v", "libx264", "-preset", preset,
+                     "-crf", str(crf), "-pix_fmt", "yuv420p", "-threads", "1", "-flags:v", "+bitexact", *exact,
+                     "-movflags", "+faststart", str(tmp_mp4),
+                     "-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(sample_rate), "-c:a", "pcm_s16le",
+                     "-flags:a", "+bitexact", *exact, str(tmp_wav)], src, "clip")
+        os.replace(tmp_mp4, mp4)
+        os.replace(tmp_wav, wav)
     finally:
-        tmp.unlink(missing_ok=True)
-
-
-def extract_audio(src: Path, dst: Path, sample_rate: int) -> None:
-    """Write ``src``'s first audio stream as mono 16-bit PCM wav at ``sample_rate``, atomically."""
-    tmp = tmp_path(dst, keep_suffix=True)
-    try:
-        _run_ffmpeg(["-i", str(src), "-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(sample_rate),
-                     "-c:a", "pcm_s16le", "-fflags", "+bitexact", "-flags:a", "+bitexact",
-                     "-map_metadata", "-1", str(tmp)], src, "audio")
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
+        tmp_mp4.unlink(missing_ok=True)
+        tmp_wav.unlink(missing_ok=True)
 
 
 def read_audio(path: str | Path) -> tuple[np.ndarray, int]:

@@ -32,6 +32,15 @@ def test_round_trip(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["c.h5"]  # no temporary left behind
 
 
+@pytest.mark.parametrize("compression", [None, "gzip", "lzf"])
+def test_every_compression_reads_back_the_same_frames(tmp_path, compression):
+    clip = make_clip()
+    write_clip(tmp_path / "c.h5", clip, compression)
+    np.testing.assert_array_equal(read_clip(tmp_path / "c.h5").video, clip.video)
+    with h5py.File(tmp_path / "c.h5") as f:
+        assert f["video"].compression == compression
+
+
 def test_audio_for_frame_follows_the_contract():
     clip = make_clip()
     assert len(clip.audio_for_frame(0)) == 640

@@ -3,12 +3,13 @@
 import json
 
 import cv2
+import numpy as np
 import pytest
 
 from synthtext import media
 from synthtext.config import ConvertParams
 from synthtext.convert import convert_clip, outputs
-from synthtext.errors import ClipRejected
+from synthtext.errors import ClipRejected, SynthTextError
 from tests.conftest import ffmpeg
 
 
@@ -35,6 +36,24 @@ def test_conversion_is_reproducible(demo_dir, tmp_path):
         convert_clip(src, tmp_path / out, src.stem, ConvertParams(), "md5", "k")
     for a, b in zip(outputs(tmp_path / "a", src.stem), outputs(tmp_path / "b", src.stem), strict=True):
         assert a.read_bytes() == b.read_bytes()
+
+
+def test_a_faster_preset_gives_the_same_frames_and_audio_length(demo_dir, tmp_path):
+    """``convert_fps.preset`` trades file size for encoding time: the same frame count and audio, a bigger
+    file, pixels within H.264's quality setting of the default's."""
+    src = sorted(demo_dir.iterdir())[0]
+    records = {}
+    for preset in ("veryfast", "ultrafast"):
+        (tmp_path / preset).mkdir()
+        records[preset] = convert_clip(src, tmp_path / preset, src.stem, ConvertParams(preset=preset), "md5", "k")
+    slow, fast = (outputs(tmp_path / p, src.stem) for p in ("veryfast", "ultrafast"))
+    assert records["veryfast"]["frames"] == records["ultrafast"]["frames"]
+    assert slow[1].read_bytes() == fast[1].read_bytes()  # the audio does not depend on the video's preset
+    assert fast[0].stat().st_size > slow[0].stat().st_size
+    a, b = (np.stack(list(media.iter_frames(p[0]))).astype(float) for p in (slow, fast))
+    assert np.abs(a - b).mean() < 2.0
+    with pytest.raises(SynthTextError, match="convert_fps.preset must be one of"):
+        ConvertParams(preset="warp")
 
 
 @pytest.fixture
