@@ -63,6 +63,15 @@ class FaceTracker:
         self.params = params
         self._box_in_face: np.ndarray | None = None  # detector box relative to the face frame
         self._previous: np.ndarray | None = None
+        self._start_box: Box | None = None
+
+    def start_at(self, box: Box) -> FaceTracker:
+        """Begin the track in a face box already known (the detector's box for this face, found on
+        another image of it where the face sits at the same place, such as the aligned crop a video is
+        generated from): the next frame that needs a detection takes the box instead of running the
+        detector. Returns the tracker."""
+        self._start_box, self._previous = box, None
+        return self
 
     def _box_from_points(self, points: np.ndarray) -> Box:
         centre, iod = _face_frame(points)
@@ -70,8 +79,11 @@ class FaceTracker:
         return float(left), float(top), float(right), float(bottom)
 
     def _detect(self, frame: np.ndarray, track: Track) -> np.ndarray | None:
-        track.detections += 1
-        boxes = self.backend.detect(frame)
+        if self._start_box is not None:
+            boxes, self._start_box = [self._start_box], None
+        else:
+            track.detections += 1
+            boxes = self.backend.detect(frame)
         track.max_faces = max(track.max_faces, len(boxes))
         if not boxes:
             self._previous = None

@@ -55,7 +55,11 @@ class SelfCheck:
         self.evaluator, self.spans, self.stride = evaluator, spans, max(1, stride)
         self.crop = face.crop
         self.measurer = Measurer(backend, face.crop.shape[0])
-        self.neutral = measured_features(self.measurer.landmarks(face.crop[None]))
+        # The face's box, detected once on the crop: the generated frames keep the face where the crop
+        # has it, so each segment's track starts in this box instead of searching its first frame.
+        boxes = backend.detect(face.crop)
+        self.box = boxes[0] if boxes else None
+        self.neutral = measured_features(self.measurer.landmarks(face.crop[None], tracker=self._tracker()))
         self.frames: list[np.ndarray] = []  # the measured frames' numbers
         self.landmarks: list[np.ndarray] = []
         self.seen = 0  # frames observed so far
@@ -63,8 +67,9 @@ class SelfCheck:
 
     def observe(self, piece: Animation) -> None:
         """Track the face in a generated piece at the aligned crop's size (as ``evaluate`` measures),
-        on every ``stride``-th frame of each segment. Each segment is tracked from its own first frame,
-        as every clip the evaluator learnt from and every video it was tested on: the tracker starts
+        on every ``stride``-th frame of each segment. Each segment is tracked from its own first frame
+        (in the face box found on the crop), as every clip the evaluator learnt from and every video it
+        was tested on: the tracker starts
         each frame from the last one's face, and a track begun in another emotion's frames lands on
         other points of the same image."""
         start, count = self.seen, len(piece)
@@ -75,9 +80,13 @@ class SelfCheck:
             if not len(wanted):
                 continue
             frames = crop_frames(Animation({k: v[wanted - start] for k, v in piece.parts.items()}), self.crop)
-            tracker = self.trackers.setdefault(index, self.measurer.tracker())
+            tracker = self.trackers.setdefault(index, self._tracker())
             self.frames.append(wanted)
             self.landmarks.append(self.measurer.landmarks(frames, tracker=tracker))
+
+    def _tracker(self):
+        tracker = self.measurer.tracker()
+        return tracker if self.box is None else tracker.start_at(self.box)
 
     def verdicts(self, fps: float) -> list[Verdict]:
         """One verdict per segment. The frames where the face is changing from one emotion to the next

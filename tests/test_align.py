@@ -76,6 +76,18 @@ def test_tracker_detects_once_and_matches_per_frame_detection(demo_dir, dlib_bac
     assert error < 1.5, f"tracked landmarks are {error:.2f} px from per-frame detection"
 
 
+def test_a_track_started_in_a_known_box_runs_no_detector(demo_dir, dlib_backend):
+    """``start_at``: the box the detector found on the first frame gives the detector's track exactly,
+    with no detection; a second track from the same tracker needs its own start."""
+    frames = list(media.iter_frames(sorted(demo_dir.iterdir())[0]))[:20]
+    detected = FaceTracker(dlib_backend, AlignParams()).track(frames)
+    tracker = FaceTracker(dlib_backend, AlignParams()).start_at(dlib_backend.detect(frames[0])[0])
+    started = tracker.track(frames)
+    assert started.detections == 0 and detected.detections == 1
+    np.testing.assert_array_equal(started.landmarks, detected.landmarks)
+    assert tracker.start_at(dlib_backend.detect(frames[0])[0]).track(frames[:3]).detections == 0
+
+
 def test_align_frames_crops_and_matches_baseline(demo_dir, dlib_backend):
     clip = sorted(demo_dir.iterdir())[1]
     params = AlignParams(size=128, mode=0)
