@@ -258,6 +258,7 @@ class TrainParams(Section):
     mask_prior: float = 1.0  # motion decoder: (1 - mask) outside the mouth
     landmark_flow: float = 1.0  # motion decoder: the field at the frame's landmarks points to the reference's
     landmark_points: float = 1.0  # motion decoder: its landmark displacements are the true ones (pixels)
+    expression_lr: float = 10.0  # motion decoder: the expression table's learning rate, in multiples of lr
     reference: str = "neutral"  # reference frame: neutral (a neutral clip of the same actor) | clip | mixed
     still_head: bool = True  # windows moved into the reference's head pose (see ClipWindows)
 

@@ -284,3 +284,21 @@ def test_model_folder_round_trip_and_bad_folder(tmp_path):
         model_io.load_model(tmp_path, Generator)
     assert np.array_equal(json.loads((tmp_path / "g" / "config.json").read_text())["emotions"],
                           ["ANG", "DIS", "FEA", "HAP", "NEU", "SAD"])
+
+
+def test_the_expression_table_learns_at_its_own_rate():
+    """``expression_lr``: the table of each emotion's landmark moves is one Adam group at lr x expression_lr,
+    every other parameter one group at lr; a model without the table has only the one group."""
+    params = TrainParams(lr=1e-3, expression_lr=10.0)
+    gen = Generator(profile("tiny"))
+    groups = loop.generator_parameters(gen, params)
+    assert [g["lr"] for g in groups] == [1e-3, pytest.approx(1e-2)]
+    assert groups[1]["params"] == [gen.decoder.expressions]
+    assert sum(len(g["params"]) for g in groups) == len(list(gen.parameters()))
+    before = gen.decoder.expressions.detach().clone()
+    optimizer = torch.optim.Adam(groups, betas=(0.5, 0.999))
+    gen.decoder.expressions.grad = torch.ones_like(before)
+    optimizer.step()  # Adam's first step moves each parameter by its group's lr
+    assert torch.allclose(before - gen.decoder.expressions.detach(), torch.full_like(before, 1e-2), atol=1e-6)
+    pixels = Generator(profile("tiny", decoder="pixels"))
+    assert len(loop.generator_parameters(pixels, params)) == 1

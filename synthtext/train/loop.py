@@ -327,6 +327,19 @@ def _generator_losses(run: Run, gen: nn.Module, extractor: nn.Module, batch: dic
     return fake, total, metrics
 
 
+def generator_parameters(gen: nn.Module, params: TrainParams) -> list[dict]:
+    """The generator's parameter groups for Adam: the expression table (each emotion's landmark moves,
+    the same on every face) learns ``expression_lr`` times faster than the rest. At one rate the
+    speech/identity-conditioned landmark head, which also sees the emotion, learns the expressions
+    first and the table ends up with about a third of them; a face the model never saw then gets a
+    weaker, less reliable expression (held-out emotion 0.61 vs 0.67 at 256 px, ANG 2/3 vs 3/3)."""
+    named = list(gen.named_parameters())
+    table = [p for n, p in named if n.endswith("decoder.expressions")]
+    rest = [p for n, p in named if not n.endswith("decoder.expressions")]
+    return [{"params": rest, "lr": params.lr}] + ([{"params": table, "lr": params.lr * params.expression_lr}]
+                                                  if table else [])
+
+
 def train_generator(params: TrainParams, train: list[Path], val: list[Path], emotion_dir: Path, out_dir: Path,
                     ckpt_dir: Path, log: Log, identity: dict) -> dict:
     """Pretrain the generator: mouth-weighted reconstruction + perceptual + auxiliary emotion loss."""
@@ -334,7 +347,7 @@ def train_generator(params: TrainParams, train: list[Path], val: list[Path], emo
     net = Generator(run.cfg).to(run.device)
     gen = wrap(net, run.dist)
     extractor = _perceptual_extractor(params, emotion_dir, run.device)
-    optimizer = torch.optim.Adam(gen.parameters(), lr=params.lr, betas=(0.5, 0.999))
+    optimizer = torch.optim.Adam(generator_parameters(gen, params), lr=params.lr, betas=(0.5, 0.999))
     scaler = torch.amp.GradScaler(enabled=run.amp)
     data = Batches(train, run)
 
@@ -389,7 +402,7 @@ def train_gan(params: TrainParams, train: list[Path], val: list[Path], generator
     frame_net = FrameDiscriminator(run.cfg)
     gen, emo, critic = (wrap(m.to(run.device), run.dist) for m in (gen_net, emo_net, frame_net))
     extractor = _perceptual_extractor(params, emotion_dir, run.device)  # a frozen copy, apart from `emo`
-    opt_g = torch.optim.Adam(gen.parameters(), lr=params.lr, betas=(0.5, 0.999))
+    opt_g = torch.optim.Adam(generator_parameters(gen, params), lr=params.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(critic.parameters(), lr=params.lr_d, betas=(0.5, 0.999))
     opt_e = torch.optim.Adam(emo.parameters(), lr=params.lr_d, betas=(0.5, 0.999))
     data = Batches(train, run)
