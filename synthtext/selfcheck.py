@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from synthtext import EMOTIONS
+from synthtext.align import warp_frame
 from synthtext.errors import SynthTextError
 from synthtext.evaluator import EmotionEvaluator, Measurer, measured_features
-from synthtext.infer import REGISTRY_PREFIX, Animation, Face, LoadedModel, crop_frames
+from synthtext.infer import REGISTRY_PREFIX, Face, LoadedModel
 from synthtext.markup import TRANSITION_SECONDS
 from synthtext.tracking import registry_version, tracking_uri
 
@@ -51,9 +52,11 @@ class SelfCheck:
     piece in order (``observe``), then ask for the ``verdicts``."""
 
     def __init__(self, evaluator: EmotionEvaluator, backend, face: Face, spans: list[tuple[str, int, int]],
-                 stride: int = STRIDE):
+                 stride: int = STRIDE, pasted: bool = False):
+        """``pasted``: the video's frames are the photo with the face pasted back (else the aligned face,
+        at any size)."""
         self.evaluator, self.spans, self.stride = evaluator, spans, max(1, stride)
-        self.crop = face.crop
+        self.face, self.pasted = face, pasted
         self.measurer = Measurer(backend, face.crop.shape[0])
         # The face's box, detected once on the crop: the generated frames keep the face where the crop
         # has it, so each segment's track starts in this box instead of searching its first frame.
@@ -65,24 +68,28 @@ class SelfCheck:
         self.seen = 0  # frames observed so far
         self.trackers: dict[int, object] = {}
 
-    def observe(self, piece: Animation) -> None:
-        """Track the face in a generated piece at the aligned crop's size (as ``evaluate`` measures),
-        on every ``stride``-th frame of each segment. Each segment is tracked from its own first frame
-        (in the face box found on the crop), as every clip the evaluator learnt from and every video it
-        was tested on: the tracker starts
-        each frame from the last one's face, and a track begun in another emotion's frames lands on
-        other points of the same image."""
-        start, count = self.seen, len(piece)
+    def observe(self, frames: np.ndarray) -> None:
+        """Track the face in the next piece of the video as it is written (uint8 [T, H, W, 3]), at the
+        aligned crop's size as ``evaluate`` measures: an aligned face of another size is resized to it
+        (as ``evaluate`` does with the 256 px held-out videos), a pasted-back photo is warped back onto
+        the crop. Only every ``stride``-th frame of each segment is measured. Each segment is tracked
+        from its own first frame (in the face box found on the crop), as every clip the evaluator
+        learnt from and every video it was tested on: the tracker starts each frame from the last
+        one's face, and a track begun in another emotion's frames lands on other points of the same
+        image. The check reads the frames the user gets; it renders nothing of its own."""
+        start, count = self.seen, len(frames)
         self.seen += count
         for index, (_, first, end) in enumerate(self.spans):
             wanted = np.arange(max(first, start), min(end, start + count))
             wanted = wanted[(wanted - first) % self.stride == 0]
             if not len(wanted):
                 continue
-            frames = crop_frames(Animation({k: v[wanted - start] for k, v in piece.parts.items()}), self.crop)
+            picked = frames[wanted - start]
+            if self.pasted:
+                picked = np.stack([warp_frame(f, self.face.matrix, self.face.crop.shape[0]) for f in picked])
             tracker = self.trackers.setdefault(index, self._tracker())
             self.frames.append(wanted)
-            self.landmarks.append(self.measurer.landmarks(frames, tracker=tracker))
+            self.landmarks.append(self.measurer.landmarks(picked, tracker=tracker))
 
     def _tracker(self):
         tracker = self.measurer.tracker()

@@ -224,7 +224,8 @@ def make_video(job: Job, model, engine, options: Options, key: str, progress=Non
                  zip(segments, segment_frames([int(round(e * fps / rate)) for e in ends], frames), strict=True)]
         condition = emotion_condition(spans, frames, fps)
         check = None if evaluator is None else SelfCheck(evaluator, backend, face,
-                                                         [(seg.emotion, a, b) for seg, a, b in spans])
+                                                         [(seg.emotion, a, b) for seg, a, b in spans],
+                                                         pasted=options.paste_back)
         audio = _pad(spoken.audio, frames, fps, rate)[:len(spoken.audio)]
         times["generate"] = times["encode"] = times["check"] = 0.0
         bar = tqdm(total=frames, desc=out.name, unit="frame", disable=frames < LONG_FRAMES, leave=False)
@@ -239,7 +240,7 @@ def make_video(job: Job, model, engine, options: Options, key: str, progress=Non
                 times["encode"] += time.perf_counter() - start
                 start = time.perf_counter()
                 if check is not None:
-                    check.observe(piece)
+                    check.observe(chunk)
                     times["check"] += time.perf_counter() - start
                 bar.update(len(chunk))
                 report("generate", writer.frames / max(frames, 1))

@@ -677,6 +677,12 @@ def test_the_self_check_warns_and_strict_exits_2(shown, code, model_dir, photo, 
     again = tmp_path / "again.mp4"
     assert _cli("generate", "--image", str(photo), "--text", "Hello there.", "--model", str(folder), "--out",
                 str(again), "--no-prefect", "--emotion", "HAP") == 0
+    # pasted back into the photo: the check reads those frames, warped back onto the aligned face
+    pasted = tmp_path / "pasted.mp4"
+    assert _cli("generate", "--image", str(photo), "--text", "[happy] Hello there. [sad] Fine.", "--model",
+                str(folder), "--out", str(pasted), "--no-prefect", "--paste-back", "--emotion", "NEU") == 0
+    side = json.loads(pasted.with_suffix(".json").read_text())
+    assert [s["shown"] for s in side["segments"]] == [shown, shown]
 
 
 def _recording(path: Path, rate: int, channels: int, seconds: float = 1.5, level: float = 0.3) -> Path:
