@@ -43,6 +43,30 @@ def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 120.0) -> 
             time.sleep(0.5)
 
 
+def server_env(home: Path) -> dict[str, str]:
+    """The environment of a server whose database is in ``home`` (and of the command run against it)."""
+    return {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false"}
+
+
+def start_server(home: Path, port: int, out=subprocess.DEVNULL) -> subprocess.Popen:
+    """``prefect server start`` on loopback ``port`` with its database in ``home``, the API only
+    (--no-services: no scheduler or late-run loops; they keep a quarter of a core busy and flows
+    started against it need no more), in its own session so that ``stop_server`` stops all of it."""
+    env = {**os.environ, **server_env(home)}
+    return subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                             "--port", str(port), "--no-services", "--no-ui"],
+                            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+
+
 def main(command: list[str]) -> int:
     if not command:
         raise SystemExit("usage: python -m flows.with_server COMMAND [ARGS...]")
@@ -52,26 +76,16 @@ def main(command: list[str]) -> int:
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_UI_ENABLED": "false"}
     log = home / "server.log"
     with log.open("w") as out:
-        # --no-services: the API only (no scheduler or late-run loops): flows started by the command need no more
-        server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                                   "--port", str(port), "--no-services", "--no-ui"],
-                                  env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        server = start_server(home, port, out)
     try:
         if not wait_healthy(url, server):
             raise SystemExit(f"error: the Prefect server did not start (see {log})")
         print(f"Prefect server for this run: {url} (log: {log})", flush=True)
-        return subprocess.call(command, env={**env, "PREFECT_API_URL": url})
+        return subprocess.call(command, env={**os.environ, **server_env(home), "PREFECT_API_URL": url})
     finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
+        stop_server(server)
 
 
 if __name__ == "__main__":

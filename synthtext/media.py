@@ -76,8 +76,7 @@ def _run_ffmpeg(args: list[str], src: Path, what: str) -> None:
         raise ClipRejected("corrupt", f"{src.name}: ffmpeg could not decode the {what} ({last})")
 
 
-def convert_av(src: Path, mp4: Path, wav: Path, fps: int, crf: int, sample_rate: int,
-               preset: str = "veryfast") -> None:
+def convert_av(src: Path, mp4: Path, wav: Path, fps: int, crf: int, sample_rate: int, preset: str) -> None:
     """``src``'s video resampled to ``fps`` as H.264 mp4, and its first audio stream as mono 16-bit PCM
     wav at ``sample_rate``, from one ffmpeg process (one decode, one start-up). Bit-exact and
     reproducible; each output written to a temporary name and renamed when both are complete."""

@@ -22,7 +22,7 @@ from synthtext.errors import SynthTextError
 from synthtext.evaluator import EmotionEvaluator, Measurer, measured_features
 from synthtext.infer import REGISTRY_PREFIX, Face, LoadedModel
 from synthtext.markup import TRANSITION_SECONDS
-from synthtext.tracking import registry_version, tracking_uri
+from synthtext.tracking import registry_version, use_store
 
 
 @dataclass
@@ -126,9 +126,7 @@ def attach_evaluator(model: LoadedModel, evaluator: str | Path | None = None, re
     if evaluator:
         model.evaluator, model.evaluator_note = EmotionEvaluator.load(Path(evaluator)), str(evaluator)
     elif model.source.startswith(REGISTRY_PREFIX):
-        import mlflow  # imported here, not at the top: it takes seconds, and only registry URIs need it
-
-        mlflow.set_tracking_uri(tracking_uri(Path(repo)))
+        use_store(Path(repo))
         with tempfile.TemporaryDirectory() as scratch:
             model.evaluator, model.evaluator_note = registered_evaluator(model.source, Path(scratch))
     elif (Path(model.source) / "evaluator.json").is_file():

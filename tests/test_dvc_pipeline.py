@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import yaml
 
-from flows.with_server import free_port, wait_healthy
+from flows.with_server import free_port, start_server, stop_server, wait_healthy
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -53,21 +53,16 @@ def assert_same_contents(a: dict, b: dict) -> None:
 
 @pytest.fixture(scope="module")
 def prefect_api(tmp_path_factory):
-    """One real Prefect server for all the stage runs (saves each stage starting a temporary one), with
-    its background services off as ``flows.with_server`` runs it: they keep a quarter of a core busy, and
-    no stage needs them."""
+    """One real Prefect server for all the stage runs (saves each stage starting a temporary one), started
+    as ``flows.with_server`` starts it (its background services off)."""
     port = free_port()
-    home = tmp_path_factory.mktemp("prefect-server")
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_UI_ENABLED": "false"}
-    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                               "--port", str(port), "--no-services"], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    server = start_server(tmp_path_factory.mktemp("prefect-server"), port)
     url = f"http://127.0.0.1:{port}/api"
-    assert wait_healthy(url, server, 90), "prefect server did not start"
-    yield url
-    server.terminate()
-    server.wait(30)
+    try:
+        assert wait_healthy(url, server, 90), "prefect server did not start"
+        yield url
+    finally:
+        stop_server(server)
 
 
 @pytest.fixture(scope="module")

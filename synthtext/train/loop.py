@@ -333,9 +333,9 @@ def generator_parameters(gen: nn.Module, params: TrainParams) -> list[dict]:
     speech/identity-conditioned landmark head, which also sees the emotion, learns the expressions
     first and the table ends up with about a third of them; a face the model never saw then gets a
     weaker, less reliable expression (held-out emotion 0.61 vs 0.67 at 256 px, ANG 2/3 vs 3/3)."""
-    named = list(gen.named_parameters())
-    table = [p for n, p in named if n.endswith("decoder.expressions")]
-    rest = [p for n, p in named if not n.endswith("decoder.expressions")]
+    table, rest = [], []
+    for name, parameter in gen.named_parameters():
+        (table if name.endswith("decoder.expressions") else rest).append(parameter)
     return [{"params": rest, "lr": params.lr}] + ([{"params": table, "lr": params.lr * params.expression_lr}]
                                                   if table else [])
 
