@@ -16,7 +16,7 @@ from flows.runner import FanOut, clip_cache_key, fan_out, make_task_runner
 from synthtext.align import align_clip
 from synthtext.codedeps import code_version
 from synthtext.config import AlignParams, RunnerParams
-from synthtext.convert import outputs, read_sidecar
+from synthtext.convert import read_sidecar, video_input
 from synthtext.errors import ClipRejected, SynthTextError
 from synthtext.files import remove_stale_temporaries, write_json_atomic
 from synthtext.hashing import stable_hash
@@ -41,10 +41,14 @@ def align_one(clip_id: str, source: str, in_dir: str, dst: str, params: dict, fp
               source_md5: str, key: str) -> dict:
     align_params = AlignParams.from_dict(params)
     name = parse_clip_name(source)
-    mp4, wav, _ = outputs(Path(in_dir), clip_id)
+    sidecar = read_sidecar(Path(in_dir), clip_id)
+    if sidecar is None:
+        return {"clip_id": clip_id, "stage": "align", "status": "rejected", "reason": "missing",
+                "detail": "converted files are missing: rerun convert_fps"}
+    video, wav, start = video_input(Path(in_dir), sidecar)
     try:
-        stats = align_clip(name, mp4, wav, Path(dst), _backend(align_params.backend, align_params.detect_upsample),
-                           align_params, fps, source_md5, key)
+        stats = align_clip(name, video, wav, Path(dst), _backend(align_params.backend, align_params.detect_upsample),
+                           align_params, fps, source_md5, key, start)
     except ClipRejected as exc:
         return {"clip_id": clip_id, "stage": "align", "status": "rejected", "reason": exc.reason,
                 "detail": exc.detail}

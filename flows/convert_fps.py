@@ -11,7 +11,7 @@ from prefect import flow, task
 from flows.runner import FanOut, clip_cache_key, fan_out, make_task_runner
 from synthtext.codedeps import code_version
 from synthtext.config import ConvertParams, RunnerParams
-from synthtext.convert import convert_clip, read_sidecar
+from synthtext.convert import VIDEO_SUFFIX, convert_clip, read_sidecar
 from synthtext.errors import ClipRejected
 from synthtext.files import remove_stale_temporaries, write_json_atomic
 from synthtext.hashing import file_md5, stable_hash
@@ -54,10 +54,13 @@ def plan_jobs(source: Path, out_dir: Path, params: ConvertParams) -> tuple[list[
     return jobs, rejected
 
 
-def prune(out_dir: Path, keep: set[str]) -> None:
-    """Remove outputs of clips that are no longer in the raw folder or no longer usable."""
+def prune(out_dir: Path, keep: set[str], video: str) -> None:
+    """Remove outputs of clips that are no longer in the raw folder or no longer usable, and videos
+    of the other ``convert_fps.video`` mode."""
+    suffixes = {".wav", ".json", *VIDEO_SUFFIX.values()}
     for path in out_dir.iterdir():
-        if path.name != REPORT and path.suffix in (".mp4", ".wav", ".json") and path.stem not in keep:
+        if path.name != REPORT and path.suffix in suffixes and (
+                path.stem not in keep or (path.suffix in VIDEO_SUFFIX.values() and path.suffix != VIDEO_SUFFIX[video])):
             path.unlink()
 
 
@@ -76,7 +79,7 @@ def convert_fps_flow(source: str, out_dir: str, params: dict) -> FanOut:
 
     fan = fan_out(convert_one, jobs, complete, desc="convert_fps")
     fan.results = sorted(fan.results + name_rejects, key=lambda r: r["clip_id"])
-    prune(out, {r["clip_id"] for r in fan.ok})
+    prune(out, {r["clip_id"] for r in fan.ok}, convert_params.video)
     write_json_atomic(out / REPORT, {"params": asdict(convert_params), "clips": fan.results})
     return fan
 

@@ -24,7 +24,7 @@ from synthtext.errors import ClipRejected
 from synthtext.geometry import similarity, transform_points
 from synthtext.landmarks import Box, LandmarkBackend
 from synthtext.naming import ClipName
-from synthtext.template import RIGID_POINTS, TEMPLATE_IOD, eye_centres, template
+from synthtext.template import LEFT_EYE, RIGHT_EYE, RIGID_POINTS, TEMPLATE_IOD, template
 
 
 @dataclass
@@ -43,15 +43,17 @@ class Track:
 
 def _face_frame(points: np.ndarray) -> tuple[np.ndarray, float]:
     """Centre of the rigid points and the inter-ocular distance: a frame that ignores the mouth."""
-    left, right = eye_centres(points)
-    return points[RIGID_POINTS].mean(0), float(np.linalg.norm(right - left))
+    between = points[RIGHT_EYE].mean(0) - points[LEFT_EYE].mean(0)  # eye_centres without the stacking
+    return points[RIGID_POINTS].mean(0), float(np.sqrt(between @ between))
 
 
-def shape_error(points: np.ndarray) -> float:
-    """RMS distance of the rigid points from the template after a similarity fit, in IOD units."""
+def shape_error(points: np.ndarray, iod: float | None = None) -> float:
+    """RMS distance of the rigid points from the template after a similarity fit, in IOD units
+    (``iod``: the points' inter-ocular distance, when already known)."""
     rigid = TEMPLATE_IOD[RIGID_POINTS]
     fitted = transform_points(similarity(rigid, points[RIGID_POINTS]), rigid)
-    _, iod = _face_frame(points)
+    if iod is None:
+        _, iod = _face_frame(points)
     return float(np.sqrt(((fitted - points[RIGID_POINTS]) ** 2).sum(1).mean()) / max(iod, 1e-6))
 
 
@@ -63,6 +65,7 @@ class FaceTracker:
         self.params = params
         self._box_in_face: np.ndarray | None = None  # detector box relative to the face frame
         self._previous: np.ndarray | None = None
+        self._previous_frame: tuple[np.ndarray, float] = (np.zeros(2), 0.0)  # _face_frame(self._previous)
         self._start_box: Box | None = None
 
     def start_at(self, box: Box) -> FaceTracker:
@@ -73,12 +76,13 @@ class FaceTracker:
         self._start_box, self._previous = box, None
         return self
 
-    def _box_from_points(self, points: np.ndarray) -> Box:
-        centre, iod = _face_frame(points)
+    def _box_from_previous(self) -> Box:
+        centre, iod = self._previous_frame
         left, top, right, bottom = self._box_in_face * iod + np.r_[centre, centre]
         return float(left), float(top), float(right), float(bottom)
 
-    def _detect(self, frame: np.ndarray, track: Track) -> np.ndarray | None:
+    def _detect(self, frame: np.ndarray, track: Track) -> tuple[np.ndarray, tuple[np.ndarray, float]] | None:
+        """The largest face's landmarks and face frame, or None."""
         if self._start_box is not None:
             boxes, self._start_box = [self._start_box], None
         else:
@@ -86,23 +90,23 @@ class FaceTracker:
             boxes = self.backend.detect(frame)
         track.max_faces = max(track.max_faces, len(boxes))
         if not boxes:
-            self._previous = None
             return None
         box = boxes[0]  # largest face
         points = self.backend.landmarks(frame, box)
-        centre, iod = _face_frame(points)
+        centre, iod = face_frame = _face_frame(points)
         self._box_in_face = (np.asarray(box) - np.r_[centre, centre]) / max(iod, 1e-6)
-        return points
+        return points, face_frame
 
-    def _degraded(self, points: np.ndarray, frame_shape: tuple[int, ...]) -> bool:
+    def _degraded(self, points: np.ndarray, face_frame: tuple[np.ndarray, float],
+                  frame_shape: tuple[int, ...]) -> bool:
         height, width = frame_shape[:2]
         if not (np.all(points >= -0.25 * width) and np.all(points[:, 0] <= 1.25 * width)
                 and np.all(points[:, 1] <= 1.25 * height)):
             return True
-        if shape_error(points) > self.params.max_shape_error:
+        centre, iod = face_frame
+        if shape_error(points, iod) > self.params.max_shape_error:
             return True
-        centre, iod = _face_frame(points)
-        old_centre, old_iod = _face_frame(self._previous)
+        old_centre, old_iod = self._previous_frame
         return (np.linalg.norm(centre - old_centre) / old_iod > self.params.max_jump
                 or abs(iod / old_iod - 1) > self.params.max_jump)
 
@@ -111,16 +115,22 @@ class FaceTracker:
         rows: list[np.ndarray] = []
         track = Track(landmarks=np.empty((0, 68, 2)))
         for index, frame in enumerate(frames):
-            points = None
+            found = None
             if self._previous is not None:
-                points = self.backend.landmarks(frame, self._box_from_points(self._previous))
-                if self._degraded(points, frame.shape):
+                points = self.backend.landmarks(frame, self._box_from_previous())
+                face_frame = _face_frame(points)
+                if self._degraded(points, face_frame, frame.shape):
                     track.redetections.append(index)
-                    points = None
-            if points is None:
-                points = self._detect(frame, track)
-            self._previous = points
-            rows.append(np.full((68, 2), np.nan) if points is None else points)
+                else:
+                    found = points, face_frame
+            if found is None:
+                found = self._detect(frame, track)
+            if found is None:
+                self._previous = None
+                rows.append(np.full((68, 2), np.nan))
+            else:
+                self._previous, self._previous_frame = found
+                rows.append(self._previous)
         track.landmarks = np.stack(rows) if rows else np.empty((0, 68, 2))
         return track
 
@@ -174,12 +184,37 @@ class AlignedFrames:
     track: Track
 
 
-def align_frames(frames_twice, backend: LandmarkBackend, params: AlignParams) -> AlignedFrames:
+BUFFER_BYTES = 256 * 2**20
+"""Frames of a clip up to this size are kept from the tracking pass for warping (one decode; a
+CREMA-D clip is 30-65 MB); a longer clip is decoded again instead, so memory stays bounded."""
+
+
+class _Buffered:
+    """Pass frames through while keeping them, until they add up to more than ``limit`` bytes."""
+
+    def __init__(self, frames: Iterable[np.ndarray], limit: int):
+        self.frames, self.limit, self.kept, self.size = frames, limit, [], 0
+
+    def __iter__(self):
+        for frame in self.frames:
+            if self.kept is not None:
+                self.size += frame.nbytes
+                if self.size > self.limit:
+                    self.kept = None
+                else:
+                    self.kept.append(frame)
+            yield frame
+
+
+def align_frames(frames_twice, backend: LandmarkBackend, params: AlignParams,
+                 buffer_bytes: int = BUFFER_BYTES) -> AlignedFrames:
     """Track, fill gaps and warp. ``frames_twice()`` returns a fresh frame iterator on each call.
 
-    Two streaming passes (landmarks, then warping) keep memory flat in the clip's length.
+    The tracking pass keeps the frames for warping while they fit in ``buffer_bytes``; a longer
+    clip streams twice (landmarks, then warping), which keeps memory flat in the clip's length.
     """
-    track = FaceTracker(backend, params).track(frames_twice())
+    buffered = _Buffered(frames_twice(), buffer_bytes)
+    track = FaceTracker(backend, params).track(buffered)
     total = len(track.landmarks)
     if total < params.min_frames:
         raise ClipRejected("too_short", f"{total} frames, fewer than one training window "
@@ -188,7 +223,7 @@ def align_frames(frames_twice, backend: LandmarkBackend, params: AlignParams) ->
     matrices = alignment_transforms(landmarks, params)
     video = np.empty((total, params.size, params.size, 3), dtype=np.uint8)
     count = 0
-    for index, frame in enumerate(frames_twice()):
+    for index, frame in enumerate(buffered.kept if buffered.kept is not None else frames_twice()):
         if index == total:
             break
         video[index] = warp_frame(frame, matrices[index], params.size)
@@ -219,13 +254,16 @@ def baseline_landmarks(frames: Iterable[np.ndarray], backend: LandmarkBackend,
         out.append(backend.landmarks(crop, boxes[0]) if boxes else np.full((68, 2), np.nan))
     return np.stack(out)
 
-def align_clip(name: ClipName, mp4: Path, wav: Path, dst: Path, backend: LandmarkBackend,
-               params: AlignParams, fps: float, source_md5: str, key: str) -> dict:
-    """Align one converted clip and write its HDF5 file (schema v1) atomically.
+def align_clip(name: ClipName, video: Path, wav: Path, dst: Path, backend: LandmarkBackend,
+               params: AlignParams, fps: float, source_md5: str, key: str, start: float | None = None) -> dict:
+    """Align one converted clip and write its HDF5 file (schema v1) atomically. ``start``: for a video
+    at its source's rate (``convert_fps.video: copy``), its first timestamp in seconds, and the frames
+    are resampled to ``fps`` as they are decoded; None for a video already at ``fps``.
 
     Returns what was measured; raises ClipRejected when the clip can't be used.
     """
-    aligned = align_frames(lambda: media.iter_frames(mp4), backend, params)
+    resample_to = fps if start is not None else None
+    aligned = align_frames(lambda: media.iter_frames(video, resample_to, start or 0.0), backend, params)
     audio, sample_rate = media.read_audio(wav)
     samples = audio_length(len(aligned.video), sample_rate, fps)
     audio = np.pad(audio[:samples], (0, max(0, samples - audio.size)))

@@ -164,6 +164,7 @@ class RunnerParams(Section):
     dask_address: str | None = None  # an existing Dask scheduler (tcp://host:8786); None: a local cluster
 
 
+VIDEO_MODES = ("encode", "copy")
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
@@ -172,12 +173,15 @@ class ConvertParams(Section):
     """The ``convert_fps`` section."""
 
     SECTION: ClassVar[str] = "convert_fps"
-    CHOICES: ClassVar[dict[str, tuple]] = {"preset": X264_PRESETS}
+    CHOICES: ClassVar[dict[str, tuple]] = {"preset": X264_PRESETS, "video": VIDEO_MODES}
 
     fps: int = 25
     sample_rate: int = 16000
-    crf: int = 18
-    preset: str = "veryfast"  # x264's speed/size trade-off (ultrafast: about 2x faster, 2.5x bigger files)
+    # encode: H.264 mp4 at fps. copy: the source's video stream unchanged (.mkv, no decode or encode)
+    # plus the frames fps keeps, which align picks while decoding: same frames, one lossy step less
+    video: str = "encode"
+    crf: int = 18  # encode only
+    preset: str = "veryfast"  # encode only: x264's speed/size trade-off (ultrafast: about 2x faster, 2.5x bigger)
     min_audio_db: float = -50.0  # quieter than this (RMS dBFS) counts as silent
 
 

@@ -7,8 +7,10 @@ import os
 import re
 import subprocess
 import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import imageio_ffmpeg
@@ -17,6 +19,8 @@ import soundfile as sf
 
 from synthtext.errors import ClipRejected, SynthTextError
 from synthtext.files import tmp_path
+
+T = TypeVar("T")
 
 
 def ffmpeg_exe() -> str:
@@ -32,25 +36,37 @@ class MediaInfo:
     fps: float
     width: int
     height: int
+    start: float = 0.0  # the video stream's first timestamp, seconds
 
 
 _DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
 _VIDEO = re.compile(r"Stream #\S+.*?: Video: .*?(\d{2,5})x(\d{2,5})")
 _FPS = re.compile(r"(\d+(?:\.\d+)?) fps")
+_START = re.compile(r"start (-?\d+(?:\.\d+)?)")
 
 
 def probe(path: str | Path) -> MediaInfo:
     """Read stream information from ``ffmpeg -i``; raise ClipRejected for empty or unreadable files."""
     path = Path(path)
-    if path.stat().st_size == 0:
-        raise ClipRejected("empty_file", f"{path.name} is zero bytes")
+    _check_not_empty(path)
     proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True,
                           errors="replace")
-    text = proc.stderr
+    return parse_info(proc.stderr, path)
+
+
+def _check_not_empty(path: Path) -> None:
+    if path.stat().st_size == 0:
+        raise ClipRejected("empty_file", f"{path.name} is zero bytes")
+
+
+def parse_info(text: str, path: Path) -> MediaInfo:
+    """The first input's streams from ffmpeg's log (``ffmpeg -i`` or a conversion logging at info level:
+    only the text before ``Stream mapping`` / ``Output #`` is read); ClipRejected when it has no video."""
+    text = re.split(r"^(?:Stream mapping:|Output #)", text, maxsplit=1, flags=re.MULTILINE)[0]
     video = _VIDEO.search(text)
     if "Invalid data found" in text or video is None:
-        last = text.strip().splitlines()[-1] if text.strip() else "no output"
-        raise ClipRejected("corrupt", f"{path.name}: ffmpeg found no readable video stream ({last})")
+        raise ClipRejected("corrupt", f"{path.name}: ffmpeg found no readable video stream "
+                           f"({_last_line(text, 'no output')})")
     duration = _DURATION.search(text)
     seconds = 0.0
     if duration:
@@ -58,6 +74,7 @@ def probe(path: str | Path) -> MediaInfo:
         seconds = int(h) * 3600 + int(m) * 60 + float(s)
     video_line = text[video.start():].splitlines()[0]
     fps = _FPS.search(video_line)
+    start = _START.search(video_line)
     return MediaInfo(
         has_video=True,
         has_audio=re.search(r"Stream #\S+.*?: Audio: ", text) is not None,
@@ -65,35 +82,98 @@ def probe(path: str | Path) -> MediaInfo:
         fps=float(fps.group(1)) if fps else 0.0,
         width=int(video.group(1)),
         height=int(video.group(2)),
+        start=float(start.group(1)) if start else 0.0,
     )
 
 
-def _run_ffmpeg(args: list[str], src: Path, what: str) -> None:
-    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-v", "error", "-y", *args], capture_output=True,
-                          text=True, errors="replace")
-    if proc.returncode != 0:
-        last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
-        raise ClipRejected("corrupt", f"{src.name}: ffmpeg could not decode the {what} ({last})")
+def _last_line(text: str, fallback: str) -> str:
+    return text.strip().splitlines()[-1] if text.strip() else fallback
 
 
-def convert_av(src: Path, mp4: Path, wav: Path, fps: int, crf: int, sample_rate: int, preset: str) -> None:
+def convert_av(src: Path, mp4: Path, wav: Path, fps: int, crf: int, sample_rate: int, preset: str) -> MediaInfo:
     """``src``'s video resampled to ``fps`` as H.264 mp4, and its first audio stream as mono 16-bit PCM
-    wav at ``sample_rate``, from one ffmpeg process (one decode, one start-up). Bit-exact and
-    reproducible; each output written to a temporary name and renamed when both are complete."""
-    tmp_mp4, tmp_wav = tmp_path(mp4, keep_suffix=True), tmp_path(wav, keep_suffix=True)
+    wav at ``sample_rate``, from one ffmpeg process (one start-up, one decode; the source's stream
+    information comes from the same run's log, so no separate probe). Bit-exact and reproducible;
+    each output written to a temporary name and renamed when both are complete. Returns the source's
+    ``MediaInfo``; raises ClipRejected (empty_file, corrupt, no_audio) and then leaves no output."""
+    video = ["-vf", f"fps={fps}", "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
+             "-threads", "1", "-flags:v", "+bitexact", "-movflags", "+faststart"]
+    return _split_av(src, video, mp4, wav, sample_rate)[0]
+
+
+def copy_av(src: Path, mkv: Path, wav: Path, sample_rate: int) -> tuple[MediaInfo, list[int]]:
+    """``src``'s video stream copied unchanged (no decode, no encode) into a Matroska file, its audio
+    as ``convert_av``'s wav, and the video packets' timestamps (ms, sorted), from one ffmpeg process.
+    ``fps_selection(timestamps, fps)`` counts the frames at ``fps``; align resamples by the decoded
+    frames' timestamps (``iter_frames(path, fps, start)``), which stay right where a container's are
+    not (packets without their own timestamp)."""
+    info, times = _split_av(src, ["-c:v", "copy"], mkv, wav, sample_rate, timestamps=True)
+    return info, times
+
+
+def _split_av(src: Path, video_args: list[str], video: Path, wav: Path, sample_rate: int,
+              timestamps: bool = False) -> tuple[MediaInfo, list[int]]:
+    _check_not_empty(src)
+    tmp_video, tmp_wav = tmp_path(video, keep_suffix=True), tmp_path(wav, keep_suffix=True)
+    tmp_times = tmp_path(video.with_suffix(".pts"))
     exact = ["-fflags", "+bitexact", "-map_metadata", "-1"]
+    times_out = ["-map", "0:v:0", "-c:v", "copy", "-f", "mkvtimestamp_v2", str(tmp_times)] if timestamps else []
     try:
-        _run_ffmpeg(["-i", str(src),
-                     "-map", "0:v:0", "-vf", f"fps={fps}", "-an", "-c:v", "libx264", "-preset", preset,
-                     "-crf", str(crf), "-pix_fmt", "yuv420p", "-threads", "1", "-flags:v", "+bitexact", *exact,
-                     "-movflags", "+faststart", str(tmp_mp4),
-                     "-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(sample_rate), "-c:a", "pcm_s16le",
-                     "-flags:a", "+bitexact", *exact, str(tmp_wav)], src, "clip")
-        os.replace(tmp_mp4, mp4)
+        proc = subprocess.run(
+            [ffmpeg_exe(), "-hide_banner", "-nostats", "-y", "-i", str(src),
+             "-map", "0:v:0", "-an", *video_args, *exact, str(tmp_video), *times_out,
+             "-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(sample_rate), "-c:a", "pcm_s16le",
+             "-flags:a", "+bitexact", *exact, str(tmp_wav)], capture_output=True, text=True, errors="replace")
+        info = parse_info(proc.stderr, src)
+        if not info.has_audio:
+            raise ClipRejected("no_audio", f"{src.name} has no audio stream")
+        if proc.returncode != 0:
+            raise ClipRejected("corrupt", f"{src.name}: ffmpeg could not decode the clip "
+                               f"({_last_line(proc.stderr, f'exit {proc.returncode}')})")
+        times = sorted(round(float(line)) for line in tmp_times.read_text().splitlines()[1:] if line.strip()) \
+            if timestamps else []
+        if timestamps and not times:
+            raise ClipRejected("corrupt", f"{src.name}: the video stream holds no frames")
+        os.replace(tmp_video, video)
         os.replace(tmp_wav, wav)
+        return info, times
     finally:
-        tmp_mp4.unlink(missing_ok=True)
-        tmp_wav.unlink(missing_ok=True)
+        for path in (tmp_video, tmp_wav, tmp_times):
+            path.unlink(missing_ok=True)
+
+
+def _round(x: float) -> int:
+    return int(np.floor(x + 0.5))  # halves up: ffmpeg's default rounding for the timestamps of a clip
+
+
+def resample(stamped: Iterable[tuple[float, T]], fps: float) -> Iterator[T]:
+    """Items with timestamps (ms, increasing) at ``fps``, by ffmpeg's fps filter rule: each timestamp
+    is rounded to the nearest output tick; each tick takes the latest item at or before it, so items
+    are dropped or repeated; the last item lasts as long as the gap before it. ``convert_av`` (the
+    fps filter) and this give the same frames, so a copied video aligns like an encoded one."""
+    previous: tuple[float, T] | None = None
+    tick = gap = None
+    for ms, item in stamped:
+        at = _round(ms * fps / 1000)
+        if previous is None:
+            tick = at
+        else:
+            gap = ms - previous[0]
+            while tick < at:
+                yield previous[1]
+                tick += 1
+        previous = (ms, item)
+    if previous is not None:
+        end = _round((previous[0] + (gap if gap is not None else 1000 / fps)) * fps / 1000)
+        while tick < end:
+            yield previous[1]
+            tick += 1
+
+
+def fps_selection(timestamps: list[float], fps: float) -> list[int]:
+    """Which of the frames at ``timestamps`` (ms) make the clip at ``fps`` (indices into the sorted
+    timestamps; ``resample``'s rule)."""
+    return list(resample(((ms, index) for index, ms in enumerate(sorted(timestamps))), fps))
 
 
 def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
@@ -120,7 +200,7 @@ def load_speech(path: str | Path) -> tuple[np.ndarray, int]:
                                errors="replace")
     rate = _AUDIO_RATE.search(probe_run.stderr)
     if rate is None:
-        last = probe_run.stderr.strip().splitlines()[-1] if probe_run.stderr.strip() else "no output"
+        last = _last_line(probe_run.stderr, "no output")
         raise SynthTextError(f"audio file {path} holds no audio ffmpeg can read ({last})")
     decoded = subprocess.run([ffmpeg_exe(), "-hide_banner", "-v", "error", "-i", str(path), "-map", "0:a:0", "-vn",
                               "-ac", "1", "-f", "f32le", "-acodec", "pcm_f32le", "-"], capture_output=True)
@@ -144,21 +224,28 @@ def audio_level_db(audio: np.ndarray) -> float:
     return 20 * np.log10(rms) if rms > 0 else float("-inf")
 
 
-def iter_frames(path: str | Path):
-    """Yield RGB uint8 frames of a video one at a time (memory stays flat in clip length)."""
-    cap = cv2.VideoCapture(str(path))
+def iter_frames(path: str | Path, fps: float | None = None, start: float = 0.0) -> Iterator[np.ndarray]:
+    """Yield RGB uint8 frames of a video one at a time (memory stays flat in clip length); with
+    ``fps``, resampled to that rate by the decoded frames' timestamps (``resample``; ``start``: the
+    video stream's first timestamp in seconds, which OpenCV's timestamps leave out), as
+    ``convert_fps.video: copy`` leaves the video at its own rate."""
+    # one decoding thread: parallel work comes from decoding several clips at once
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
     if not cap.isOpened():
         raise ClipRejected("corrupt", f"{Path(path).name}: OpenCV could not open the video")
-    try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                return
-            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-    finally:
-        cap.release()
 
+    def decoded():
+        try:
+            while True:
+                ok, frame = cap.read()
+                if not ok:
+                    return
+                yield cap.get(cv2.CAP_PROP_POS_MSEC) + 1000 * start, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        finally:
+            cap.release()
 
+    frames = decoded()
+    yield from resample(frames, fps) if fps else (frame for _, frame in frames)
 
 
 def write_video(path: str | Path, frames: np.ndarray, fps: float, audio: np.ndarray | None = None,

@@ -14,6 +14,7 @@ from synthtext.align import (
     similarity,
     transform_points,
 )
+from synthtext.clipfile import read_clip
 from synthtext.config import AlignParams
 from synthtext.errors import ClipRejected
 from synthtext.template import RIGID_POINTS, eye_centres, template
@@ -126,3 +127,45 @@ def test_no_face_frames(dlib_backend):
     blank = np.full((240, 320, 3), 128, np.uint8)
     track = FaceTracker(dlib_backend, AlignParams()).track([blank] * 3)
     assert not track.found.any() and track.detections == 3
+
+
+def test_align_decodes_once_unless_the_clip_is_too_big_to_keep(demo_dir, dlib_backend):
+    clip = sorted(demo_dir.iterdir())[1]
+    decodes = []
+
+    def frames():
+        decodes.append(1)
+        return media.iter_frames(clip)
+
+    kept = align_frames(frames, dlib_backend, AlignParams())
+    assert len(decodes) == 1
+    streamed = align_frames(frames, dlib_backend, AlignParams(), buffer_bytes=0)
+    assert len(decodes) == 3
+    np.testing.assert_array_equal(kept.video, streamed.video)
+    np.testing.assert_array_equal(kept.landmarks, streamed.landmarks)
+
+
+def test_a_copied_video_aligns_like_the_encoded_one(demo_dir, dlib_backend, tmp_path):
+    from synthtext.align import align_clip
+    from synthtext.config import ConvertParams
+    from synthtext.convert import convert_clip, read_sidecar, video_input
+    from synthtext.naming import parse_clip_name
+
+    src = sorted(demo_dir.iterdir())[1]
+    results = {}
+    for mode in ("encode", "copy"):
+        (tmp_path / mode).mkdir()
+        convert_clip(src, tmp_path / mode, src.stem, ConvertParams(video=mode), "md5", "k")
+        video, wav, start = video_input(tmp_path / mode, read_sidecar(tmp_path / mode, src.stem))
+        assert (start is None) == (mode == "encode")
+        align_clip(parse_clip_name(src), video, wav, tmp_path / f"{mode}.h5", dlib_backend, AlignParams(), 25,
+                   "md5", "k", start)
+        results[mode] = read_clip(tmp_path / f"{mode}.h5")
+    encoded, copied = results["encode"], results["copy"]
+    assert copied.video.shape == encoded.video.shape
+    np.testing.assert_array_equal(copied.audio, encoded.audio)
+    same = np.abs(copied.video.astype(float) - encoded.video).mean()
+    shifted = np.abs(copied.video[1:].astype(float) - encoded.video[:-1]).mean()
+    moved = np.linalg.norm(copied.landmarks - encoded.landmarks, axis=-1).mean()
+    assert same < 3.0 and same < shifted  # the same frames, through one H.264 generation less
+    assert moved < 1.0

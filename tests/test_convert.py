@@ -8,7 +8,7 @@ import pytest
 
 from synthtext import media
 from synthtext.config import ConvertParams
-from synthtext.convert import convert_clip, outputs
+from synthtext.convert import convert_clip, outputs, read_sidecar
 from synthtext.errors import ClipRejected, SynthTextError
 from tests.conftest import ffmpeg
 
@@ -75,3 +75,50 @@ def test_bad_inputs_are_rejected_and_leave_nothing(broken, tmp_path, name, reaso
         convert_clip(broken / name, out, "1001_DFA_ANG_XX", ConvertParams(), "md5", "k")
     assert info.value.reason == reason
     assert list(out.iterdir()) == []
+
+
+def test_resampling_follows_ffmpegs_fps_rule():
+    # 30 fps to 25: each second keeps 25 of 30 frames, in order, none twice
+    kept = media.fps_selection([round(i * 1000 / 30) for i in range(60)], 25)
+    assert len(kept) == 50 and kept == sorted(set(kept)) and kept[0] == 0
+    # 10 fps to 25: every frame is repeated two or three times
+    kept = media.fps_selection(list(range(0, 1000, 100)), 25)
+    assert len(kept) == 25 and sorted(set(kept)) == list(range(10))
+    assert {kept.count(i) for i in range(10)} <= {2, 3}
+    # a frame that shares its tick with the next one is dropped; the stream form gives the same
+    assert media.fps_selection([0, 10, 40, 80], 25) == [1, 2, 3]
+    assert list(media.resample([(0, "a"), (10, "b"), (40, "c"), (80, "d")], 25)) == ["b", "c", "d"]
+
+
+def test_copy_mode_keeps_the_source_stream_and_gives_the_encoded_frames(demo_dir, tmp_path):
+    """``convert_fps.video: copy`` writes no H.264: the source's video stream goes unchanged into a
+    .mkv, and resampling it by its decoded timestamps gives the frames the encoded mp4 holds."""
+    src = sorted(demo_dir.iterdir())[0]
+    (tmp_path / "encode").mkdir()
+    (tmp_path / "copy").mkdir()
+    encoded = convert_clip(src, tmp_path / "encode", src.stem, ConvertParams(), "md5", "k")
+    copied = convert_clip(src, tmp_path / "copy", src.stem, ConvertParams(video="copy"), "md5", "k")
+    mkv, wav, sidecar = outputs(tmp_path / "copy", src.stem, "copy")
+    assert mkv.suffix == ".mkv" and sorted(p.name for p in (tmp_path / "copy").iterdir()) == \
+        sorted(p.name for p in (mkv, wav, sidecar))
+    assert read_sidecar(tmp_path / "copy", src.stem)["video"] == "copy"
+    assert copied["frames"] == encoded["frames"] and copied["source_start"] == media.probe(src).start > 0
+    assert wav.read_bytes() == outputs(tmp_path / "encode", src.stem)[1].read_bytes()
+    source = media.probe(src)
+    assert (media.probe(mkv).fps, media.probe(mkv).width) == (source.fps, source.width)
+    assert sum(1 for _ in media.iter_frames(mkv)) > copied["frames"]  # 29.97 fps in the file
+    picked = np.stack(list(media.iter_frames(mkv, 25, copied["source_start"]))).astype(float)
+    mp4 = np.stack(list(media.iter_frames(outputs(tmp_path / "encode", src.stem)[0]))).astype(float)
+    assert picked.shape == mp4.shape
+    per_frame = np.abs(picked - mp4).mean(axis=(1, 2, 3))
+    assert per_frame.max() < 2.5  # H.264 at crf 18 on the same frames; a neighbouring frame differs more
+    assert np.abs(picked[1:] - mp4[:-1]).mean(axis=(1, 2, 3)).mean() > per_frame.mean()
+
+
+def test_prune_removes_the_other_modes_video(tmp_path):
+    from flows.convert_fps import prune
+
+    for name in ("a.mp4", "a.mkv", "a.wav", "a.json", "b.mkv", "b.json", "b.wav"):
+        (tmp_path / name).write_bytes(b"x")
+    prune(tmp_path, {"a"}, "copy")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "a.mkv", "a.wav"]

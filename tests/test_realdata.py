@@ -58,3 +58,22 @@ def test_bad_files_beside_real_clips(prefect_server, real_raw, tmp_path):
                          str(tmp_path / "metrics.json"), PARAMS.align, runner)
     assert len(fan.ok) == 8
     assert {r["clip_id"]: r["reason"] for r in fan.rejected} == expected
+
+
+def test_copied_real_videos_align_like_encoded_ones(prefect_server, real_raw, tmp_path):
+    """``convert_fps.video: copy`` on CREMA-D's VP6 FLVs (29.97 fps) and GRID's MPEG-1 (25 fps, B-frames):
+    the same frame counts as the H.264 path, the same faces, one lossy step less."""
+    runner = RunnerParams(kind="threads", workers=2)
+    aligned = {}
+    for mode in ("encode", "copy"):
+        convert_flow.run(str(real_raw), str(tmp_path / mode), replace(PARAMS.convert_fps, video=mode), runner)
+        fan = align_flow.run(str(tmp_path / mode), str(tmp_path / f"{mode}-clips"), str(tmp_path / f"{mode}.json"),
+                             str(tmp_path / f"{mode}-metrics.json"), PARAMS.align, runner)
+        assert len(fan.ok) == 8 and not fan.rejected
+        aligned[mode] = {p.stem: read_clip(p) for p in sorted((tmp_path / f"{mode}-clips").glob("*.h5"))}
+    assert not list((tmp_path / "copy").glob("*.mp4")) and len(list((tmp_path / "copy").glob("*.mkv"))) == 8
+    for clip_id, encoded in aligned["encode"].items():
+        copied = aligned["copy"][clip_id]
+        assert copied.video.shape == encoded.video.shape, clip_id
+        moved = np.linalg.norm(copied.landmarks - encoded.landmarks, axis=-1).mean()
+        assert moved < 1.0, (clip_id, moved)
