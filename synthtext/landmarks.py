@@ -62,8 +62,12 @@ class _DlibDetection:
         self.upsample = upsample
 
     def detect(self, rgb: np.ndarray) -> list[Box]:
+        """Faces at ``upsample``; at 0 (faces of about 80 px and up, 4x faster than 1), an image where
+        none is found is searched again upsampled once, so smaller faces are still found."""
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         rects = self._detector(grey, self.upsample)
+        if not rects and self.upsample == 0:
+            rects = self._detector(grey, 1)
         return _largest_first([(float(r.left()), float(r.top()), float(r.right()), float(r.bottom()))
                                for r in rects])
 

@@ -169,3 +169,21 @@ def test_a_copied_video_aligns_like_the_encoded_one(demo_dir, dlib_backend, tmp_
     moved = np.linalg.norm(copied.landmarks - encoded.landmarks, axis=-1).mean()
     assert same < 3.0 and same < shifted  # the same frames, through one H.264 generation less
     assert moved < 1.0
+
+
+def test_detection_without_upsampling_still_finds_a_small_face():
+    """``detect_upsample: 0`` searches the frame at its own size (4x faster) and upsamples only where
+    that finds no face: a face too small for one pass is still found."""
+    import cv2
+    from skimage import data
+
+    from synthtext.landmarks import make_backend
+
+    small = cv2.resize(data.astronaut()[20:300, 100:360], None, fx=0.35, fy=0.35, interpolation=cv2.INTER_AREA)
+    canvas = np.full((360, 480, 3), 90, np.uint8)
+    canvas[100:100 + small.shape[0], 150:150 + small.shape[1]] = small
+    fast = make_backend("dlib", upsample=0)
+    assert not fast._detector(cv2.cvtColor(canvas, cv2.COLOR_RGB2GRAY), 0)  # too small for one pass
+    (left, top, right, bottom), = fast.detect(canvas)
+    assert 150 <= left < right <= 150 + small.shape[1] and 100 <= top < bottom <= 100 + small.shape[0]
+    assert fast.detect(canvas) == make_backend("dlib", upsample=1).detect(canvas)
