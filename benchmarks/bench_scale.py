@@ -2,7 +2,7 @@
 
     python benchmarks/bench_scale.py [--source DIR] [--clips 400] [--workers 1 2] [--profile 8]
                                      [--video encode] [--preset veryfast] [--compression null]
-                                     [--detect-upsample 1]
+                                     [--detect-upsample 1] [--flows]
 
 Copies the source clips (default data/raw/sample, else ../shared/realdata/crema-d) round-robin
 under N unique CREMA-D names into a temporary raw folder. For each worker count it converts all N
@@ -11,7 +11,9 @@ thread), calling convert_clip / align_clip directly (no Prefect, no caches). Pri
 clips/s and frames/s per stage and combined; each worker's peak RSS after its first, middle and
 last aligned clip (flat in N unless the worker leaks); the predicted minutes for the full CREMA-D
 (7,442 clips averaging 2.54 s) against the 20-minute target; and a cProfile breakdown of one
-process converting and aligning K clips serially.
+process converting and aligning K clips serially. With --flows it then runs the stages' real
+flows (Prefect per-clip tasks with caching, the processes runner, reports and the contact sheet,
+against one local Prefect server) on the same clips, for what the orchestration adds.
 
 Per-clip costs (ffmpeg start-up, detection, file writes) weigh more on short clips, so the copies
 match CREMA-D's mean duration: where the sources are shorter, some copies are a source played twice
@@ -22,6 +24,7 @@ scales by frames and by clips, which then agree.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import os
 import pstats
@@ -42,9 +45,10 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from flows.with_server import free_port, server_env, start_server, stop_server, wait_healthy  # noqa: E402
 from synthtext import EMOTIONS, INTENSITIES, media  # noqa: E402
 from synthtext.align import align_clip  # noqa: E402
-from synthtext.config import VIDEO_MODES, AlignParams, ConvertParams  # noqa: E402
+from synthtext.config import VIDEO_MODES, AlignParams, ConvertParams, RunnerParams  # noqa: E402
 from synthtext.convert import convert_clip, read_sidecar, video_input  # noqa: E402
 from synthtext.errors import ClipRejected  # noqa: E402
 from synthtext.landmarks import make_backend  # noqa: E402
@@ -199,6 +203,49 @@ def bench_workers(workers: int, clips: list[Path], scratch: Path, settings: tupl
     return {"convert": (t_conv, n_conv, f_conv), "align": (t_align, n_align, f_align)}
 
 
+def bench_flows(clips: list[Path], scratch: Path, settings: tuple, workers: int, kind: str) -> dict[str, tuple]:
+    """The convert_fps and align stages' own flows on ``clips`` with the ``kind`` runner and ``workers``
+    (against the Prefect server ``prefect_server`` started); returns (seconds, clips, frames) of each,
+    as ``bench_workers`` does."""
+    from flows import align as align_flow  # imported here: Prefect reads its settings on import
+    from flows import convert_fps as convert_flow
+
+    video, preset, compression, upsample = settings
+    runner = RunnerParams(kind=kind, workers=workers)
+    out = Path(tempfile.mkdtemp(prefix="flows-", dir=scratch))
+    started = time.perf_counter()
+    converted = convert_flow.run(str(clips[0].parent), str(out / "fps25"), ConvertParams(video=video, preset=preset),
+                                 runner)
+    t_conv = time.perf_counter() - started
+    started = time.perf_counter()
+    align_params = AlignParams(compression=compression, detect_upsample=upsample)
+    aligned = align_flow.run(str(out / "fps25"), str(out / "clips"), str(out / "report.json"),
+                             str(out / "metrics.json"), align_params, runner, preview_path=str(out / "preview.png"))
+    t_align = time.perf_counter() - started
+    f_conv, f_align = (sum(r["frames"] for r in fan.ok) for fan in (converted, aligned))
+    print(f"\nthe stages' flows (Prefect, {kind} runner x{workers}), {len(clips)} clips: {len(converted.ok)} "
+          f"converted, {len(aligned.ok)} aligned ({f_align} frames)")
+    print(rate("convert", t_conv, len(converted.ok), f_conv))
+    print(rate("align", t_align, len(aligned.ok), f_align))
+    print(rate("combined", t_conv + t_align, len(aligned.ok), f_align))
+    return {"convert": (t_conv, len(converted.ok), f_conv), "align": (t_align, len(aligned.ok), f_align)}
+
+
+@contextlib.contextmanager
+def prefect_server(home: Path):
+    """One local Prefect server (API only) for the flows, as `make demo` runs one."""
+    port = free_port()
+    server = start_server(home, port)
+    url = f"http://127.0.0.1:{port}/api"
+    os.environ.update({**server_env(home), "PREFECT_API_URL": url})
+    try:
+        if not wait_healthy(url, server):
+            sys.exit("the Prefect server did not start")
+        yield
+    finally:
+        stop_server(server)
+
+
 def profile(clips: list[Path], scratch: Path, settings: tuple) -> None:
     """cProfile one process converting and aligning ``clips`` serially; print time per group."""
     _init_worker(*settings)
@@ -243,6 +290,8 @@ def main() -> None:
                         help="align.compression: null | gzip | lzf")
     parser.add_argument("--detect-upsample", type=int, default=AlignParams().detect_upsample,
                         help="align.detect_upsample (0: faces of 80 px and up, 4x faster detection)")
+    parser.add_argument("--flows", nargs="*", choices=("threads", "processes", "dask"),
+                        help="also run the stages' own flows (Prefect) with these runners (none named: processes)")
     args = parser.parse_args()
     settings = (args.video, args.preset, args.compression, args.detect_upsample)
     source = args.source if args.source.is_dir() or args.source != parser.get_default("source") else CREMA_DIR
@@ -256,7 +305,12 @@ def main() -> None:
               f"convert_fps.video "
               f"{args.video}, preset {args.preset}, align.compression {args.compression}, "
               f"align.detect_upsample {args.detect_upsample}")
-        runs = {w: bench_workers(w, clips, scratch, settings) for w in args.workers}
+        runs = {f"{w} worker(s)": bench_workers(w, clips, scratch, settings) for w in args.workers}
+        if args.flows is not None:
+            with prefect_server(scratch / "prefect"):
+                for kind in args.flows or ["processes"]:
+                    runs[f"flows, {kind} x{max(args.workers)}"] = bench_flows(clips, scratch, settings,
+                                                                              max(args.workers), kind)
         if args.profile:
             profile(clips[:args.profile], scratch, settings)
     measured = crema_mean_duration()
@@ -265,10 +319,10 @@ def main() -> None:
     frames = CREMA_CLIPS * CREMA_MEAN_S * FPS
     print(f"predicted full CREMA-D ({CREMA_CLIPS} clips x {CREMA_MEAN_S:.2f} s = {frames:,.0f} frames at {FPS} fps), "
           f"target {TARGET_MIN} min:")
-    for w, run in runs.items():
+    for label, run in runs.items():
         conv, align = (frames * run[k][0] / run[k][2] / 60 for k in ("convert", "align"))
         by_clips = sum(CREMA_CLIPS * run[k][0] / run[k][1] for k in ("convert", "align")) / 60
-        print(f"  {w} worker(s): convert {conv:5.1f} + align {align:5.1f} = {conv + align:5.1f} min by frames "
+        print(f"  {label}: convert {conv:5.1f} + align {align:5.1f} = {conv + align:5.1f} min by frames "
               f"({verdict(conv + align)}); {by_clips:5.1f} min by clips")
 
 

@@ -12,7 +12,7 @@ import h5py
 from prefect import flow, task
 
 from flows.convert_fps import REPORT as CONVERT_REPORT
-from flows.runner import FanOut, clip_cache_key, fan_out, make_task_runner
+from flows.runner import FanOut, clip_cache_key, fan_out, in_worker, make_task_runner, worker_processes
 from synthtext.align import align_clip
 from synthtext.codedeps import code_version
 from synthtext.config import AlignParams, RunnerParams
@@ -39,6 +39,11 @@ def _backend(name: str, upsample: int) -> LandmarkBackend:
 @task(name="align-clip", cache_key_fn=clip_cache_key, persist_result=True)
 def align_one(clip_id: str, source: str, in_dir: str, dst: str, params: dict, fps: float,
               source_md5: str, key: str) -> dict:
+    return in_worker(_align_job, clip_id, source, in_dir, dst, params, fps, source_md5, key)
+
+
+def _align_job(clip_id: str, source: str, in_dir: str, dst: str, params: dict, fps: float,
+               source_md5: str, key: str) -> dict:
     align_params = AlignParams.from_dict(params)
     name = parse_clip_name(source)
     sidecar = read_sidecar(Path(in_dir), clip_id)
@@ -118,4 +123,5 @@ def run(in_dir: str, clips_dir: str, report_path: str, metrics_path: str, params
         preview_path: str | None = None) -> FanOut:
     """Run the flow with the task runner named in params (``params`` crosses into Prefect as a dict)."""
     flow_with_runner = align_flow.with_options(task_runner=make_task_runner(runner))
-    return flow_with_runner(in_dir, clips_dir, report_path, metrics_path, asdict(params), preview_path)
+    with worker_processes(runner):
+        return flow_with_runner(in_dir, clips_dir, report_path, metrics_path, asdict(params), preview_path)

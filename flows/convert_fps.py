@@ -8,7 +8,7 @@ from pathlib import Path
 
 from prefect import flow, task
 
-from flows.runner import FanOut, clip_cache_key, fan_out, make_task_runner
+from flows.runner import FanOut, clip_cache_key, fan_out, in_worker, make_task_runner, worker_processes
 from synthtext.codedeps import code_version
 from synthtext.config import ConvertParams, RunnerParams
 from synthtext.convert import VIDEO_SUFFIX, convert_clip, read_sidecar
@@ -24,7 +24,8 @@ REPORT = "convert_report.json"
 @task(name="convert-clip", cache_key_fn=clip_cache_key, persist_result=True)
 def convert_one(src: str, out_dir: str, clip_id: str, params: dict, source_md5: str, key: str) -> dict:
     try:
-        record = convert_clip(Path(src), Path(out_dir), clip_id, ConvertParams.from_dict(params), source_md5, key)
+        record = in_worker(convert_clip, Path(src), Path(out_dir), clip_id, ConvertParams.from_dict(params),
+                           source_md5, key)
     except ClipRejected as exc:
         return {"clip_id": clip_id, "source": src, "status": "rejected", "reason": exc.reason,
                 "detail": exc.detail}
@@ -86,5 +87,6 @@ def convert_fps_flow(source: str, out_dir: str, params: dict) -> FanOut:
 
 def run(source: str, out_dir: str, params: ConvertParams, runner: RunnerParams) -> FanOut:
     """Run the flow with the task runner named in params (``params`` crosses into Prefect as a dict)."""
-    return convert_fps_flow.with_options(task_runner=make_task_runner(runner))(source, out_dir, asdict(params))
+    with worker_processes(runner):
+        return convert_fps_flow.with_options(task_runner=make_task_runner(runner))(source, out_dir, asdict(params))
 

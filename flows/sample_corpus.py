@@ -10,7 +10,7 @@ from pathlib import Path
 
 from prefect import flow, task
 
-from flows.runner import FanOut, fan_out, make_task_runner
+from flows.runner import FanOut, fan_out, in_worker, make_task_runner, worker_processes
 from synthtext.config import CorpusParams, RunnerParams
 from synthtext.corpus.generate import (
     ClipSpec,
@@ -37,6 +37,10 @@ def _engine(voice: str | None) -> PiperEngine:
 @task(name="synthesize-clip")
 def synthesize_clip_task(clip_id: str, spec: dict, identity: Identity, folder: str, seed: int,
                          voice: str | None) -> dict:
+    return in_worker(_synthesize_job, spec, identity, folder, seed, voice)
+
+
+def _synthesize_job(spec: dict, identity: Identity, folder: str, seed: int, voice: str | None) -> dict:
     summary = synthesize_clip(ClipSpec(**spec), identity, _engine(voice), Path(folder), seed)
     return {"status": "ok", **summary}
 
@@ -70,5 +74,6 @@ def run(out_dir: str, params: CorpusParams, runner: RunnerParams) -> tuple[FanOu
     """Run the flow with the task runner named in params (``params`` crosses into Prefect as a dict);
     returns the fan-out and the wall time."""
     started = time.perf_counter()
-    fan = sample_corpus_flow.with_options(task_runner=make_task_runner(runner))(out_dir, asdict(params))
+    with worker_processes(runner):
+        fan = sample_corpus_flow.with_options(task_runner=make_task_runner(runner))(out_dir, asdict(params))
     return fan, time.perf_counter() - started

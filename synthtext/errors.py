@@ -12,3 +12,6 @@ class ClipRejected(SynthTextError):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+    def __reduce__(self):  # pickled whole: a worker process raises it, the flow catches it
+        return type(self), (self.reason, self.detail)

@@ -36,7 +36,7 @@ class MediaInfo:
     fps: float
     width: int
     height: int
-    start: float = 0.0  # the video stream's first timestamp, seconds
+    start: float = 0.0  # the video stream's first timestamp, seconds (ffmpeg prints it where not 0)
 
 
 _DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
@@ -107,8 +107,7 @@ def copy_av(src: Path, mkv: Path, wav: Path, sample_rate: int) -> tuple[MediaInf
     ``fps_selection(timestamps, fps)`` counts the frames at ``fps``; align resamples by the decoded
     frames' timestamps (``iter_frames(path, fps, start)``), which stay right where a container's are
     not (packets without their own timestamp)."""
-    info, times = _split_av(src, ["-c:v", "copy"], mkv, wav, sample_rate, timestamps=True)
-    return info, times
+    return _split_av(src, ["-c:v", "copy"], mkv, wav, sample_rate, timestamps=True)
 
 
 def _split_av(src: Path, video_args: list[str], video: Path, wav: Path, sample_rate: int,

@@ -107,3 +107,23 @@ def test_one_prefect_server_for_a_command(tmp_path, monkeypatch):
     assert url.startswith("http://127.0.0.1:") and (tmp_path / "home/server.log").is_file()
     with pytest.raises(OSError):
         urllib.request.urlopen(f"{url}/health", timeout=2)
+
+
+def test_the_processes_runner_works_in_worker_processes(tmp_path):
+    """``runner.kind: processes``: the per-clip tasks (threads) hand their work to worker processes; a
+    rejection raised there reaches the task whole."""
+    import os
+
+    from flows.runner import in_worker, worker_processes
+    from synthtext.config import ConvertParams
+    from synthtext.convert import convert_clip
+    from synthtext.errors import ClipRejected
+
+    assert in_worker(os.getpid) == os.getpid()  # no pool: here
+    (tmp_path / "empty.flv").write_bytes(b"")
+    with worker_processes(RunnerParams(kind="processes", workers=1)):
+        assert in_worker(os.getpid) != os.getpid()
+        with pytest.raises(ClipRejected) as info:
+            in_worker(convert_clip, tmp_path / "empty.flv", tmp_path, "1001_DFA_ANG_XX", ConvertParams(), "-", "-")
+    assert info.value.reason == "empty_file" and "zero bytes" in info.value.detail
+    assert in_worker(os.getpid) == os.getpid()
