@@ -203,32 +203,48 @@ def bench_workers(workers: int, clips: list[Path], scratch: Path, settings: tupl
     return {"convert": (t_conv, n_conv, f_conv), "align": (t_align, n_align, f_align)}
 
 
+FEW = 6  # clips of the flows' first run, which measures their fixed cost (start-up, worker processes, reports)
+
+
 def bench_flows(clips: list[Path], scratch: Path, settings: tuple, workers: int, kind: str) -> dict[str, tuple]:
-    """The convert_fps and align stages' own flows on ``clips`` with the ``kind`` runner and ``workers``
-    (against the Prefect server ``prefect_server`` started); returns (seconds, clips, frames) of each,
-    as ``bench_workers`` does."""
+    """The convert_fps and align stages' own flows with the ``kind`` runner and ``workers`` (against the
+    Prefect server ``prefect_server`` started), on the first FEW clips and then on all: returns
+    (seconds, clips, frames, fixed seconds) of each stage's run on all, where the fixed part comes from
+    the two runs (t = fixed + clips x per clip)."""
     from flows import align as align_flow  # imported here: Prefect reads its settings on import
     from flows import convert_fps as convert_flow
 
     video, preset, compression, upsample = settings
     runner = RunnerParams(kind=kind, workers=workers)
-    out = Path(tempfile.mkdtemp(prefix="flows-", dir=scratch))
-    started = time.perf_counter()
-    converted = convert_flow.run(str(clips[0].parent), str(out / "fps25"), ConvertParams(video=video, preset=preset),
-                                 runner)
-    t_conv = time.perf_counter() - started
-    started = time.perf_counter()
     align_params = AlignParams(compression=compression, detect_upsample=upsample)
-    aligned = align_flow.run(str(out / "fps25"), str(out / "clips"), str(out / "report.json"),
-                             str(out / "metrics.json"), align_params, runner, preview_path=str(out / "preview.png"))
-    t_align = time.perf_counter() - started
-    f_conv, f_align = (sum(r["frames"] for r in fan.ok) for fan in (converted, aligned))
-    print(f"\nthe stages' flows (Prefect, {kind} runner x{workers}), {len(clips)} clips: {len(converted.ok)} "
-          f"converted, {len(aligned.ok)} aligned ({f_align} frames)")
-    print(rate("convert", t_conv, len(converted.ok), f_conv))
-    print(rate("align", t_align, len(aligned.ok), f_align))
-    print(rate("combined", t_conv + t_align, len(aligned.ok), f_align))
-    return {"convert": (t_conv, len(converted.ok), f_conv), "align": (t_align, len(aligned.ok), f_align)}
+    few = scratch / f"few-{kind}"
+    few.mkdir()
+    for clip in clips[:FEW]:
+        (few / clip.name).symlink_to(clip)
+    runs = []
+    for raw in (few, clips[0].parent):
+        out = Path(tempfile.mkdtemp(prefix="flows-", dir=scratch))
+        started = time.perf_counter()
+        converted = convert_flow.run(str(raw), str(out / "fps25"), ConvertParams(video=video, preset=preset), runner)
+        t_conv = time.perf_counter() - started
+        started = time.perf_counter()
+        aligned = align_flow.run(str(out / "fps25"), str(out / "clips"), str(out / "report.json"),
+                                 str(out / "metrics.json"), align_params, runner, preview_path=str(out / "preview.png"))
+        runs.append((t_conv, converted, time.perf_counter() - started, aligned))
+    result = {}
+    for stage, index in (("convert", 0), ("align", 2)):
+        (t_few, fan_few), (t_all, fan_all) = ((r[index], r[index + 1]) for r in runs)
+        per_clip = (t_all - t_few) / (len(fan_all.ok) - len(fan_few.ok))
+        result[stage] = (t_all, len(fan_all.ok), sum(r["frames"] for r in fan_all.ok),
+                         max(0.0, t_all - per_clip * len(fan_all.ok)))
+    conv, align = result["convert"], result["align"]
+    print(f"\nthe stages' flows (Prefect, {kind} runner x{workers}), {len(clips)} clips: {conv[1]} converted, "
+          f"{align[1]} aligned ({align[2]} frames); fixed cost (from a run on {FEW} clips): convert {conv[3]:.1f} s, "
+          f"align {align[3]:.1f} s")
+    print(rate("convert", conv[0], conv[1], conv[2]))
+    print(rate("align", align[0], align[1], align[2]))
+    print(rate("combined", conv[0] + align[0], align[1], align[2]))
+    return result
 
 
 @contextlib.contextmanager
@@ -324,6 +340,9 @@ def main() -> None:
         by_clips = sum(CREMA_CLIPS * run[k][0] / run[k][1] for k in ("convert", "align")) / 60
         print(f"  {label}: convert {conv:5.1f} + align {align:5.1f} = {conv + align:5.1f} min by frames "
               f"({verdict(conv + align)}); {by_clips:5.1f} min by clips")
+        if len(run["align"]) == 4:  # a flows run: its fixed cost counted once, not once per 150 clips
+            once = sum(run[k][3] + CREMA_CLIPS * (run[k][0] - run[k][3]) / run[k][1] for k in ("convert", "align")) / 60
+            print(f"  {label}, the fixed cost counted once: {once:5.1f} min ({verdict(once)})")
 
 
 def verdict(minutes: float) -> str:
