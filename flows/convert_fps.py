@@ -1,4 +1,5 @@
-"""Flow ``convert-fps``: every raw clip -> 25 fps H.264 mp4 + 16 kHz mono wav, one cached task per clip."""
+"""Flow ``convert-fps``: every raw clip -> 25 fps H.264 mp4 (or its video stream copied) + 16 kHz mono wav,
+one cached task per clip."""
 
 from __future__ import annotations
 

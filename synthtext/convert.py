@@ -1,5 +1,5 @@
-"""FPS conversion of one raw clip: 25 fps H.264 mp4 (or the source video copied, with the frames 25 fps
-keeps) + 16 kHz mono wav + a JSON sidecar."""
+"""FPS conversion of one raw clip: 25 fps H.264 mp4 (or, with ``convert_fps.video: copy``, the source's
+video stream unchanged in .mkv, which align resamples to 25 fps) + 16 kHz mono wav + a JSON sidecar."""
 
 from __future__ import annotations
 
