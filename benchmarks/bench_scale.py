@@ -161,6 +161,14 @@ def run_stage(pool: ProcessPoolExecutor, fn, clips: list[Path], out: Path, desc:
     return time.perf_counter() - started, results
 
 
+def print_rates(run: dict[str, tuple]) -> None:
+    """Wall time, clips/s and frames/s of convert, align and both (``run``: stage -> (seconds, clips, frames, ...))."""
+    (t_conv, n_conv, f_conv), (t_align, n_align, f_align) = (run[k][:3] for k in ("convert", "align"))
+    print(rate("convert", t_conv, n_conv, f_conv))
+    print(rate("align", t_align, n_align, f_align))
+    print(rate("combined", t_conv + t_align, n_align, f_align))
+
+
 def rate(what: str, seconds: float, clips: int, frames: int) -> str:
     return f"  {what:<9}: {seconds:7.1f} s, {clips / seconds:6.2f} clips/s, {frames / seconds:7.1f} frames/s"
 
@@ -196,11 +204,10 @@ def bench_workers(workers: int, clips: list[Path], scratch: Path, settings: tupl
     n_conv, n_align = sum(r[2] > 0 for r in converted), sum(r[2] > 0 for r in aligned)
     print(f"\n{workers} worker(s), {len(clips)} clips: {n_conv} converted ({f_conv} frames), {n_align} aligned "
           f"({f_align} frames)")
-    print(rate("convert", t_conv, n_conv, f_conv))
-    print(rate("align", t_align, n_align, f_align))
-    print(rate("combined", t_conv + t_align, n_align, f_align))
+    run = {"convert": (t_conv, n_conv, f_conv), "align": (t_align, n_align, f_align)}
+    print_rates(run)
     memory_report(aligned)
-    return {"convert": (t_conv, n_conv, f_conv), "align": (t_align, n_align, f_align)}
+    return run
 
 
 FEW = 6  # clips of the flows' first run, which measures their fixed cost (start-up, worker processes, reports)
@@ -235,15 +242,14 @@ def bench_flows(clips: list[Path], scratch: Path, settings: tuple, workers: int,
     for stage, index in (("convert", 0), ("align", 2)):
         (t_few, fan_few), (t_all, fan_all) = ((r[index], r[index + 1]) for r in runs)
         per_clip = (t_all - t_few) / (len(fan_all.ok) - len(fan_few.ok))
-        result[stage] = (t_all, len(fan_all.ok), sum(r["frames"] for r in fan_all.ok),
-                         max(0.0, t_all - per_clip * len(fan_all.ok)))
+        # too few clips for the difference to rise above the noise: take nothing as fixed (the upper bound)
+        fixed = t_all - per_clip * len(fan_all.ok) if per_clip > 0 else 0.0
+        result[stage] = (t_all, len(fan_all.ok), sum(r["frames"] for r in fan_all.ok), max(0.0, fixed))
     conv, align = result["convert"], result["align"]
     print(f"\nthe stages' flows (Prefect, {kind} runner x{workers}), {len(clips)} clips: {conv[1]} converted, "
           f"{align[1]} aligned ({align[2]} frames); fixed cost (from a run on {FEW} clips): convert {conv[3]:.1f} s, "
           f"align {align[3]:.1f} s")
-    print(rate("convert", conv[0], conv[1], conv[2]))
-    print(rate("align", align[0], align[1], align[2]))
-    print(rate("combined", conv[0] + align[0], align[1], align[2]))
+    print_rates(result)
     return result
 
 

@@ -37,23 +37,19 @@ def _backend(name: str, upsample: int) -> LandmarkBackend:
 
 
 @task(name="align-clip", cache_key_fn=clip_cache_key, persist_result=True)
-def align_one(clip_id: str, source: str, in_dir: str, dst: str, params: dict, fps: float,
-              source_md5: str, key: str) -> dict:
-    return in_worker(_align_job, clip_id, source, in_dir, dst, params, fps, source_md5, key)
+def align_one(clip_id: str, source: str, video: str, wav: str, start: float | None, dst: str, params: dict,
+              fps: float, source_md5: str, key: str) -> dict:
+    return in_worker(_align_job, clip_id, source, video, wav, start, dst, params, fps, source_md5, key)
 
 
-def _align_job(clip_id: str, source: str, in_dir: str, dst: str, params: dict, fps: float,
-               source_md5: str, key: str) -> dict:
+def _align_job(clip_id: str, source: str, video: str, wav: str, start: float | None, dst: str, params: dict,
+               fps: float, source_md5: str, key: str) -> dict:
     align_params = AlignParams.from_dict(params)
     name = parse_clip_name(source)
-    sidecar = read_sidecar(Path(in_dir), clip_id)
-    if sidecar is None:
-        return {"clip_id": clip_id, "stage": "align", "status": "rejected", "reason": "missing",
-                "detail": "converted files are missing: rerun convert_fps"}
-    video, wav, start = video_input(Path(in_dir), sidecar)
     try:
-        stats = align_clip(name, video, wav, Path(dst), _backend(align_params.backend, align_params.detect_upsample),
-                           align_params, fps, source_md5, key, start)
+        stats = align_clip(name, Path(video), Path(wav), Path(dst),
+                           _backend(align_params.backend, align_params.detect_upsample), align_params, fps,
+                           source_md5, key, start)
     except ClipRejected as exc:
         return {"clip_id": clip_id, "stage": "align", "status": "rejected", "reason": exc.reason,
                 "detail": exc.detail}
@@ -92,8 +88,9 @@ def align_flow(in_dir: str, clips_dir: str, report_path: str, metrics_path: str,
                             "reason": "missing", "detail": "converted files are missing: rerun convert_fps"})
             continue
         key = stable_hash("align", str(out), sidecar["key"], asdict(align_params), CODE_VERSION)
-        jobs.append({"clip_id": clip["clip_id"], "source": sidecar["source"], "in_dir": str(source_dir),
-                     "dst": str(out / f"{clip['clip_id']}.h5"), "params": asdict(align_params),
+        video, wav, start = video_input(source_dir, sidecar)
+        jobs.append({"clip_id": clip["clip_id"], "source": sidecar["source"], "video": str(video), "wav": str(wav),
+                     "start": start, "dst": str(out / f"{clip['clip_id']}.h5"), "params": asdict(align_params),
                      "fps": sidecar["fps"], "source_md5": sidecar["source_md5"], "key": key})
 
     fan = fan_out(align_one, jobs, lambda r: _clip_key(out / f"{r['clip_id']}.h5") == r["key"], desc="align")
