@@ -288,7 +288,7 @@ def test_data_source_switches_to_a_real_folder(project, demo_dir):
     params = yaml.safe_load((work / "params.yaml").read_text())
     params["data"]["source"] = str(demo_dir)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    switched = run(["dvc", "repro", "split"], work, env)
+    switched = run(["dvc", "repro", "sample_corpus", "split"], work, env)
     assert "sample_corpus: skipped" in switched.stdout
     assert "convert_fps: 4 clips in, 4 written" in switched.stdout
     assert sorted(p.name for p in (work / "data/raw/sample").iterdir()) == ["SKIPPED.txt"]
