@@ -353,7 +353,8 @@ def test_a_second_repro_stops_at_once_while_one_runs(project, tmp_path):
     rwlock = work / ".dvc/tmp/rwlock"  # while a stage runs, DVC lists the paths it writes here
     deadline = time.monotonic() + 600
     while "reports" not in (rwlock.read_text() if rwlock.is_file() else ""):
-        assert first.poll() is None and time.monotonic() < deadline, "the first repro never started its stage"
+        assert first.poll() is None and time.monotonic() < deadline, (
+            f"the first repro never reached evaluate:\n{log.read_text()[-3000:]}")
         time.sleep(0.05)
     lock_before = (work / "dvc.lock").read_bytes()
     started = time.monotonic()
