@@ -38,6 +38,7 @@ from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 from tqdm import tqdm
@@ -161,12 +162,22 @@ def run_stage(pool: ProcessPoolExecutor, fn, clips: list[Path], out: Path, desc:
     return time.perf_counter() - started, results
 
 
-def print_rates(run: dict[str, tuple]) -> None:
-    """Wall time, clips/s and frames/s of convert, align and both (``run``: stage -> (seconds, clips, frames, ...))."""
-    (t_conv, n_conv, f_conv), (t_align, n_align, f_align) = (run[k][:3] for k in ("convert", "align"))
-    print(rate("convert", t_conv, n_conv, f_conv))
-    print(rate("align", t_align, n_align, f_align))
-    print(rate("combined", t_conv + t_align, n_align, f_align))
+class StageRun(NamedTuple):
+    """One stage's run over all the clips: wall seconds, clips and frames written, and, for the flows,
+    the seconds of it that do not grow with the clips (start-up, worker processes, reports)."""
+
+    seconds: float
+    clips: int
+    frames: int
+    fixed: float | None = None
+
+
+def print_rates(run: dict[str, StageRun]) -> None:
+    """Wall time, clips/s and frames/s of convert, align and both."""
+    conv, align = run["convert"], run["align"]
+    print(rate("convert", conv.seconds, conv.clips, conv.frames))
+    print(rate("align", align.seconds, align.clips, align.frames))
+    print(rate("combined", conv.seconds + align.seconds, align.clips, align.frames))
 
 
 def rate(what: str, seconds: float, clips: int, frames: int) -> str:
@@ -189,7 +200,7 @@ def memory_report(results: list) -> None:
     print(f"  growth over the second half of the clips: {max(growth):+.1f} MB (largest over {len(growth)} workers)")
 
 
-def bench_workers(workers: int, clips: list[Path], scratch: Path, settings: tuple) -> dict[str, tuple]:
+def bench_workers(workers: int, clips: list[Path], scratch: Path, settings: tuple) -> dict[str, StageRun]:
     """Convert then align all clips with ``workers`` processes; returns (seconds, clips, frames) of
     convert and of align."""
     out = Path(tempfile.mkdtemp(prefix=f"w{workers}-", dir=scratch))
@@ -204,7 +215,7 @@ def bench_workers(workers: int, clips: list[Path], scratch: Path, settings: tupl
     n_conv, n_align = sum(r[2] > 0 for r in converted), sum(r[2] > 0 for r in aligned)
     print(f"\n{workers} worker(s), {len(clips)} clips: {n_conv} converted ({f_conv} frames), {n_align} aligned "
           f"({f_align} frames)")
-    run = {"convert": (t_conv, n_conv, f_conv), "align": (t_align, n_align, f_align)}
+    run = {"convert": StageRun(t_conv, n_conv, f_conv), "align": StageRun(t_align, n_align, f_align)}
     print_rates(run)
     memory_report(aligned)
     return run
@@ -213,11 +224,10 @@ def bench_workers(workers: int, clips: list[Path], scratch: Path, settings: tupl
 FEW = 6  # clips of the flows' first run, which measures their fixed cost (start-up, worker processes, reports)
 
 
-def bench_flows(clips: list[Path], scratch: Path, settings: tuple, workers: int, kind: str) -> dict[str, tuple]:
+def bench_flows(clips: list[Path], scratch: Path, settings: tuple, workers: int, kind: str) -> dict[str, StageRun]:
     """The convert_fps and align stages' own flows with the ``kind`` runner and ``workers`` (against the
-    Prefect server ``prefect_server`` started), on the first FEW clips and then on all: returns
-    (seconds, clips, frames, fixed seconds) of each stage's run on all, where the fixed part comes from
-    the two runs (t = fixed + clips x per clip)."""
+    Prefect server ``prefect_server`` started), on the first FEW clips and then on all: returns each
+    stage's run on all, its fixed part from the two runs (t = fixed + clips x per clip)."""
     from flows import align as align_flow  # imported here: Prefect reads its settings on import
     from flows import convert_fps as convert_flow
 
@@ -237,18 +247,18 @@ def bench_flows(clips: list[Path], scratch: Path, settings: tuple, workers: int,
         started = time.perf_counter()
         aligned = align_flow.run(str(out / "fps25"), str(out / "clips"), str(out / "report.json"),
                                  str(out / "metrics.json"), align_params, runner, preview_path=str(out / "preview.png"))
-        runs.append((t_conv, converted, time.perf_counter() - started, aligned))
+        runs.append({"convert": (t_conv, converted), "align": (time.perf_counter() - started, aligned)})
     result = {}
-    for stage, index in (("convert", 0), ("align", 2)):
-        (t_few, fan_few), (t_all, fan_all) = ((r[index], r[index + 1]) for r in runs)
+    for stage in ("convert", "align"):
+        (t_few, fan_few), (t_all, fan_all) = (r[stage] for r in runs)
         per_clip = (t_all - t_few) / (len(fan_all.ok) - len(fan_few.ok))
         # too few clips for the difference to rise above the noise: take nothing as fixed (the upper bound)
-        fixed = t_all - per_clip * len(fan_all.ok) if per_clip > 0 else 0.0
-        result[stage] = (t_all, len(fan_all.ok), sum(r["frames"] for r in fan_all.ok), max(0.0, fixed))
+        fixed = max(0.0, t_all - per_clip * len(fan_all.ok)) if per_clip > 0 else 0.0
+        result[stage] = StageRun(t_all, len(fan_all.ok), sum(r["frames"] for r in fan_all.ok), fixed)
     conv, align = result["convert"], result["align"]
-    print(f"\nthe stages' flows (Prefect, {kind} runner x{workers}), {len(clips)} clips: {conv[1]} converted, "
-          f"{align[1]} aligned ({align[2]} frames); fixed cost (from a run on {FEW} clips): convert {conv[3]:.1f} s, "
-          f"align {align[3]:.1f} s")
+    print(f"\nthe stages' flows (Prefect, {kind} runner x{workers}), {len(clips)} clips: {conv.clips} converted, "
+          f"{align.clips} aligned ({align.frames} frames); fixed cost (from a run on {FEW} clips): convert "
+          f"{conv.fixed:.1f} s, align {align.fixed:.1f} s")
     print_rates(result)
     return result
 
@@ -342,12 +352,12 @@ def main() -> None:
     print(f"predicted full CREMA-D ({CREMA_CLIPS} clips x {CREMA_MEAN_S:.2f} s = {frames:,.0f} frames at {FPS} fps), "
           f"target {TARGET_MIN} min:")
     for label, run in runs.items():
-        conv, align = (frames * run[k][0] / run[k][2] / 60 for k in ("convert", "align"))
-        by_clips = sum(CREMA_CLIPS * run[k][0] / run[k][1] for k in ("convert", "align")) / 60
+        conv, align = (frames * run[k].seconds / run[k].frames / 60 for k in ("convert", "align"))
+        by_clips = sum(CREMA_CLIPS * r.seconds / r.clips for r in run.values()) / 60
         print(f"  {label}: convert {conv:5.1f} + align {align:5.1f} = {conv + align:5.1f} min by frames "
               f"({verdict(conv + align)}); {by_clips:5.1f} min by clips")
-        if len(run["align"]) == 4:  # a flows run: its fixed cost counted once, not once per 150 clips
-            once = sum(run[k][3] + CREMA_CLIPS * (run[k][0] - run[k][3]) / run[k][1] for k in ("convert", "align")) / 60
+        if run["align"].fixed is not None:  # a flows run: its fixed cost counted once, not once per 150 clips
+            once = sum(r.fixed + CREMA_CLIPS * (r.seconds - r.fixed) / r.clips for r in run.values()) / 60
             print(f"  {label}, the fixed cost counted once: {once:5.1f} min ({verdict(once)})")
 
 
