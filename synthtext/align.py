@@ -9,7 +9,7 @@ approach it replaces (detect on every raw frame, then again on every aligned fra
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,14 +47,27 @@ def _face_frame(points: np.ndarray) -> tuple[np.ndarray, float]:
     return points[RIGID_POINTS].mean(0), float(np.sqrt(between @ between))
 
 
+_RIGID = TEMPLATE_IOD[RIGID_POINTS] - TEMPLATE_IOD[RIGID_POINTS].mean(0)  # the template's rigid points, centred
+_RIGID_SS = float((_RIGID * _RIGID).sum())
+_DOT_CROSS = np.stack([_RIGID.ravel(), np.stack([-_RIGID[:, 1], _RIGID[:, 0]], 1).ravel()], 1)  # [2n, 2]
+
+
 def shape_error(points: np.ndarray, iod: float | None = None) -> float:
     """RMS distance of the rigid points from the template after a similarity fit, in IOD units
-    (``iod``: the points' inter-ocular distance, when already known)."""
-    rigid = TEMPLATE_IOD[RIGID_POINTS]
-    fitted = transform_points(similarity(rigid, points[RIGID_POINTS]), rigid)
+    (``iod``: the points' inter-ocular distance, when already known).
+
+    The fit's residual in closed form (the tracker asks this every frame): with the template centred,
+    the best similarity leaves |b|^2 - (dot^2 + cross^2) / |a|^2 of the points' centred sum of squares,
+    where dot and cross are the template's products with the points (which centring does not change).
+    """
+    rigid = points[RIGID_POINTS]
+    flat = rigid.ravel()
+    centre = rigid.mean(0)
+    dot, cross = flat @ _DOT_CROSS
+    residual = flat @ flat - len(rigid) * (centre @ centre) - (dot * dot + cross * cross) / _RIGID_SS
     if iod is None:
         _, iod = _face_frame(points)
-    return float(np.sqrt(((fitted - points[RIGID_POINTS]) ** 2).sum(1).mean()) / max(iod, 1e-6))
+    return float(np.sqrt(max(residual, 0.0) / len(rigid)) / max(iod, 1e-6))
 
 
 class FaceTracker:
@@ -110,8 +123,10 @@ class FaceTracker:
         return (np.linalg.norm(centre - old_centre) / old_iod > self.params.max_jump
                 or abs(iod / old_iod - 1) > self.params.max_jump)
 
-    def track(self, frames: Iterable[np.ndarray]) -> Track:
-        """Landmarks for every frame; frames without a face are NaN."""
+    def track(self, frames: Iterable[np.ndarray],
+              seen: Callable[[int, np.ndarray, np.ndarray | None], None] | None = None) -> Track:
+        """Landmarks for every frame; frames without a face are NaN. ``seen(index, frame, points)``, if
+        given, is called with each frame once its landmarks (None: no face) are known."""
         rows: list[np.ndarray] = []
         track = Track(landmarks=np.empty((0, 68, 2)))
         for index, frame in enumerate(frames):
@@ -131,6 +146,8 @@ class FaceTracker:
             else:
                 self._previous, self._previous_frame = found
                 rows.append(self._previous)
+            if seen is not None:
+                seen(index, frame, self._previous)
         track.landmarks = np.stack(rows) if rows else np.empty((0, 68, 2))
         return track
 
@@ -163,10 +180,9 @@ def fill_gaps(landmarks: np.ndarray, params: AlignParams) -> np.ndarray:
 
 def alignment_transforms(landmarks: np.ndarray, params: AlignParams) -> np.ndarray:
     """Per-frame 2x3 transforms [T, 2, 3] from raw frames to the aligned crop."""
-    target = template(params.size)[RIGID_POINTS]
     if params.mode == 1:
-        matrix = similarity(landmarks[0][RIGID_POINTS], target)
-        return np.repeat(matrix[None], len(landmarks), axis=0)
+        return np.repeat(first_frame_transform(landmarks[0], params)[None], len(landmarks), axis=0)
+    target = template(params.size)[RIGID_POINTS]
     smooth = gaussian_filter1d(landmarks, params.smooth_sigma, axis=0, mode="nearest") \
         if params.smooth_sigma > 0 else landmarks
     return np.stack([similarity(points[RIGID_POINTS], target) for points in smooth])
@@ -206,30 +222,60 @@ class _Buffered:
             yield frame
 
 
+def first_frame_transform(points: np.ndarray, params: AlignParams) -> np.ndarray:
+    """The 2x3 transform of ``align.mode: 1`` (every frame's): the first frame's landmarks to the template."""
+    return similarity(points[RIGID_POINTS], template(params.size)[RIGID_POINTS])
+
+
+class _WarpWhileTracking:
+    """``align.mode: 1`` where the first frame has a face: its transform is known as soon as that frame
+    is tracked, so each frame is warped as it passes (a 128 px crop kept, not a full frame)."""
+
+    def __init__(self, params: AlignParams, buffered: _Buffered):
+        self.params, self.buffered = params, buffered
+        self.matrix: np.ndarray | None = None
+        self.crops: list[np.ndarray] = []
+
+    def __call__(self, index: int, frame: np.ndarray, points: np.ndarray | None) -> None:
+        if index == 0:
+            if self.params.mode != 1 or points is None:
+                return
+            self.matrix = first_frame_transform(points, self.params)
+            self.buffered.kept = None  # no frame needs keeping for a second pass
+        if self.matrix is not None:
+            self.crops.append(warp_frame(frame, self.matrix, self.params.size))
+
+
 def align_frames(frames_twice, backend: LandmarkBackend, params: AlignParams,
                  buffer_bytes: int = BUFFER_BYTES) -> AlignedFrames:
     """Track, fill gaps and warp. ``frames_twice()`` returns a fresh frame iterator on each call.
 
-    The tracking pass keeps the frames for warping while they fit in ``buffer_bytes``; a longer
-    clip streams twice (landmarks, then warping), which keeps memory flat in the clip's length.
+    With ``align.mode: 1`` and a face on the first frame (the usual case) frames are warped while
+    they are tracked, one decode. Otherwise the tracking pass keeps the frames for warping while they
+    fit in ``buffer_bytes``; a longer clip streams twice (landmarks, then warping), which keeps memory
+    flat in the clip's length.
     """
     buffered = _Buffered(frames_twice(), buffer_bytes)
-    track = FaceTracker(backend, params).track(buffered)
+    early = _WarpWhileTracking(params, buffered)
+    track = FaceTracker(backend, params).track(buffered, early)
     total = len(track.landmarks)
     if total < params.min_frames:
         raise ClipRejected("too_short", f"{total} frames, fewer than one training window "
                            f"(align.min_frames={params.min_frames})")
     landmarks = fill_gaps(track.landmarks, params)
     matrices = alignment_transforms(landmarks, params)
-    video = np.empty((total, params.size, params.size, 3), dtype=np.uint8)
-    count = 0
-    for index, frame in enumerate(buffered.kept if buffered.kept is not None else frames_twice()):
-        if index == total:
-            break
-        video[index] = warp_frame(frame, matrices[index], params.size)
-        count += 1
-    if count != total:
-        raise ClipRejected("corrupt", f"video decoded to {total} frames, then to {count}")
+    if early.matrix is not None:
+        video = np.stack(early.crops)
+    else:
+        video = np.empty((total, params.size, params.size, 3), dtype=np.uint8)
+        count = 0
+        for index, frame in enumerate(buffered.kept if buffered.kept is not None else frames_twice()):
+            if index == total:
+                break
+            video[index] = warp_frame(frame, matrices[index], params.size)
+            count += 1
+        if count != total:
+            raise ClipRejected("corrupt", f"video decoded to {total} frames, then to {count}")
     aligned = np.stack([transform_points(m, p) for m, p in zip(matrices, landmarks, strict=True)])
     return AlignedFrames(video=video, landmarks=aligned.astype(np.float32), track=track)
 

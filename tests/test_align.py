@@ -13,6 +13,7 @@ from synthtext.align import (
     shape_error,
     similarity,
     transform_points,
+    warp_frame,
 )
 from synthtext.clipfile import read_clip
 from synthtext.config import AlignParams
@@ -30,10 +31,21 @@ def test_similarity_recovers_a_known_transform():
 
 
 def test_template_is_a_face_shape():
-    assert shape_error(template(128)) < 1e-9
+    assert shape_error(template(128)) < 1e-6  # zero up to the closed form's rounding (~1e-8)
     left, right = eye_centres(template(128))
     assert left[0] < right[0] and abs(left[1] - right[1]) < 1e-9
     assert template(128).min() > 0 and template(128).max() < 128
+
+
+def test_shape_error_is_the_rms_residual_of_the_fitted_template():
+    rng = np.random.default_rng(1)
+    rigid = template(1)[RIGID_POINTS]
+    for _ in range(200):
+        points = template(rng.uniform(30, 300)) + rng.uniform(0, 400, 2) + rng.normal(0, rng.uniform(0.1, 8), (68, 2))
+        fitted = transform_points(similarity(rigid, points[RIGID_POINTS]), rigid)
+        iod = float(np.linalg.norm(np.subtract(*eye_centres(points))))
+        expected = np.sqrt(((fitted - points[RIGID_POINTS]) ** 2).sum(1).mean()) / iod
+        assert shape_error(points) == pytest.approx(expected, rel=1e-9)
 
 
 def test_fill_gaps_interpolates_short_gaps():
@@ -137,12 +149,32 @@ def test_align_decodes_once_unless_the_clip_is_too_big_to_keep(demo_dir, dlib_ba
         decodes.append(1)
         return media.iter_frames(clip)
 
-    kept = align_frames(frames, dlib_backend, AlignParams())
+    per_frame = AlignParams(mode=0)  # the transforms need every frame's landmarks: warping is a second pass
+    kept = align_frames(frames, dlib_backend, per_frame)
     assert len(decodes) == 1
-    streamed = align_frames(frames, dlib_backend, AlignParams(), buffer_bytes=0)
+    streamed = align_frames(frames, dlib_backend, per_frame, buffer_bytes=0)
     assert len(decodes) == 3
     np.testing.assert_array_equal(kept.video, streamed.video)
     np.testing.assert_array_equal(kept.landmarks, streamed.landmarks)
+    # mode 1 with a face on the first frame: warped while tracking, one decode even when nothing fits
+    align_frames(frames, dlib_backend, AlignParams(), buffer_bytes=0)
+    assert len(decodes) == 4
+
+
+@pytest.mark.parametrize("blank_first", [False, True], ids=["face-on-first-frame", "no-face-on-first-frame"])
+def test_mode_1_warps_every_frame_with_the_first_frames_transform(demo_dir, dlib_backend, blank_first):
+    """Warping while tracking (a face on frame 0) and the second pass (none: frame 0's landmarks are
+    filled in from the next frames) give exactly what warping the decoded frames afterwards gives."""
+    frames = list(media.iter_frames(sorted(demo_dir.iterdir())[1]))
+    if blank_first:
+        frames[0] = np.zeros_like(frames[0])
+    params = AlignParams()
+    aligned = align_frames(lambda: iter(frames), dlib_backend, params)
+    assert aligned.track.found[0] != blank_first
+    matrices = alignment_transforms(fill_gaps(aligned.track.landmarks, params), params)
+    np.testing.assert_array_equal(matrices, matrices[:1].repeat(len(frames), 0))
+    expected = np.stack([warp_frame(f, m, params.size) for f, m in zip(frames, matrices, strict=True)])
+    np.testing.assert_array_equal(aligned.video, expected)
 
 
 def test_a_copied_video_aligns_like_the_encoded_one(demo_dir, dlib_backend, tmp_path):
