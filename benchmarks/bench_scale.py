@@ -2,7 +2,7 @@
 
     python benchmarks/bench_scale.py [--source DIR] [--clips 400] [--workers 1 2] [--profile 8]
                                      [--video encode] [--preset veryfast] [--compression null]
-                                     [--detect-upsample 1] [--flows]
+                                     [--detect-upsample 1] [--flows] [--copies-to DIR]
 
 Copies the source clips (default data/raw/sample, else ../shared/realdata/crema-d) round-robin
 under N unique CREMA-D names into a temporary raw folder. For each worker count it converts all N
@@ -19,6 +19,9 @@ Per-clip costs (ffmpeg start-up, detection, file writes) weigh more on short cli
 match CREMA-D's mean duration: where the sources are shorter, some copies are a source played twice
 (ffmpeg's concat demuxer, streams copied), enough of them to bring the mean to 2.54 s. The forecast
 scales by frames and by clips, which then agree.
+
+With --copies-to DIR it only writes the N copies to DIR: ``--clips 7442`` makes a corpus of CREMA-D's
+size, names and mean duration, for timing the real thing (``data.source: DIR``, then ``dvc repro align``).
 """
 
 from __future__ import annotations
@@ -122,13 +125,15 @@ def crema_name(i: int) -> str:
             f"{INTENSITIES[i // (91 * 12 * len(EMOTIONS)) % len(INTENSITIES)]}")
 
 
-def make_clips(sources: list[Path], n: int, raw: Path, mean_s: float = CREMA_MEAN_S) -> tuple[list[Path], float]:
-    """N copies under unique CREMA-D names, round-robin over the sources; while the copies' mean
-    duration is below ``mean_s``, the next copy is its source played twice. Returns the copies and
-    their mean duration."""
-    raw.mkdir()
+def make_clips(sources: list[Path], n: int, raw: Path, mean_s: float = CREMA_MEAN_S,
+               scratch: Path | None = None) -> tuple[list[Path], float]:
+    """N copies in the new folder ``raw`` under unique CREMA-D names, round-robin over the sources;
+    while the copies' mean duration is below ``mean_s``, the next copy is its source played twice
+    (made in ``scratch``, default beside ``raw``). Returns the copies and their mean duration."""
+    raw.mkdir(parents=True)
     durations = {src: media.probe(src).duration for src in sources}
-    twice = doubled(sources, raw.parent / "twice") if sum(durations.values()) / len(sources) < mean_s else {}
+    twice = doubled(sources, (scratch or raw.parent) / "twice") \
+        if sum(durations.values()) / len(sources) < mean_s else {}
     clips, total = [], 0.0
     for i in tqdm(range(n), desc="copying clips", leave=False):
         src = sources[i % len(sources)]
@@ -324,12 +329,22 @@ def main() -> None:
                         help="align.detect_upsample (0: faces of 80 px and up, 4x faster detection)")
     parser.add_argument("--flows", nargs="*", choices=("threads", "processes", "dask"),
                         help="also run the stages' own flows (Prefect) with these runners (none named: processes)")
+    parser.add_argument("--copies-to", type=Path, metavar="DIR",
+                        help="only write the N copies to the new folder DIR and stop: a corpus of CREMA-D's size "
+                             "and names for a real `dvc repro` (data.source: DIR)")
     args = parser.parse_args()
     settings = (args.video, args.preset, args.compression, args.detect_upsample)
     source = args.source if args.source.is_dir() or args.source != parser.get_default("source") else CREMA_DIR
     sources = find_videos(source)
     if not sources:
         sys.exit(f"no clips in {source}")
+    if args.copies_to:
+        if args.copies_to.exists():
+            sys.exit(f"{args.copies_to} exists: name a new folder")
+        with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+            clips, mean = make_clips(sources, args.clips, args.copies_to, scratch=Path(tmp))
+        print(f"{len(clips)} clips (mean {mean:.2f} s) in {args.copies_to}")
+        return
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         scratch = Path(tmp)
         clips, clips_mean = make_clips(sources, args.clips, scratch / "raw")
