@@ -201,8 +201,9 @@ class AlignedFrames:
 
 
 BUFFER_BYTES = 256 * 2**20
-"""Frames of a clip up to this size are kept from the tracking pass for warping (one decode; a
-CREMA-D clip is 30-65 MB); a longer clip is decoded again instead, so memory stays bounded."""
+"""Where warping needs a second pass (``align.mode: 0``, or no face on the first frame), frames of a
+clip up to this size are kept from the tracking pass for it (one decode; a CREMA-D clip is 30-65 MB);
+a longer clip is decoded again instead, so memory stays bounded."""
 
 
 class _Buffered:
