@@ -74,7 +74,7 @@ app: $(VENV)/.installed
 test: test-main test-coqui
 
 # Two pytest workers, one test file each at a time (loadfile): the end-to-end DVC file (about 12 minutes)
-# runs beside all the others, which share the second core (16.7 minutes in all, against 19.6 in one).
+# runs beside all the others, which share the second core (16.5 minutes in all, against 19.6 in one).
 test-main: $(VENV)/.installed
 	python -m pytest -n 2 --dist loadfile --durations=20
 

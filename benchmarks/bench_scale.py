@@ -206,8 +206,7 @@ def memory_report(results: list) -> None:
 
 
 def bench_workers(workers: int, clips: list[Path], scratch: Path, settings: tuple) -> dict[str, StageRun]:
-    """Convert then align all clips with ``workers`` processes; returns (seconds, clips, frames) of
-    convert and of align."""
+    """Convert then align all clips with ``workers`` processes; returns each stage's run."""
     out = Path(tempfile.mkdtemp(prefix=f"w{workers}-", dir=scratch))
     ctx = get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,

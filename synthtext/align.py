@@ -222,6 +222,10 @@ class _Buffered:
                     self.kept.append(frame)
             yield frame
 
+    def stop_keeping(self) -> None:
+        """Drop the frames kept so far and keep no more (nothing will need a second pass)."""
+        self.kept = None
+
 
 def first_frame_transform(points: np.ndarray, params: AlignParams) -> np.ndarray:
     """The 2x3 transform of ``align.mode: 1`` (every frame's): the first frame's landmarks to the template."""
@@ -242,7 +246,7 @@ class _WarpWhileTracking:
             if self.params.mode != 1 or points is None:
                 return
             self.matrix = first_frame_transform(points, self.params)
-            self.buffered.kept = None  # no frame needs keeping for a second pass
+            self.buffered.stop_keeping()
         if self.matrix is not None:
             self.crops.append(warp_frame(frame, self.matrix, self.params.size))
 
