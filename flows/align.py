@@ -1,68 +1,35 @@
-"""Flow ``align``: landmarks, tracking and similarity alignment, one HDF5 per clip, one cached task per clip."""
+"""Flow ``align``: landmarks, tracking and similarity alignment, one HDF5 per clip, the clips in batches,
+each clip's result cached by its content."""
 
 from __future__ import annotations
 
 import json
-import threading
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
-import h5py
 from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
 
+from flows.align_jobs import align as align_job
+from flows.align_jobs import aligned, backend
 from flows.convert_fps import REPORT as CONVERT_REPORT
-from flows.runner import FanOut, clip_cache_key, fan_out, in_worker, make_task_runner, worker_processes
-from synthtext.align import align_clip
+from flows.runner import FanOut, fan_out, make_task_runner, run_batch, worker_processes
 from synthtext.codedeps import code_version
 from synthtext.config import AlignParams, RunnerParams
 from synthtext.convert import read_sidecar, video_input
-from synthtext.errors import ClipRejected, SynthTextError
+from synthtext.errors import SynthTextError
 from synthtext.files import remove_stale_temporaries, write_json_atomic
 from synthtext.hashing import stable_hash
-from synthtext.landmarks import LandmarkBackend, make_backend
-from synthtext.naming import parse_clip_name
 from synthtext.preview import contact_sheet
 
 CODE_VERSION = code_version("synthtext.align")  # every file align_clip can run
-_local = threading.local()
 
 
-def _backend(name: str, upsample: int) -> LandmarkBackend:
-    """One landmark model per worker thread/process, loaded on first use."""
-    cache = _local.__dict__.setdefault("backends", {})
-    if (name, upsample) not in cache:
-        cache[name, upsample] = make_backend(name, upsample)
-    return cache[name, upsample]
-
-
-@task(name="align-clip", cache_key_fn=clip_cache_key, persist_result=True)
-def align_one(clip_id: str, source: str, video: str, wav: str, start: float | None, dst: str, params: dict,
-              fps: float, source_md5: str, key: str) -> dict:
-    return in_worker(_align_job, clip_id, source, video, wav, start, dst, params, fps, source_md5, key)
-
-
-def _align_job(clip_id: str, source: str, video: str, wav: str, start: float | None, dst: str, params: dict,
-               fps: float, source_md5: str, key: str) -> dict:
-    align_params = AlignParams.from_dict(params)
-    name = parse_clip_name(source)
-    try:
-        stats = align_clip(name, Path(video), Path(wav), Path(dst),
-                           _backend(align_params.backend, align_params.detect_upsample), align_params, fps,
-                           source_md5, key, start)
-    except ClipRejected as exc:
-        return {"clip_id": clip_id, "stage": "align", "status": "rejected", "reason": exc.reason,
-                "detail": exc.detail}
-    return {"clip_id": clip_id, "actor": name.actor, "emotion": name.emotion, "status": "ok", "key": key,
-            **stats}
-
-
-def _clip_key(path: Path) -> str | None:
-    try:
-        with h5py.File(path, "r") as f:
-            return f.attrs.get("cache_key")
-    except OSError:
-        return None
+@task(name="align-clips", cache_policy=NO_CACHE)
+def align_batch(jobs: list[dict]) -> list[dict]:
+    """A batch of clips; each clip's result is cached by its ``key`` (``run_batch``)."""
+    return run_batch(align_job, jobs, aligned)
 
 
 @flow(name="align")
@@ -76,7 +43,7 @@ def align_flow(in_dir: str, clips_dir: str, report_path: str, metrics_path: str,
     if not report_file.is_file():
         raise SynthTextError(f"{report_file} not found: run the convert_fps stage first (dvc repro convert_fps)")
     converted = json.loads(report_file.read_text())["clips"]
-    _backend(align_params.backend, align_params.detect_upsample)  # a bad backend setting fails here, once
+    backend(align_params.backend, align_params.detect_upsample)  # a bad backend setting fails here, once
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
     jobs, earlier = [], []
@@ -93,7 +60,7 @@ def align_flow(in_dir: str, clips_dir: str, report_path: str, metrics_path: str,
                      "start": start, "dst": str(out / f"{clip['clip_id']}.h5"), "params": asdict(align_params),
                      "fps": sidecar["fps"], "source_md5": sidecar["source_md5"], "key": key})
 
-    fan = fan_out(align_one, jobs, lambda r: _clip_key(out / f"{r['clip_id']}.h5") == r["key"], desc="align")
+    fan = fan_out(align_batch, jobs, desc="align")
     fan.results = sorted(fan.results + earlier, key=lambda r: r["clip_id"])
     keep = {r["clip_id"] for r in fan.ok}
     for path in out.glob("*.h5"):

@@ -1,5 +1,5 @@
 """Flow ``convert-fps``: every raw clip -> 25 fps H.264 mp4 (or its video stream copied) + 16 kHz mono wav,
-one cached task per clip."""
+the clips in batches, each clip's result cached by its content."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ from dataclasses import asdict
 from pathlib import Path
 
 from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
 
-from flows.runner import FanOut, clip_cache_key, fan_out, in_worker, make_task_runner, worker_processes
+from flows.convert_jobs import convert as convert_job
+from flows.convert_jobs import converted
+from flows.runner import FanOut, fan_out, make_task_runner, run_batch, worker_processes
 from synthtext.codedeps import code_version
 from synthtext.config import ConvertParams, RunnerParams
-from synthtext.convert import VIDEO_SUFFIX, convert_clip, read_sidecar
+from synthtext.convert import VIDEO_SUFFIX
 from synthtext.errors import ClipRejected
 from synthtext.files import remove_stale_temporaries, write_json_atomic
 from synthtext.hashing import file_md5, stable_hash
@@ -22,15 +25,10 @@ CODE_VERSION = code_version("synthtext.convert")  # every file convert_clip can 
 REPORT = "convert_report.json"
 
 
-@task(name="convert-clip", cache_key_fn=clip_cache_key, persist_result=True)
-def convert_one(src: str, out_dir: str, clip_id: str, params: dict, source_md5: str, key: str) -> dict:
-    try:
-        record = in_worker(convert_clip, Path(src), Path(out_dir), clip_id, ConvertParams.from_dict(params),
-                           source_md5, key)
-    except ClipRejected as exc:
-        return {"clip_id": clip_id, "source": src, "status": "rejected", "reason": exc.reason,
-                "detail": exc.detail}
-    return {"status": "ok", **record}
+@task(name="convert-clips", cache_policy=NO_CACHE)
+def convert_batch(jobs: list[dict]) -> list[dict]:
+    """A batch of clips; each clip's result is cached by its ``key`` (``run_batch``)."""
+    return run_batch(convert_job, jobs, converted)
 
 
 def plan_jobs(source: Path, out_dir: Path, params: ConvertParams) -> tuple[list[dict], list[dict]]:
@@ -74,12 +72,7 @@ def convert_fps_flow(source: str, out_dir: str, params: dict) -> FanOut:
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
     jobs, name_rejects = plan_jobs(Path(source), out, convert_params)
-
-    def complete(result: dict) -> bool:
-        sidecar = read_sidecar(out, result["clip_id"])
-        return sidecar is not None and sidecar["key"] == result["key"]
-
-    fan = fan_out(convert_one, jobs, complete, desc="convert_fps")
+    fan = fan_out(convert_batch, jobs, desc="convert_fps")
     fan.results = sorted(fan.results + name_rejects, key=lambda r: r["clip_id"])
     prune(out, {r["clip_id"] for r in fan.ok}, convert_params.video)
     write_json_atomic(out / REPORT, {"params": asdict(convert_params), "clips": fan.results})

@@ -9,12 +9,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
 
-from flows.runner import FanOut, fan_out, in_worker, make_task_runner, worker_processes
+from flows.runner import FanOut, fan_out, make_task_runner, run_batch, worker_processes
 from synthtext.config import CorpusParams, RunnerParams
 from synthtext.corpus.generate import (
     ClipSpec,
-    Identity,
     build_identities,
     check_output_folder,
     contact_sheet,
@@ -34,14 +34,14 @@ def _engine(voice: str | None) -> PiperEngine:
     return _local.engine
 
 
-@task(name="synthesize-clip")
-def synthesize_clip_task(clip_id: str, spec: dict, identity: Identity, folder: str, seed: int,
-                         voice: str | None) -> dict:
-    return in_worker(_synthesize_job, spec, identity, folder, seed, voice)
+@task(name="synthesize-clips", cache_policy=NO_CACHE)
+def synthesize_batch(jobs: list[dict]) -> list[dict]:
+    return run_batch(_synthesize_job, jobs)  # no cache: the corpus is made whole or not at all
 
 
-def _synthesize_job(spec: dict, identity: Identity, folder: str, seed: int, voice: str | None) -> dict:
-    summary = synthesize_clip(ClipSpec(**spec), identity, _engine(voice), Path(folder), seed)
+def _synthesize_job(job: dict) -> dict:
+    summary = synthesize_clip(ClipSpec(**job["spec"]), job["identity"], _engine(job["voice"]), Path(job["folder"]),
+                              job["seed"])
     return {"status": "ok", **summary}
 
 
@@ -58,7 +58,7 @@ def sample_corpus_flow(out_dir: str, params: dict) -> FanOut:
     identities = build_identities(corpus)
     jobs = [{"clip_id": s.clip_id, "spec": asdict(s), "identity": identities[s.identity], "folder": str(staging),
              "seed": corpus.seed, "voice": corpus.voice} for s in specs]
-    fan = fan_out(synthesize_clip_task, jobs, lambda result: True, desc="sample_corpus")
+    fan = fan_out(synthesize_batch, jobs, desc="sample_corpus")
     failed = fan.rejected
     if failed:
         shutil.rmtree(staging, ignore_errors=True)

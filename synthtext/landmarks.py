@@ -16,7 +16,6 @@ from typing import Protocol
 import cv2
 import dlib
 import numpy as np
-import torch.hub
 
 from synthtext.errors import SynthTextError
 
@@ -120,6 +119,8 @@ class FaceAlignmentBackend(_DlibDetection):
 
 
 def _torch_hub_dir() -> str:
+    import torch.hub  # here: the dlib backend (every align worker) needs no torch
+
     return torch.hub.get_dir()
 
 

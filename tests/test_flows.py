@@ -1,15 +1,21 @@
 """The convert_fps and align flows: per-clip caching, bad clips, task runners."""
 
+import hashlib
 import json
+import os
 import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
 
 from flows import align as align_flow
 from flows import convert_fps as convert_flow
+from flows.runner import BATCH, batch_size, fan_out, run_batch
 from synthtext.config import RunnerParams, load_params
 from tests.conftest import REPO, add_bad_clips
 
@@ -97,7 +103,7 @@ def test_one_prefect_server_for_a_command(tmp_path, monkeypatch):
     import urllib.request
 
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    env = {**__import__("os").environ, "PREFECT_HOME": str(tmp_path / "home")}
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "home")}
     probe = ("import os, sys, urllib.request; url = os.environ['PREFECT_API_URL']; "
              "urllib.request.urlopen(url + '/health', timeout=5); print(url); sys.exit(3)")
     done = subprocess.run([sys.executable, "-m", "flows.with_server", sys.executable, "-c", probe], cwd=REPO,
@@ -110,20 +116,97 @@ def test_one_prefect_server_for_a_command(tmp_path, monkeypatch):
 
 
 def test_the_processes_runner_works_in_worker_processes(tmp_path):
-    """``runner.kind: processes``: the per-clip tasks (threads) hand their work to worker processes; a
-    rejection raised there reaches the task whole."""
-    import os
-
-    from flows.runner import in_worker, worker_processes
-    from synthtext.config import ConvertParams
-    from synthtext.convert import convert_clip
+    """``runner.kind: processes``: the per-clip jobs of a batch task (a thread) run in worker processes
+    all at once; a rejection raised there comes back whole, as that job's answer, and the others go on."""
+    from flows.runner import each_in_worker, worker_processes
     from synthtext.errors import ClipRejected
 
-    assert in_worker(os.getpid) == os.getpid()  # no pool: here
+    def pids(jobs):
+        return dict(each_in_worker(_pid, jobs))
+
+    assert set(pids([{}, {}]).values()) == {os.getpid()}  # no pool: here
     (tmp_path / "empty.flv").write_bytes(b"")
-    with worker_processes(RunnerParams(kind="processes", workers=1)):
-        assert in_worker(os.getpid) != os.getpid()
-        with pytest.raises(ClipRejected) as info:
-            in_worker(convert_clip, tmp_path / "empty.flv", tmp_path, "1001_DFA_ANG_XX", ConvertParams(), "-", "-")
-    assert info.value.reason == "empty_file" and "zero bytes" in info.value.detail
-    assert in_worker(os.getpid) == os.getpid()
+    job = {"src": tmp_path / "empty.flv", "out": tmp_path}
+    with worker_processes(RunnerParams(kind="processes", workers=2)):
+        answers = dict(each_in_worker(_convert, [job, {}, job]))
+        assert os.getpid() not in pids([{}] * 4).values()
+    assert answers.keys() == {0, 1, 2} and answers[1] != os.getpid()
+    for index in (0, 2):
+        assert isinstance(answers[index], ClipRejected) and answers[index].reason == "empty_file"
+        assert "zero bytes" in answers[index].detail
+    assert set(pids([{}]).values()) == {os.getpid()}
+
+
+def _pid(job):
+    return os.getpid()
+
+
+def _convert(job):
+    """A worker-process job: the converted empty file (a rejection), or for an empty job the worker's pid."""
+    from synthtext.config import ConvertParams
+    from synthtext.convert import convert_clip
+
+    if not job:
+        return _pid(job)
+    return convert_clip(job["src"], job["out"], "1001_DFA_ANG_XX", ConvertParams(), "-", "-")
+
+
+@task(name="toy-clips", cache_policy=NO_CACHE)
+def _toy_batch(jobs):
+    return run_batch(_toy_work, jobs, _toy_current)
+
+
+@flow(name="toy")
+def _toy_flow(jobs):
+    return fan_out(_toy_batch, jobs, desc="toy")
+
+
+def _toy_work(job):
+    """One clip of a toy stage: writes ``<clip>.txt`` holding its key; "bad" raises, "rej" is rejected."""
+    out = Path(job["out"])
+    with open(out / "calls.log", "a") as log:
+        log.write(job["clip_id"] + "\n")
+    if job["clip_id"] == "bad":
+        raise ValueError("a bug")
+    if job["clip_id"] == "rej":
+        return {"clip_id": "rej", "status": "rejected", "reason": "no_face", "detail": "no face"}
+    (out / f"{job['clip_id']}.txt").write_text(job["key"])
+    return {"clip_id": job["clip_id"], "status": "ok", "key": job["key"]}
+
+
+def _toy_current(job, result):
+    path = Path(job["out"]) / f"{job['clip_id']}.txt"
+    return path.is_file() and path.read_text() == job["key"]
+
+
+def test_clips_run_in_batches_and_each_is_cached(prefect_server, tmp_path):
+    """fan_out: a Prefect task per batch of clips, each clip's result cached by its own key: a rerun
+    computes only what changed, lost its output or raised (errors are not cached)."""
+    ids = [f"c{i:02d}" for i in range(38)] + ["bad", "rej"]
+
+    run = hashlib.sha256(str(tmp_path).encode()).hexdigest()[:16]  # keys of this test only (one result store)
+
+    def jobs(version=None):
+        version = version or {}
+        return [{"clip_id": c, "out": str(tmp_path), "key": f"toy-{run}-{c}-{version.get(c, 1)}"} for c in ids]
+
+    def calls():
+        return (tmp_path / "calls.log").read_text().split()
+
+    first = _toy_flow(jobs())
+    assert first.batches == 20 and batch_size(40) == 2 and batch_size(10_000) == BATCH
+    assert [r["clip_id"] for r in first.results] == sorted(ids) and first.cached == set()
+    assert {r["clip_id"]: r["reason"] for r in first.rejected} == {"bad": "error", "rej": "no_face"}
+    assert "ValueError: a bug" in next(r["detail"] for r in first.rejected if r["clip_id"] == "bad")
+    assert sorted(calls()) == sorted(ids)
+
+    (tmp_path / "calls.log").unlink()
+    second = _toy_flow(jobs())
+    assert calls() == ["bad"] and second.cached == set(ids) - {"bad"}
+    assert second.results == first.results
+
+    (tmp_path / "calls.log").unlink()
+    (tmp_path / "c05.txt").unlink()  # an output lost: its cached result is not trusted
+    third = _toy_flow(jobs({"c06": 2}))  # c06's content changed: a new key
+    assert sorted(calls()) == ["bad", "c05", "c06"] and third.cached == set(ids) - {"bad", "c05", "c06"}
+    assert (tmp_path / "c06.txt").read_text().endswith("-c06-2")
