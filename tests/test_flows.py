@@ -130,6 +130,7 @@ def test_the_processes_runner_works_in_worker_processes(tmp_path):
     with worker_processes(RunnerParams(kind="processes", workers=2)):
         answers = dict(each_in_worker(_convert, [job, {}, job]))
         assert os.getpid() not in pids([{}] * 4).values()
+        assert dict(each_in_worker(_opencv_threads, [{}])) == {0: 1}  # an align worker: OpenCV on one thread
     assert answers.keys() == {0, 1, 2} and answers[1] != os.getpid()
     for index in (0, 2):
         assert isinstance(answers[index], ClipRejected) and answers[index].reason == "empty_file"
@@ -139,6 +140,15 @@ def test_the_processes_runner_works_in_worker_processes(tmp_path):
 
 def _pid(job):
     return os.getpid()
+
+
+def _opencv_threads(job):
+    import cv2
+
+    from flows.align_jobs import backend
+
+    backend("dlib", 0)
+    return cv2.getNumThreads()
 
 
 def _convert(job):
