@@ -12,8 +12,9 @@ clips/s and frames/s per stage and combined; each worker's peak RSS after its fi
 last aligned clip (flat in N unless the worker leaks); the predicted minutes for the full CREMA-D
 (7,442 clips averaging 2.54 s) against the 20-minute target; and a cProfile breakdown of one
 process converting and aligning K clips serially. With --flows it then runs the stages' real
-flows (Prefect per-clip tasks with caching, the processes runner, reports and the contact sheet,
-against one local Prefect server) on the same clips, for what the orchestration adds.
+flows (Prefect tasks of batches of clips, each clip's result cached, the processes runner, reports
+and the contact sheet, against one local Prefect server) on the same clips, for what the
+orchestration adds.
 
 Per-clip costs (ffmpeg start-up, detection, file writes) weigh more on short clips, so the copies
 match CREMA-D's mean duration: where the sources are shorter, some copies are a source played twice

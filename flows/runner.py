@@ -29,9 +29,9 @@ def make_task_runner(runner: RunnerParams) -> TaskRunner:
 
     ``kind``: threads | processes | dask; ``workers``: parallel clips; ``dask_address``: an existing
     Dask scheduler (``tcp://host:8786``) to scale out past one machine, else a local cluster.
-    ``processes`` runs the per-clip tasks in threads that hand their work to ``worker_processes``:
-    Prefect's own process pool costs about 75 ms of wall time a task on 2 cores (150 ms of CPU, more
-    than converting a clip), its thread pool 7 ms.
+    ``processes`` runs the Prefect tasks (batches of clips, ``fan_out``) in threads that hand each
+    clip to ``worker_processes``: Prefect's own process pool costs about 75 ms of wall time a task on
+    2 cores (150 ms of CPU, more than converting a clip), its thread pool 7 ms.
     """
     workers = runner.workers or None
     if runner.kind in ("threads", "processes"):
@@ -49,7 +49,7 @@ _POOL: ProcessPoolExecutor | None = None  # the worker processes of the flow run
 @contextlib.contextmanager
 def worker_processes(runner: RunnerParams):
     """While a flow runs with ``runner.kind: processes``: a pool of worker processes (spawned, one
-    landmark model or voice each, loaded on first use) that its per-clip tasks run their work in
+    landmark model or voice each, loaded on first use) that its tasks run each clip's work in
     through ``each_in_worker``. Any other kind: nothing (the work runs where the task runs)."""
     global _POOL
     if runner.kind != "processes":
