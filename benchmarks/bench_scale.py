@@ -4,17 +4,17 @@
                                      [--video encode] [--preset veryfast] [--compression null]
                                      [--detect-upsample 1] [--flows] [--copies-to DIR]
 
-Copies the source clips (default data/raw/sample, else ../shared/realdata/crema-d) round-robin
-under N unique CREMA-D names into a temporary raw folder. For each worker count it converts all N
-clips, then aligns all N, in a process pool (one landmark backend per worker, OpenCV on one
-thread), calling convert_clip / align_clip directly (no Prefect, no caches). Prints wall time,
-clips/s and frames/s per stage and combined; each worker's peak RSS after its first, middle and
-last aligned clip (flat in N unless the worker leaks); the predicted minutes for the full CREMA-D
-(7,442 clips averaging 2.54 s) against the 20-minute target; and a cProfile breakdown of one
-process converting and aligning K clips serially. With --flows it then runs the stages' real
-flows (Prefect tasks of batches of clips, each clip's result cached, the processes runner, reports
-and the contact sheet, against one local Prefect server) on the same clips, for what the
-orchestration adds.
+Copies the source clips (default data/raw/sample, else ../shared/realdata/crema-d) round-robin under
+N unique CREMA-D names into a temporary raw folder. For each worker count it converts all N clips,
+then aligns all N, in a process pool (one landmark backend per worker, OpenCV on one thread, malloc
+on huge pages as in the stages' workers), calling convert_clip / align_clip directly (no Prefect, no
+caches). Prints wall time, clips/s and frames/s per stage and combined; each worker's peak RSS after
+its first, middle and last aligned clip (flat in N unless the worker leaks); the predicted minutes
+for the full CREMA-D (7,442 clips averaging 2.54 s) against the 20-minute target; and a cProfile
+breakdown of one process converting and aligning K clips serially. With --flows it then runs the
+stages' real flows (Prefect tasks of batches of clips, each clip's result cached, the processes
+runner, reports and the contact sheet, against one local Prefect server) on the same clips, for what
+the orchestration adds.
 
 Per-clip costs (ffmpeg start-up, detection, file writes) weigh more on short clips, so the copies
 match CREMA-D's mean duration: where the sources are shorter, some copies are a source played twice
@@ -50,6 +50,7 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from flows.runner import huge_pages_for_children  # noqa: E402
 from flows.with_server import free_port, server_env, start_server, stop_server, wait_healthy  # noqa: E402
 from synthtext import EMOTIONS, INTENSITIES, media  # noqa: E402
 from synthtext.align import align_clip  # noqa: E402
@@ -210,8 +211,8 @@ def bench_workers(workers: int, clips: list[Path], scratch: Path, settings: tupl
     """Convert then align all clips with ``workers`` processes; returns each stage's run."""
     out = Path(tempfile.mkdtemp(prefix=f"w{workers}-", dir=scratch))
     ctx = get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=settings) as pool:
+    with huge_pages_for_children(), ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
+                                                        initializer=_init_worker, initargs=settings) as pool:
         list(pool.map(_ready, range(workers)))
         t_conv, converted = run_stage(pool, _convert, clips, out, f"convert x{workers}")
         t_align, aligned = run_stage(pool, _align, clips, out, f"align x{workers}")

@@ -127,10 +127,16 @@ def test_the_processes_runner_works_in_worker_processes(tmp_path):
     assert set(pids([{}, {}]).values()) == {os.getpid()}  # no pool: here
     (tmp_path / "empty.flv").write_bytes(b"")
     job = {"src": tmp_path / "empty.flv", "out": tmp_path}
+    tunables_before = os.environ.get("GLIBC_TUNABLES")
     with worker_processes(RunnerParams(kind="processes", workers=2)):
         answers = dict(each_in_worker(_convert, [job, {}, job]))
         assert os.getpid() not in pids([{}] * 4).values()
         assert dict(each_in_worker(_opencv_threads, [{}])) == {0: 1}  # an align worker: OpenCV on one thread
+        tunables, huge_kb = dict(each_in_worker(_model_pages, [{}]))[0]
+    assert "glibc.malloc.hugetlb=1" in tunables.split(":")
+    assert os.environ.get("GLIBC_TUNABLES") == tunables_before  # this process's environment is given back
+    if _huge_pages_possible():  # dlib's model (~100 MB of small allocations) on huge pages in the worker
+        assert huge_kb >= 32 * 1024, f"{huge_kb} kB on huge pages"
     assert answers.keys() == {0, 1, 2} and answers[1] != os.getpid()
     for index in (0, 2):
         assert isinstance(answers[index], ClipRejected) and answers[index].reason == "empty_file"
@@ -149,6 +155,42 @@ def _opencv_threads(job):
 
     backend("dlib", 0)
     return cv2.getNumThreads()
+
+
+def _model_pages(job):
+    """A worker's GLIBC_TUNABLES and how much of its memory is on huge pages once the dlib model is loaded."""
+    from flows.align_jobs import backend
+
+    backend("dlib", 0)
+    rollup = Path("/proc/self/smaps_rollup")
+    lines = rollup.read_text().splitlines() if rollup.is_file() else []
+    huge = [int(line.split()[1]) for line in lines if line.startswith("AnonHugePages:")]
+    return os.environ.get("GLIBC_TUNABLES", ""), sum(huge)
+
+
+def _huge_pages_possible() -> bool:
+    """glibc, and transparent huge pages on for madvise (or always)."""
+    import platform
+
+    thp = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+    return platform.libc_ver()[0] == "glibc" and thp.is_file() and "[never]" not in thp.read_text()
+
+
+def test_child_processes_get_huge_pages_unless_the_user_chose(monkeypatch):
+    """huge_pages_for_children adds glibc's hugetlb tunable to what the user set, keeps a hugetlb the user
+    chose (0: off), and gives the environment back."""
+    from flows.runner import huge_pages_for_children
+
+    for before, inside in [(None, "glibc.malloc.hugetlb=1"),
+                           ("glibc.malloc.arena_max=2", "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"),
+                           ("glibc.malloc.hugetlb=0", "glibc.malloc.hugetlb=0")]:
+        if before is None:
+            monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+        else:
+            monkeypatch.setenv("GLIBC_TUNABLES", before)
+        with huge_pages_for_children():
+            assert os.environ["GLIBC_TUNABLES"] == inside
+        assert os.environ.get("GLIBC_TUNABLES") == before
 
 
 def _convert(job):
