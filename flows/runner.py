@@ -55,16 +55,13 @@ def worker_processes(runner: RunnerParams):
     through ``each_in_worker``. Any other kind: no pool (the work runs where the task runs). Processes
     started meanwhile use huge pages (``huge_pages_for_children``)."""
     global _POOL
-    with huge_pages_for_children():
-        if runner.kind != "processes":
+    pool = (ProcessPoolExecutor(max_workers=runner.workers or None, mp_context=get_context("spawn"))
+            if runner.kind == "processes" else contextlib.nullcontext())
+    with huge_pages_for_children(), pool as _POOL:
+        try:
             yield
-            return
-        with ProcessPoolExecutor(max_workers=runner.workers or None, mp_context=get_context("spawn")) as pool:
-            _POOL = pool
-            try:
-                yield
-            finally:
-                _POOL = None
+        finally:
+            _POOL = None
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import platform
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -170,8 +171,6 @@ def _model_pages(job):
 
 def _huge_pages_possible() -> bool:
     """glibc, and transparent huge pages on for madvise (or always)."""
-    import platform
-
     thp = Path("/sys/kernel/mm/transparent_hugepage/enabled")
     return platform.libc_ver()[0] == "glibc" and thp.is_file() and "[never]" not in thp.read_text()
 
