@@ -2,7 +2,8 @@
 
 Both backends find faces with dlib's HOG frontal detector (offline, no weights to fetch) and
 differ in the landmark model: dlib's ensemble-of-regression-trees predictor shipped in
-``face-recognition-models``, or the FAN network of the ``face-alignment`` package.
+``face-recognition-models`` (evaluated by ``synthtext.ert``: dlib's numbers, 4-5x faster), or the FAN network
+of the ``face-alignment`` package.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import cv2
 import dlib
 import numpy as np
 
+from synthtext import ert
 from synthtext.errors import SynthTextError
 
 Box = tuple[float, float, float, float]
@@ -72,18 +74,19 @@ class _DlibDetection:
 
 
 class DlibBackend(_DlibDetection):
-    """dlib detector + dlib 68-point shape predictor (default; fully offline)."""
+    """dlib detector + dlib 68-point shape predictor (default; fully offline).
+
+    The predictor's model file is dlib's; ``synthtext.ert`` evaluates it, giving the very points
+    ``dlib.shape_predictor`` gives (tested) in a fifth to a quarter of the time."""
 
     name = "dlib"
 
     def __init__(self, upsample: int = 1, model_path: str | Path | None = None):
         super().__init__(upsample)
-        self._predictor = self._dlib.shape_predictor(str(model_path or predictor_path()))
+        self._model = ert.read_model(model_path or predictor_path())
 
     def landmarks(self, rgb: np.ndarray, box: Box) -> np.ndarray:
-        rect = self._dlib.rectangle(*(int(round(v)) for v in box))
-        shape = self._predictor(rgb, rect)
-        return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
+        return ert.predict(self._model, rgb, tuple(int(round(v)) for v in box))
 
 
 class FaceAlignmentBackend(_DlibDetection):
