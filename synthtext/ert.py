@@ -258,11 +258,9 @@ def _predict(img, left, top, right, bottom, initial, splits, thresholds, leaves,
         # first the leaf each tree ends in (small tables), then the leaves' updates (the 65 MB)
         for t in range(trees):
             j = 0
-            while j < n_splits:
-                if feature[splits[c, t, j, 0]] - feature[splits[c, t, j, 1]] > thresholds[c, t, j]:
-                    j = 2 * j + 1
-                else:
-                    j = 2 * j + 2
+            while j < n_splits:  # left child 2j + 1 where pixel 1 - pixel 2 > threshold, else right (no branch)
+                goes_left = feature[splits[c, t, j, 0]] - feature[splits[c, t, j, 1]] > thresholds[c, t, j]
+                j = 2 * j + 2 - np.int64(goes_left)
             leaf_of[t] = j - n_splits
         t = 0
         while t + 8 <= trees:  # eight leaves' loads in flight; each value still sums tree by tree, in order
