@@ -203,6 +203,18 @@ def read_model(path: str | Path) -> ShapeModel:
 
 
 @numba.njit(cache=True, nogil=True)
+def _centre(shape: np.ndarray) -> tuple[float, float]:
+    """The mean point of a shape (x and y interleaved), summed in float64 as dlib does."""
+    n = shape.shape[0] // 2
+    x = 0.0
+    y = 0.0
+    for i in range(n):
+        x += shape[2 * i]
+        y += shape[2 * i + 1]
+    return x / n, y / n
+
+
+@numba.njit(cache=True, nogil=True)
 def _predict(img, left, top, right, bottom, initial, splits, thresholds, leaves, anchors, deltas):  # noqa: PLR0913
     cascades, trees, n_splits = thresholds.shape
     n = initial.shape[0] // 2
@@ -212,23 +224,10 @@ def _predict(img, left, top, right, bottom, initial, splits, thresholds, leaves,
     shape = initial.copy()
     feature = np.empty(anchors.shape[1], np.float32)
     leaf_of = np.empty(trees, np.int64)
-    # centre of the mean shape (the similarity transform's "from" points)
-    from_x = 0.0
-    from_y = 0.0
-    for i in range(n):
-        from_x += initial[2 * i]
-        from_y += initial[2 * i + 1]
-    from_x /= n
-    from_y /= n
+    from_x, from_y = _centre(initial)  # the similarity transform's "from" points: the mean shape
     for c in range(cascades):
         # least-squares similarity mean shape -> current shape; only its linear part is used
-        to_x = 0.0
-        to_y = 0.0
-        for i in range(n):
-            to_x += shape[2 * i]
-            to_y += shape[2 * i + 1]
-        to_x /= n
-        to_y /= n
+        to_x, to_y = _centre(shape)
         dot = 0.0
         cross = 0.0
         norm = 0.0
