@@ -159,6 +159,8 @@ def _read_cached(path: Path, mtime_ns: int, size: int) -> ShapeModel:
                 raise r.fail("a tree that is not full, or trees of different depths")
             n_splits = splits_here
             r.take((n_splits + 1) * (2 + 2 * initial.size))  # leaves: -rows, -1, values
+    if not tree_starts:
+        raise r.fail("no trees")
     # all trees have the same layout: gather the splits at once, decode the leaves compiled
     starts = np.asarray(tree_starts, dtype=np.int64)
     split_tokens = tokens[starts[:, None] + 1 + np.arange(4 * n_splits)].reshape(-1, 4)
@@ -181,6 +183,8 @@ def _read_cached(path: Path, mtime_ns: int, size: int) -> ShapeModel:
         raise r.fail("bytes after the model")
     splits = splits.astype(np.int32).reshape(cascades, trees, n_splits, 2)
     features = len(anchors[0])
+    if features == 0:
+        raise r.fail("no feature pixels")
     if any(len(a) != features or len(d) != features for a, d in zip(anchors, deltas, strict=True)) \
             or splits.min() < 0 or splits.max() >= features \
             or min(a.min() for a in anchors) < 0 or max(a.max() for a in anchors) >= initial.size // 2:
@@ -197,9 +201,11 @@ def read_model(path: str | Path) -> ShapeModel:
     path = Path(path)
     try:
         stat = path.stat()
+        if not path.is_file():
+            raise IsADirectoryError(21, "not a file")
+        return _read_cached(path, stat.st_mtime_ns, stat.st_size)
     except OSError as exc:
         raise SynthTextError(f"cannot read the shape predictor {path}: {exc.strerror}") from exc
-    return _read_cached(path, stat.st_mtime_ns, stat.st_size)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -215,7 +221,7 @@ def _centre(shape: np.ndarray) -> tuple[float, float]:
 
 
 @numba.njit(cache=True, nogil=True)
-def _predict(img, left, top, right, bottom, initial, splits, thresholds, leaves, anchors, deltas):  # noqa: PLR0913
+def _predict(img, left, top, right, bottom, initial, splits, thresholds, leaves, anchors, deltas):
     cascades, trees, n_splits = thresholds.shape
     n = initial.shape[0] // 2
     height, width = img.shape[0], img.shape[1]

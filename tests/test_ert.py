@@ -75,12 +75,16 @@ def test_the_backend_uses_it(dlib_backend, model):
 
 @pytest.mark.parametrize("content, message", [
     (None, "No such file"),
+    ("folder", "not a file"),
     (b"", "no version 1 header"),
     (b"\x01\x01" + b"\x88" * 64, "not a dlib shape predictor"),
     ("half", "ends early"),
 ])
 def test_a_bad_model_file_is_one_clear_error(tmp_path, content, message):
     path = tmp_path / "model.dat"
+    if content == "folder":
+        path.mkdir()
+        content = None
     if content == "half":
         with open(predictor_path(), "rb") as real:
             content = real.read(20_000_000)
@@ -95,3 +99,20 @@ def test_an_image_that_is_not_uint8_rgb_or_grey(model):
         ert.predict(model, np.zeros((10, 10, 3), np.float32), (0, 0, 5, 5))
     with pytest.raises(SynthTextError, match="RGB or grey uint8"):
         ert.predict(model, np.zeros((10, 10, 4), np.uint8), (0, 0, 5, 5))
+
+
+def dlib_ints(*values: int) -> bytes:
+    """dlib's serialization of integers: a size byte (0x80 if negative), then the magnitude's bytes."""
+    out = b""
+    for value in values:
+        magnitude = abs(value).to_bytes(8, "little").rstrip(b"\0") or b"\0"  # dlib writes 0 as one byte 0
+        out += bytes([len(magnitude) | (0x80 if value < 0 else 0)]) + magnitude
+    return out
+
+
+def test_a_model_without_trees_is_refused(tmp_path):
+    # version 1, a column of 2 floats (0.5 = 1 * 2**-1), one cascade of no trees
+    path = tmp_path / "empty.dat"
+    path.write_bytes(dlib_ints(1, -2, -1, 1, -1, 1, -1, 1, 0))
+    with pytest.raises(SynthTextError, match="no trees"):
+        ert.read_model(path)
