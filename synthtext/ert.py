@@ -9,7 +9,8 @@ Why it exists: speed. Aligning CREMA-D spends most of its time here, and the tim
 arithmetic: a frame reads one leaf (544 bytes) from each of 7,500 trees scattered over 65 MB. dlib keeps each
 leaf in its own heap block and adds them one after the other. Here the leaves are one array, a cascade first
 finds the leaf of each of its 500 trees (a few KB of split tables), then adds them eight trees at a time, so
-eight leaves' loads are in flight at once. Same sums, 4-5x less time a frame.
+eight leaves' loads are in flight at once. Same sums, 2-4x less time a frame (0.5 against 1.1 ms
+when the machine is fast; 0.9 against 3.4 ms when its memory is slow).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Both backends find faces with dlib's HOG frontal detector (offline, no weights to fetch) and
 differ in the landmark model: dlib's ensemble-of-regression-trees predictor shipped in
-``face-recognition-models`` (evaluated by ``synthtext.ert``: dlib's numbers, 4-5x faster), or the FAN network
+``face-recognition-models`` (evaluated by ``synthtext.ert``: dlib's numbers, 2-4x faster), or the FAN network
 of the ``face-alignment`` package.
 """
 
@@ -77,7 +77,7 @@ class DlibBackend(_DlibDetection):
     """dlib detector + dlib 68-point shape predictor (default; fully offline).
 
     The predictor's model file is dlib's; ``synthtext.ert`` evaluates it, giving the very points
-    ``dlib.shape_predictor`` gives (tested) in a fifth to a quarter of the time."""
+    ``dlib.shape_predictor`` gives (tested) in a half to a quarter of the time."""
 
     name = "dlib"
 
