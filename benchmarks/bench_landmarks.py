@@ -21,18 +21,19 @@ import time
 from pathlib import Path
 
 import cv2
+import dlib
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from synthtext import ert  # noqa: E402
-from synthtext.landmarks import _DlibDetection, predictor_path  # noqa: E402
+from synthtext.landmarks import DlibBackend, predictor_path  # noqa: E402
 from synthtext.naming import find_videos  # noqa: E402
 
 
 def load_frames(folder: Path) -> list[tuple[np.ndarray, tuple[int, int, int, int]]]:
-    detector = _DlibDetection(upsample=0)
+    detector = DlibBackend(upsample=0)
     frames = []
     for video in find_videos(folder):
         capture = cv2.VideoCapture(str(video))
@@ -48,11 +49,17 @@ def load_frames(folder: Path) -> list[tuple[np.ndarray, tuple[int, int, int, int
     return frames
 
 
-def time_both(frames, rounds: int) -> dict[str, list[float]]:
-    import dlib
-
+def load_both() -> tuple[ert.ShapeModel, dlib.shape_predictor, float, float]:
+    """Both evaluators of the model file, and the seconds each took to load."""
+    started = time.perf_counter()
     model = ert.read_model(predictor_path())
+    ert_load = time.perf_counter() - started
+    started = time.perf_counter()
     predictor = dlib.shape_predictor(str(predictor_path()))
+    return model, predictor, ert_load, time.perf_counter() - started
+
+
+def time_both(frames, rounds: int, model: ert.ShapeModel, predictor: dlib.shape_predictor) -> dict[str, list[float]]:
     rects = [dlib.rectangle(*box) for _, box in frames]
     ert.predict(model, *frames[0])  # compile (or load the compiled code) before timing
     times: dict[str, list[float]] = {"ert": [], "dlib": []}
@@ -70,7 +77,8 @@ def time_both(frames, rounds: int) -> dict[str, list[float]]:
 
 def _worker(args):
     folder, rounds = args
-    return time_both(load_frames(folder), rounds)
+    model, predictor, _, _ = load_both()
+    return time_both(load_frames(folder), rounds, model, predictor)
 
 
 def main() -> None:
@@ -82,16 +90,8 @@ def main() -> None:
     args = parser.parse_args()
     cv2.setNumThreads(1)
 
-    started = time.perf_counter()
-    ert.read_model(predictor_path())
-    ert_load = time.perf_counter() - started
-    import dlib
-
-    started = time.perf_counter()
-    predictor = dlib.shape_predictor(str(predictor_path()))
-    dlib_load = time.perf_counter() - started
+    model, predictor, ert_load, dlib_load = load_both()
     frames = load_frames(args.dir)
-    model = ert.read_model(predictor_path())
     differ = 0
     for frame, box in frames:
         shape = predictor(frame, dlib.rectangle(*box))
@@ -102,7 +102,7 @@ def main() -> None:
     print(f"frames whose 68 points differ between ert and dlib: {differ} of {len(frames)}")
     for n in args.processes:
         if n == 1:
-            results = [time_both(frames, args.rounds)]
+            results = [time_both(frames, args.rounds, model, predictor)]
         else:
             with multiprocessing.get_context("spawn").Pool(n) as pool:
                 results = pool.map(_worker, [(args.dir, args.rounds)] * n)

@@ -49,15 +49,16 @@ class ShapeModel:
 def _tokens(buf: np.ndarray) -> tuple[np.ndarray, int]:
     """dlib's serialized integers: a byte of size (and 0x80 for negative), then that many bytes, little-endian.
     Everything in a shape predictor file is such an integer (a float is two: mantissa and exponent).
-    Returns the integers and where they stop: ``len(buf)``, or -1 at a bad size byte or a number over 32 bits
-    (a foreign file)."""
-    out = np.empty(len(buf) // 2 + 1, np.int32)  # a float32 model's mantissas have 24 bits
+    dlib writes at least one byte after the size byte (0 is ``01 00``), so there are at most len / 2 of them.
+    Returns the integers and where they stop: ``len(buf)``, or -1 at a bad size byte (0 or over 8) or a
+    number over 32 bits (a foreign file)."""
+    out = np.empty(len(buf) // 2, np.int32)  # a float32 model's mantissas have 24 bits
     n = 0
     i = 0
     while i < len(buf):
         head = buf[i]
         size = head & 0x7F
-        if size > 8:
+        if size == 0 or size > 8:
             return out[:n], -1
         if i + 1 + size > len(buf):
             break
@@ -155,8 +156,7 @@ def _read_cached(path: Path, mtime_ns: int, size: int) -> ShapeModel:
             tree_starts.append(r.at)
             splits_here = r.count()
             r.take(4 * splits_here)  # idx1, idx2, threshold (2)
-            if splits_here != (n_splits if n_splits is not None else splits_here) or r.count() != splits_here + 1 \
-                    or (splits_here + 1) & splits_here:
+            if n_splits not in (None, splits_here) or r.count() != splits_here + 1 or (splits_here + 1) & splits_here:
                 raise r.fail("a tree that is not full, or trees of different depths")
             n_splits = splits_here
             r.take((n_splits + 1) * (2 + 2 * initial.size))  # leaves: -rows, -1, values

@@ -77,6 +77,7 @@ def test_the_backend_uses_it(dlib_backend, model):
     (None, "No such file"),
     ("folder", "not a file"),
     (b"", "no version 1 header"),
+    (b"\0" * 64, "not dlib's serialized numbers"),
     (b"\x01\x01" + b"\x88" * 64, "not a dlib shape predictor"),
     ("half", "ends early"),
 ])
