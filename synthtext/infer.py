@@ -31,6 +31,7 @@ from synthtext.frames import resize_frames
 from synthtext.geometry import similarity, transform_points
 from synthtext.hashing import folder_md5
 from synthtext.landmarks import make_backend
+from synthtext.life import HeadField, Life, close_eyes, life_track
 from synthtext.models import Generator, ModelConfig
 from synthtext.models.io import load_model
 from synthtext.template import RIGID_POINTS, template
@@ -199,9 +200,12 @@ class Animation:
     """The generator's output for one utterance at the model's resolution, before it meets a photo:
     ``frames`` [T, 3, S, S] in [-1, 1] (pixel decoder), or ``flow`` [T, 2, S, S] (normalised
     coordinates), ``mask`` [T, 1, S, S], ``synth`` [T, 3, S, S] and ``points`` [T, 68, 2] (the landmark
-    displacements already in ``flow``) (motion decoder)."""
+    displacements already in ``flow``) (motion decoder); with a ``Life``, ``life`` [T, 4] (lid closure,
+    roll, yaw, pitch in degrees: ``synthtext.life``), rendered over the field by ``move_pixels``.
+    ``points``: the reference's 68 landmarks in the network's pixels (where its eyes are)."""
 
     parts: dict[str, torch.Tensor]
+    points: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(next(iter(self.parts.values())))
@@ -216,17 +220,19 @@ class Animation:
 
 @torch.no_grad()
 def animate(generator: Generator, audio: np.ndarray, sample_rate: int, crop: np.ndarray, emotion: str | np.ndarray,
-            seed: int = 0, overlap: int | None = None, batch: int = 16) -> Animation:
+            seed: int = 0, overlap: int | None = None, batch: int = 16, life: Life | None = None,
+            landmarks: np.ndarray | None = None) -> Animation:
     """The generator's output for speech of any length, on the generator's device (the caller chooses
     eval or train mode): every piece of ``animate_chunks`` joined (use that to stream long speech)."""
-    pieces = list(animate_chunks(generator, audio, sample_rate, crop, emotion, seed, overlap, batch))
-    return Animation({k: torch.cat([p.parts[k] for p in pieces]) for k in pieces[0].parts})
+    pieces = list(animate_chunks(generator, audio, sample_rate, crop, emotion, seed, overlap, batch, life, landmarks))
+    return Animation({k: torch.cat([p.parts[k] for p in pieces]) for k in pieces[0].parts}, pieces[0].points)
 
 
 @torch.no_grad()
 def animate_chunks(generator: Generator, audio: np.ndarray, sample_rate: int, crop: np.ndarray,
                    emotion: str | np.ndarray, seed: int = 0, overlap: int | None = None,
-                   batch: int = 16) -> Iterator[Animation]:
+                   batch: int = 16, life: Life | None = None, landmarks: np.ndarray | None = None
+                   ) -> Iterator[Animation]:
     """The generator's output for speech of any length as consecutive pieces (``batch`` windows' worth
     of frames each), each yielded as soon as no later window touches its frames: memory stays flat in
     the length of the speech.
@@ -236,6 +242,8 @@ def animate_chunks(generator: Generator, audio: np.ndarray, sample_rate: int, cr
     the windows go through the network ``batch`` at a time. ``crop``: the aligned face (any size; the
     network sees it at its own resolution). ``emotion``: one emotion code for the whole speech, or
     per-frame emotion weights [T, 6] (``markup.emotion_track``: an emotion that changes within the clip).
+    ``life``: blinks and head motion (``synthtext.life``), scheduled from the speech and ``seed``, in
+    each piece's ``life`` part; ``landmarks``: the crop's 68 points in its pixels (default: the template).
     """
     cfg = generator.cfg
     device = next(generator.parameters()).device
@@ -251,6 +259,11 @@ def animate_chunks(generator: Generator, audio: np.ndarray, sample_rate: int, cr
     reference = torch.from_numpy(to_tensor_frames(crop[None], cfg.image_size)).to(device)
     track = emotion_frames(emotion, total + cfg.frames, cfg.emotions)
     noise = torch.Generator(device=device).manual_seed(seed)
+    side = cfg.image_size
+    points = template(side) if landmarks is None else np.asarray(landmarks, np.float64) * side / crop.shape[0]
+    lively = None
+    if life is not None and not life.still and cfg.decoder == "motion":
+        lively = torch.from_numpy(life_track(speech, cfg.sample_rate, total, cfg.fps, seed, life)).to(device)
     base = 0  # the first frame not yet yielded: the accumulators hold frames base, base + 1, ...
     acc: dict[str, torch.Tensor] = {}
     weight = torch.zeros(0, device=device)
@@ -276,7 +289,10 @@ def animate_chunks(generator: Generator, audio: np.ndarray, sample_rate: int, cr
         ready = total if last else min(starts[offset + batch], total)  # later windows start there
         if ready > base or (last and base == 0):  # (no speech at all: one empty piece)
             n = ready - base
-            yield Animation({k: v[:n] / weight[:n].view(-1, *[1] * (v.dim() - 1)) for k, v in acc.items()})
+            parts = {k: v[:n] / weight[:n].view(-1, *[1] * (v.dim() - 1)) for k, v in acc.items()}
+            if lively is not None:
+                parts["life"] = lively[base:ready]
+            yield Animation(parts, points)
             acc = {k: v[n:].clone() for k, v in acc.items()}
             weight = weight[n:].clone()
             base = ready
@@ -399,16 +415,41 @@ def move_pixels(animation: Animation, image: np.ndarray, to_net: np.ndarray,
     synth = np.ascontiguousarray(((animation.parts["synth"].float().cpu().numpy() + 1) * 127.5).transpose(0, 2, 3, 1))
     out = np.repeat(image[None], len(animation), axis=0)
     region = image[y0:y1, x0:x1].astype(np.float32)
+    life = animation.parts["life"].float().cpu().numpy() if "life" in animation.parts else None
+    points = animation.points if animation.points is not None else template(side)
+    eyes = cv2.transform(points[None].astype(np.float64), cv2.invertAffineTransform(to_net))[0]  # image pixels
+    head = None
+    if life is not None and np.abs(life[:, 1:]).max() > 0:
+        # the head moves the face in the network's frame: box pixel -> network pixel, displaced there
+        net_x = (to_net[0, 0] * grid_x + to_net[0, 1] * grid_y + to_net[0, 2]).astype(np.float32)
+        net_y = (to_net[1, 0] * grid_x + to_net[1, 1] * grid_y + to_net[1, 2]).astype(np.float32)
+        head = HeadField(net_x, net_y, points, side)
+
+    def fields(t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The field and mask and the synthesized image over the box, and where the still face's pixels
+        are (image pixels) for each of its pixels."""
+        if head is None:
+            return (cv2.warpAffine(field_mask[t], from_net, (box_w, box_h), flags=cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_REPLICATE),
+                    cv2.warpAffine(synth[t], from_net, (box_w, box_h), flags=cv2.INTER_CUBIC,
+                                   borderMode=cv2.BORDER_REPLICATE), grid_x, grid_y)
+        dx, dy = head.displacement(*life[t, 1:])
+        # a pixel of the moved face shows what the still face shows where it came from (to first order)
+        qx, qy = net_x - dx, net_y - dy
+        still_x = from_net[0, 0] * qx + from_net[0, 1] * qy + from_net[0, 2] + x0
+        still_y = from_net[1, 0] * qx + from_net[1, 1] * qy + from_net[1, 2] + y0
+        return (cv2.remap(field_mask[t], qx, qy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE),
+                cv2.remap(synth[t], qx, qy, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE),
+                still_x.astype(np.float32), still_y.astype(np.float32))
 
     def render(t: int) -> None:
-        warped = cv2.warpAffine(field_mask[t], from_net, (box_w, box_h), flags=cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_REPLICATE)
-        map_x = grid_x + linear[0, 0] * warped[..., 0] + linear[0, 1] * warped[..., 1]
-        map_y = grid_y + linear[1, 0] * warped[..., 0] + linear[1, 1] * warped[..., 1]
+        warped, filled, base_x, base_y = fields(t)
+        map_x = base_x + linear[0, 0] * warped[..., 0] + linear[0, 1] * warped[..., 1]
+        map_y = base_y + linear[1, 0] * warped[..., 0] + linear[1, 1] * warped[..., 1]
+        if life is not None:
+            close_eyes(map_x, map_y, eyes, float(life[t, 0]))
         face_px = cv2.remap(image, map_x, map_y, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE)
         face_px = face_px.astype(np.float32)
-        filled = cv2.warpAffine(synth[t], from_net, (box_w, box_h), flags=cv2.INTER_CUBIC,
-                                borderMode=cv2.BORDER_REPLICATE)
         face_px -= filled  # mask * moved + (1 - mask) * synthesized, in place
         face_px *= warped[..., 2:3]
         face_px += filled

@@ -18,7 +18,16 @@ from skimage import data
 
 from synthtext import EMOTIONS
 from synthtext.config import CorpusParams
-from synthtext.corpus.motion import blink_offsets, expression_offsets, face_frame, make_motion, mouth_offsets
+from synthtext.corpus.motion import (
+    EMOTION_UNITS,
+    blink_offsets,
+    expression_offsets,
+    face_frame,
+    make_motion,
+    mouth_offsets,
+    skin_points,
+    speaker_mix,
+)
 from synthtext.corpus.puppet import HEIGHT, WIDTH, Identity, PiecewiseAffine, make_identity, puppet_frame
 from synthtext.errors import SynthTextError
 from synthtext.files import tmp_path, write_json_atomic, write_png_atomic
@@ -149,22 +158,30 @@ def synthesize_clip(spec: ClipSpec, identity: Identity, engine: PiperEngine, fol
     amount = INTENSITY_SCALE[spec.intensity] if spec.emotion != "NEU" else 0.0
     rest = identity.landmarks
     _, _, iod = face_frame(rest)
-    expression = expression_offsets(rest, spec.emotion, amount)
-    warp = PiecewiseAffine(rest, identity.image.shape)
+    # the speaker's own mix of the action units: the same in every clip of that speaker
+    mix = speaker_mix(np.random.default_rng([corpus_seed, spec.identity, 26]))
+    expression = expression_offsets(rest, spec.emotion, amount, mix)
+    skin = skin_points(rest)
+    warp = PiecewiseAffine(np.vstack([rest, skin]), identity.image.shape)
+    moved_skin = skin + expression[68:]
     video = np.empty((frames, HEIGHT, WIDTH, 3), np.uint8)
     landmarks = np.empty((frames, 68, 2))
     for t in range(frames):
-        shaped = rest + expression
+        shaped = rest + expression[:68]
         moved = shaped + mouth_offsets(shaped, motion.opening[t], motion.spread[t])
         moved = moved + blink_offsets(moved, motion.blink[t])
-        video[t], landmarks[t] = puppet_frame(identity, warp, moved, motion.opening[t] * iod, motion.pose[t])
+        video[t], points = puppet_frame(identity, warp, np.vstack([moved, moved_skin]), motion.opening[t] * iod,
+                                        motion.pose[t])
+        landmarks[t] = points[:68]
     path = folder / f"{spec.clip_id}.flv"
     encode(path, video, audio)
     truth = {
         "sidecar_version": SIDECAR_VERSION, "clip_id": spec.clip_id, "actor": str(spec.actor),
         "identity": identity.name, "identity_params": identity.params, "sentence": spec.sentence,
         "text": CREMA_SENTENCES[spec.sentence], "emotion": spec.emotion, "intensity": spec.intensity,
-        "expression_amount": amount, "prosody": asdict(prosody_for(spec.emotion, spec.intensity)),
+        "expression_amount": amount,
+        "action_units": {u: round(mix[u] * w * amount, 3) for u, w in EMOTION_UNITS[spec.emotion].items()},
+        "prosody": asdict(prosody_for(spec.emotion, spec.intensity)),
         "fps": FPS, "frames": frames, "sample_rate": SAMPLE_RATE, "audio_samples": int(len(audio)),
         "speech_start_s": LEAD, "speech_end_s": LEAD + len(speech) / SAMPLE_RATE,
         "iod_px": float(iod),

@@ -10,25 +10,76 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# (points, out, down) triples per emotion, at full (HI) intensity. Each stays within what a real face
-# does (brows and lip corners move at most ~0.12 IOD); the model learns these as the emotions' motion.
-_BROWS, _INNER_BROWS = [*range(17, 27)], [20, 21, 22, 23]
+# Expressions are built from FACS action units (AUs), as EMFACS describes each emotion's prototype.
+# Each unit is a list of (points, out, down) moves in IOD units at the unit's full strength; points
+# 68.. are skin points between the landmarks (``skin_points``: cheeks, nasolabial folds, forehead), so
+# a unit moves the skin, not only the 68 landmarks (the cheeks rise and the folds deepen in a smile).
+# Magnitudes: at HI an emotion moves the brows, lids and lip corners by 0.1-0.25 IOD, the range of real
+# actors at their strongest (MEAD's level 3: 124-261 thousandths of the IOD against their neutral face);
+# the directions follow the prototypes and the real CREMA-D actor in ../shared/realdata/expressions
+# (README, "The sample corpus"). Twice the first guess: at the first guess only HAP read as asked.
+_BROWS, _INNER_BROWS, _OUTER_BROWS = [*range(17, 27)], [20, 21, 22, 23], [17, 18, 25, 26]
 _UPPER_LIDS, _LOWER_LIDS = [37, 38, 43, 44], [40, 41, 46, 47]
 _CORNERS, _UPPER_LIP, _LOWER_LIP = [48, 54, 60, 64], [49, 50, 51, 52, 53], [55, 56, 57, 58, 59]
-EXPRESSIONS: dict[str, list[tuple[list[int], float, float]]] = {
-    "ANG": [(_BROWS, 0.0, 0.05), (_INNER_BROWS, -0.05, 0.05), (_UPPER_LIDS, 0.0, -0.02), (_LOWER_LIDS, 0.0, -0.04),
-            ([50, 51, 52, 61, 62, 63], 0.0, 0.03), ([56, 57, 58, 65, 66, 67], 0.0, -0.03), (_CORNERS, -0.04, 0.0)],
-    "DIS": [(_UPPER_LIP, 0.0, -0.09), ([61, 62, 63], 0.0, -0.05), ([31, 32, 33, 34, 35], 0.0, -0.04),
-            ([31, 35], 0.03, 0.0), (_INNER_BROWS, -0.02, 0.06), (_LOWER_LIDS, 0.0, -0.04), (_CORNERS, -0.02, 0.06),
-            ([56, 57, 58], 0.0, -0.03)],
-    "FEA": [(_BROWS, 0.0, -0.09), (_INNER_BROWS, -0.03, -0.03), (_UPPER_LIDS, 0.0, -0.05), (_LOWER_LIDS, 0.0, 0.02),
-            (_CORNERS, 0.07, 0.03), ([6, 7, 8, 9, 10], 0.0, 0.05), ([65, 66, 67, *_LOWER_LIP], 0.0, 0.04)],
-    "HAP": [(_CORNERS, 0.08, -0.08), ([49, 53], 0.04, -0.04), ([55, 59], 0.03, -0.03), (_LOWER_LIDS, 0.0, -0.04),
-            ([1, 2, 14, 15], 0.0, -0.03), ([61, 63], 0.02, -0.02)],
-    "NEU": [],
-    "SAD": [([21, 22], -0.02, -0.10), ([20, 23], 0.0, -0.05), ([17, 26], 0.0, 0.04), (_CORNERS, -0.03, 0.08),
-            (_UPPER_LIDS, 0.0, 0.03), ([56, 57, 58], 0.0, -0.03), ([49, 53], 0.0, 0.03)],
+# skin points (indices after the 68 landmarks)
+CHEEKS, FOLDS, FOREHEAD_SIDES, FOREHEAD_MIDDLE, GLABELLA = [68, 69], [70, 71], [72, 73], [74], [75]
+ACTION_UNITS: dict[str, list[tuple[list[int], float, float]]] = {
+    "AU1": [([21, 22], 0.0, -0.16), ([20, 23], 0.0, -0.10), ([19, 24], 0.0, -0.04), (FOREHEAD_MIDDLE, 0.0, -0.07),
+            (FOREHEAD_SIDES, 0.0, -0.03)],  # inner brow raiser
+    "AU2": [(_OUTER_BROWS, 0.0, -0.13), ([19, 24], 0.0, -0.10), (FOREHEAD_SIDES, 0.0, -0.06)],  # outer brow raiser
+    "AU4": [([21, 22], -0.09, 0.13), ([20, 23], -0.06, 0.11), ([17, 18, 19, 24, 25, 26], 0.0, 0.07),
+            (_UPPER_LIDS, 0.0, 0.02), (GLABELLA, -0.0, 0.05), (FOREHEAD_MIDDLE, 0.0, 0.03)],  # brow lowerer
+    "AU5": [(_UPPER_LIDS, 0.0, -0.06)],  # upper lid raiser: the white above the iris shows
+    "AU6": [(_LOWER_LIDS, 0.0, -0.05), ([36, 45], 0.0, -0.015), ([17, 26], 0.0, 0.02), (CHEEKS, 0.02, -0.10),
+            (FOLDS, 0.02, -0.05)],  # cheek raiser: cheeks up, lower lids bunch, eyes narrow
+    "AU7": [(_LOWER_LIDS, 0.0, -0.06), (_UPPER_LIDS, 0.0, 0.02), ([36, 39, 42, 45], 0.0, -0.01)],  # lid tightener
+    "AU9": [([31, 35], 0.02, -0.07), ([32, 33, 34], 0.0, -0.04), ([29, 30], 0.0, -0.02),  # nose wrinkler
+            ([21, 22], -0.02, 0.05), (GLABELLA, 0.0, 0.04), (_LOWER_LIDS, 0.0, -0.03), (FOLDS, 0.0, -0.06),
+            (CHEEKS, 0.0, -0.04)],
+    "AU10": [([50, 51, 52], 0.0, -0.11), ([49, 53], 0.01, -0.08), ([61, 62, 63], 0.0, -0.03), (_CORNERS, 0.0, -0.03),
+             (FOLDS, 0.02, -0.07)],  # upper lip raiser
+    "AU12": [(_CORNERS, 0.14, -0.15), ([49, 53], 0.06, -0.07), ([55, 59], 0.06, -0.07), ([61, 63, 65, 67], 0.04, -0.05),
+             ([50, 52], 0.03, -0.02), (FOLDS, 0.06, -0.06), (CHEEKS, 0.03, -0.05)],  # lip corner puller
+    "AU15": [(_CORNERS, -0.01, 0.11), ([55, 59], 0.0, 0.05), ([49, 53], 0.0, 0.03), (FOLDS, 0.0, 0.02)],  # corners down
+    "AU16": [([56, 57, 58], 0.0, 0.05), ([65, 66, 67], 0.0, 0.03)],  # lower lip depressor
+    "AU17": [([56, 57, 58], 0.0, -0.04), ([7, 8, 9], 0.0, -0.02)],  # chin raiser: lower lip pushed up
+    "AU20": [(_CORNERS, 0.13, 0.03), ([49, 53, 55, 59], 0.06, 0.01), ([61, 63, 65, 67], 0.04, 0.0),
+             (FOLDS, 0.03, 0.0)],  # lip stretcher: lips pulled sideways, flat
+    "AU23": [([50, 51, 52], 0.0, 0.03), ([61, 62, 63], 0.0, 0.02), ([56, 57, 58], 0.0, -0.04),  # lip tightener:
+             ([65, 66, 67], 0.0, -0.02), (_CORNERS, -0.04, 0.0)],  # lips thin and narrow
 }
+# Each emotion's prototype: its units and their strength at HI (EMFACS).
+EMOTION_UNITS: dict[str, dict[str, float]] = {
+    "ANG": {"AU4": 1.0, "AU5": 0.7, "AU7": 1.0, "AU23": 1.0, "AU17": 0.5},
+    "DIS": {"AU9": 1.0, "AU10": 1.0, "AU4": 0.4, "AU15": 0.6, "AU16": 0.5},
+    "FEA": {"AU1": 1.0, "AU2": 0.9, "AU4": 0.5, "AU5": 1.0, "AU20": 1.0},
+    "HAP": {"AU6": 1.0, "AU12": 1.0},
+    "NEU": {},
+    "SAD": {"AU1": 1.0, "AU4": 0.6, "AU15": 1.0, "AU17": 0.4},
+}
+SPEAKER_MIX = 0.15  # each speaker's units vary by up to this share, as real actors' mixes do
+
+
+def skin_points(points: np.ndarray) -> np.ndarray:
+    """[8, 2] points of the skin between the landmarks, from a face's 68 points: the cheeks (below each
+    eye, over the cheekbone), the nasolabial folds (between the nose wing and the lip corner), the
+    forehead (above each brow and between them) and the glabella (between the inner brows)."""
+    centre, axes, iod = face_frame(points)
+    def at(base: np.ndarray, out_l: float, out_r: float, down: float) -> np.ndarray:
+        return base + iod * (np.array([out_l, out_r])[:, None] * axes[0] + down * axes[1])
+    cheeks = at(np.stack([points[[40, 41]].mean(0), points[[46, 47]].mean(0)]), -0.05, 0.05, 0.4)
+    folds = at(np.stack([(points[31] + points[48]) / 2, (points[35] + points[54]) / 2]), -0.1, 0.1, 0.0)
+    sides = at(np.stack([points[19], points[24]]), 0.0, 0.0, -0.35)
+    middle = ((points[21] + points[22]) / 2 - 0.4 * iod * axes[1])[None]
+    glabella = ((points[21] + points[22]) / 2 + 0.05 * iod * axes[1])[None]
+    return np.vstack([cheeks, folds, sides, middle, glabella])
+
+
+def speaker_mix(rng: np.random.Generator) -> dict[str, float]:
+    """One speaker's strength of each unit (1 +- SPEAKER_MIX)."""
+    return {unit: float(rng.uniform(1 - SPEAKER_MIX, 1 + SPEAKER_MIX)) for unit in ACTION_UNITS}
+
+
 MOUTH_OPEN_SCALE = {"ANG": 0.7}  # pressed lips open less
 
 # Geometry of speech, in IOD units.
@@ -38,7 +89,8 @@ MAX_SPREAD = 0.06  # lip-corner spread for bright (high-centroid) sounds, roundi
 
 
 def face_frame(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Midpoint between the eyes, unit x/y axes of the face [2, 2], and the IOD in pixels."""
+    """Midpoint between the eyes, unit x/y axes of the face [2, 2], and the IOD in pixels (of the 68
+    landmarks, with or without skin points after them)."""
     left, right = points[36:42].mean(0), points[42:48].mean(0)
     x_axis = (right - left) / np.linalg.norm(right - left)
     y_axis = np.array([-x_axis[1], x_axis[0]])
@@ -47,22 +99,23 @@ def face_frame(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
 
 def _in_face_frame(points: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Turn [68, 2] (out, down) offsets in IOD units into pixel displacements."""
-    centre, axes, iod = face_frame(points)
+    centre, axes, iod = face_frame(points[:68])
     side = np.sign((points - centre) @ axes[0])
     side[np.abs((points - centre) @ axes[0]) < 0.05 * iod] = 0  # midline points don't move sideways
     local = np.stack([offsets[:, 0] * side, offsets[:, 1]], axis=1)
     return iod * local @ axes
 
 
-EXPRESSION_GAIN = 1.0  # no caricature: a gain above 1 pushes the offsets beyond a real face
-
-
-def expression_offsets(points: np.ndarray, emotion: str, amount: float) -> np.ndarray:
-    """Pixel displacements [68, 2] of an emotion's expression at ``amount`` (0..1) of full intensity."""
-    offsets = np.zeros((68, 2))
-    for indices, out, down in EXPRESSIONS[emotion]:
-        offsets[indices] += (out, down)
-    return _in_face_frame(points, offsets * amount * EXPRESSION_GAIN)
+def expression_offsets(points: np.ndarray, emotion: str, amount: float,
+                       mix: dict[str, float] | None = None) -> np.ndarray:
+    """Pixel displacements [68 + 8, 2] of the landmarks and the skin points (``skin_points``) for an
+    emotion's expression at ``amount`` (0..1 of HI), each unit scaled by the speaker's ``mix``."""
+    every = np.vstack([points, skin_points(points)])
+    offsets = np.zeros((len(every), 2))
+    for unit, strength in EMOTION_UNITS[emotion].items():
+        for indices, out, down in ACTION_UNITS[unit]:
+            offsets[indices] += np.array([out, down]) * strength * (mix or {}).get(unit, 1.0)
+    return _in_face_frame(every, offsets * amount)
 
 
 def mouth_offsets(points: np.ndarray, opening: float, spread: float) -> np.ndarray:
