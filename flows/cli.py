@@ -57,6 +57,10 @@ def _add_video_options(command: argparse.ArgumentParser) -> None:
                          help="exit with status 2 when a video's face does not read as the emotion asked for")
     command.add_argument("--evaluator", help="an evaluator.json to check the videos with (default: the one stored "
                          "with the model; reports/evaluator.json after dvc repro)")
+    command.add_argument("--head-motion", default="1.0", metavar="0..1",
+                         help="how much the head moves with the speech: 0 still, 1 fully (default 1)")
+    command.add_argument("--no-blinks", dest="blinks", action="store_false",
+                         help="eyes that do not blink (default: natural blinking)")
     command.add_argument("--no-prefect", dest="orchestrate", action="store_false",
                          help="run the inference steps in this process without a Prefect server (faster start)")
 
@@ -128,14 +132,13 @@ def _run_jobs(jobs: list, model: str, options, orchestrate: bool, workers: int =
 
 def _generate(args: argparse.Namespace) -> int:
     from synthtext.infer import check_model_ref
-    from synthtext.markup import has_tags
+    from synthtext.markup import has_tags, parse_intensity, starts_with_tag
     from synthtext.tts.text import read_text
-    from synthtext.videojobs import make_job
+    from synthtext.videojobs import make_job, parse_head_motion
 
     if args.all_emotions and args.emotion:
         raise SynthTextError("give --emotion or --all-emotions, not both")
-    if not args.all_emotions and not args.emotion:
-        raise SynthTextError("give --emotion (ANG, DIS, FEA, HAP, NEU, SAD or a name) or --all-emotions")
+    intensity, head_motion = parse_intensity(args.intensity), parse_head_motion(args.head_motion)
     options = _options(args)
     given = [name for name, value in (("--text", args.text), ("--text-file", args.text_file),
                                       ("--audio", args.audio)) if value is not None]
@@ -147,8 +150,11 @@ def _generate(args: argparse.Namespace) -> int:
     if len(given) > 1:
         raise SynthTextError(f"give one of --text, --text-file and --audio, not {' and '.join(given)}")
     text = None if args.audio else read_text(args.text, args.text_file)
-    job = make_job(args.image, text, args.emotion or "NEU", args.out, args.intensity, args.voice, args.all_emotions,
-                   audio=args.audio)
+    if not args.all_emotions and not args.emotion and not starts_with_tag(text or ""):
+        raise SynthTextError("give --emotion (ANG, DIS, FEA, HAP, NEU, SAD or a name) or --all-emotions, "
+                             "or start the text with an emotion tag ([happy] ...)")
+    job = make_job(args.image, text, args.emotion, args.out, intensity, args.voice, args.all_emotions,
+                   audio=args.audio, head_motion=head_motion, blinks=args.blinks)
     summary = _run_jobs([job], check_model_ref(args.model), options, args.orchestrate)
     code = _report(summary, args.strict)
     if code == 0:
@@ -159,12 +165,13 @@ def _generate(args: argparse.Namespace) -> int:
 def _generate_batch(args: argparse.Namespace) -> int:
     from synthtext.files import write_json_atomic
     from synthtext.infer import check_model_ref
-    from synthtext.videojobs import read_jobs
+    from synthtext.videojobs import parse_head_motion, read_jobs
 
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     options = _options(args)
-    jobs, bad_rows = read_jobs(Path(args.jobs), out_dir)
+    head_motion = parse_head_motion(args.head_motion)
+    jobs, bad_rows = read_jobs(Path(args.jobs), out_dir, head_motion, args.blinks)
     summary = _run_jobs(jobs, check_model_ref(args.model), options, args.orchestrate, args.workers) \
         if jobs else {"results": [], "seconds": 0.0}
     summary["results"] = sorted(summary["results"] + bad_rows, key=lambda r: r["row"])
@@ -272,22 +279,28 @@ def build_parser() -> argparse.ArgumentParser:
     generate = commands.add_parser("generate", help="a talking-face video from a photo, text and an emotion")
     generate.add_argument("--image", required=True, help="a face photo (any format OpenCV or Pillow reads)")
     generate.add_argument("--text", help="the words to speak; emotion tags change the emotion from that point on: "
-                          "\"Great news! [sad] But I'm sorry about the dog.\" ([happy], [SAD], [anger:LO])")
+                          "\"Great news! [sad] But I'm sorry about the dog.\" ([happy], [SAD], [anger:LO], "
+                          "[happy:0.8])")
     generate.add_argument("--text-file", help="a .txt (UTF-8) or .pdf file with the words to speak (tags work too)")
     generate.add_argument("--audio", help="recorded speech to drive the face instead of the text (wav, mp3, flac, "
                           "ogg, m4a; any sample rate, mono or stereo); kept as it is in the video")
     generate.add_argument("--emotion", help="ANG DIS FEA HAP NEU SAD, or anger, disgust, fear, happiness, neutral, "
-                          "sadness (any case); with tags in the text, the emotion of the untagged start")
+                          "sadness (any case); with tags in the text, the emotion of the untagged start (not "
+                          "needed when the text starts with a tag)")
     generate.add_argument("--all-emotions", action="store_true",
                           help="all six in a 2x3 grid, each speaking in turn in its own voice")
-    generate.add_argument("--intensity", default="HI", help="LO | MD | HI (default HI)")
+    generate.add_argument("--intensity", default="HI", help="how strongly the face shows the emotion: LO, MD, HI "
+                          "(0.5, 0.75, 1.0) or a number from 0.0 (neutral) to 1.5 (beyond the trained expression); "
+                          "the voice takes the nearest of LO, MD, HI (default HI)")
     generate.add_argument("--voice", help="piper: a voice .onnx; coqui: a model name or folder")
     generate.add_argument("--out", required=True, help="the .mp4 to write (the .wav and a .json go beside it)")
     _add_video_options(generate)
     generate.set_defaults(run=_generate)
 
     batch = commands.add_parser("generate-batch", help="render every row of a jobs CSV (image, text or audio, "
-                                "emotion[, intensity, voice, out]) in parallel with one loaded model")
+                                "emotion[, intensity, voice, out, head_motion, blinks]) in parallel with one "
+                                "loaded model; --head-motion and --no-blinks are the defaults of rows that leave "
+                                "those empty")
     batch.add_argument("jobs", help="the jobs CSV; relative image paths are relative to it")
     batch.add_argument("--out-dir", required=True, help="where the videos and batch_report.json go")
     batch.add_argument("--workers", type=int, default=2, help="jobs rendered at once")

@@ -1,42 +1,87 @@
 """Emotion tags in the text: ``Great news! [sad] But I'm sorry about the dog.``
 
 A tag sets the emotion, and optionally the intensity, from that point on: ``[happy]``, ``[SAD]``,
-``[anger:LO]``, with the names and codes ``--emotion`` takes. Text before the first tag has the
-default emotion (``--emotion``). Each segment is spoken with its emotion's prosody, and the face's
-emotion follows the segments with a smooth change at each border (``emotion_track``).
+``[anger:LO]``, ``[happy:0.8]``, with the names and codes ``--emotion`` takes. Text before the first
+tag has the default emotion (``--emotion``). Each segment is spoken with its emotion's prosody, and the
+face's emotion follows the segments with a smooth change at each border (``emotion_track``).
+
+An intensity is a named point, ``LO``, ``MD`` or ``HI`` (``INTENSITY_SCALE``: 0.5, 0.75, 1.0), or a
+number from 0 (neutral) to 1.5 (beyond the trained expression): ``intensity_amount`` gives the face's
+amount, ``voice_level`` the voice's nearest named level (the voice's prosody has three levels).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
 import numpy as np
 
-from synthtext import EMOTIONS, INTENSITIES, parse_emotion
+from synthtext import EMOTIONS, parse_emotion
 from synthtext.errors import SynthTextError
+from synthtext.tts.prosody import INTENSITY_SCALE
 
 TAG = re.compile(r"\[([^\[\]]*)\]")
 TRANSITION_SECONDS = 0.4  # the face's emotion changes over this long, centred on the segment border
+NAMED_INTENSITIES = ("LO", "MD", "HI")
+MAX_INTENSITY = 1.5  # above 1 the face goes beyond the trained expression (extrapolated): this far at most
+INTENSITY_HELP = f"use LO, MD or HI, or a number from 0.0 (neutral) to {MAX_INTENSITY}"
+
+Intensity = str | float  # a named point (LO, MD, HI) or a number 0..MAX_INTENSITY
 
 
 @dataclass(frozen=True)
 class Segment:
     text: str
     emotion: str
-    intensity: str
+    intensity: Intensity
+
+
+def parse_intensity(value: Intensity | None) -> Intensity:
+    """An intensity as given by a user (``hi``, ``LO``, ``0.8``, ``1``; empty: ``HI``) -> its named point
+    when it is one (``1.0`` is ``HI``: the same video), else the number. Anything else raises an error
+    that says what is accepted."""
+    if value is None or isinstance(value, str) and not value.strip():
+        return "HI"
+    if isinstance(value, str) and value.strip().upper() in NAMED_INTENSITIES:
+        return value.strip().upper()
+    try:
+        amount = float(value)
+    except (TypeError, ValueError):
+        raise SynthTextError(f"unknown intensity {value!r}: {INTENSITY_HELP}") from None
+    if not (math.isfinite(amount) and 0.0 <= amount <= MAX_INTENSITY):
+        raise SynthTextError(f"intensity {value!r} is out of range: {INTENSITY_HELP}")
+    return next((name for name in NAMED_INTENSITIES if INTENSITY_SCALE[name] == amount), amount)
+
+
+def intensity_amount(intensity: Intensity) -> float:
+    """How much of the emotion the face shows: the named point's number, or the number itself."""
+    return INTENSITY_SCALE[intensity] if isinstance(intensity, str) else float(intensity)
+
+
+def voice_level(intensity: Intensity) -> str:
+    """The named level the voice speaks at: the intensity's own, or the nearest to its number."""
+    if isinstance(intensity, str):
+        return intensity
+    return min(NAMED_INTENSITIES, key=lambda name: abs(INTENSITY_SCALE[name] - float(intensity)))
 
 
 def has_tags(text: str) -> bool:
     return "[" in text or "]" in text
 
 
-def parse_markup(text: str, emotion: str = "NEU", intensity: str = "HI") -> list[Segment]:
+def starts_with_tag(text: str) -> bool:
+    """Whether the text's first words follow a tag: then the default emotion colours none of them."""
+    return text.lstrip().startswith("[")
+
+
+def parse_markup(text: str, emotion: str = "NEU", intensity: Intensity = "HI") -> list[Segment]:
     """The text's segments in order, each with its emotion and intensity; text without tags is one
     segment. Neighbouring segments with the same emotion and intensity are joined, and a tag with no
     words after it (before the next tag or the end) has no segment. An unknown or malformed tag raises
     an error naming it and its position (the character, counted from 1)."""
-    current = (parse_emotion(emotion), intensity.strip().upper())
+    current = (parse_emotion(emotion), parse_intensity(intensity))
     segments: list[Segment] = []
     position = 0
     for match in TAG.finditer(text):
@@ -57,27 +102,31 @@ def _check_brackets(text: str, start: int, end: int) -> None:
             rest = text[index:index + 20].split("]")[0] if text[index] == "[" else text[max(0, index - 19):index + 1]
             what = "is never closed" if text[index] == "[" else "closes no tag"
             raise SynthTextError(f"malformed emotion tag {rest!r} at character {index + 1}: the bracket {what} "
-                                 "(tags look like [happy] or [SAD:LO])")
+                                 "(tags look like [happy], [SAD:LO] or [happy:0.8])")
 
 
-def _read_tag(tag: str, inside: str, at: int, intensity: str) -> tuple[str, str]:
+def _read_tag(tag: str, inside: str, at: int, intensity: Intensity) -> tuple[str, Intensity]:
     name, _, level = inside.partition(":")
     if not name.strip():
-        raise SynthTextError(f"empty emotion tag {tag!r} at character {at}: use e.g. [happy] or [SAD:LO]")
+        raise SynthTextError(f"empty emotion tag {tag!r} at character {at}: use e.g. [happy], [SAD:LO] or "
+                             "[happy:0.8]")
     try:
         emotion = parse_emotion(name)
     except SynthTextError:
         raise SynthTextError(f"unknown emotion tag {tag!r} at character {at}: use one of {', '.join(EMOTIONS)} "
                              "or anger, disgust, fear, happiness, neutral, sadness") from None
-    if ":" in inside:
-        level = level.strip().upper()
-        if level not in INTENSITIES or level == "XX":
-            raise SynthTextError(f"unknown intensity in emotion tag {tag!r} at character {at}: use LO, MD or HI")
-        intensity = level
-    return emotion, intensity
+    if ":" not in inside:
+        return emotion, intensity
+    wrong = f"unknown intensity in emotion tag {tag!r} at character {at}: {INTENSITY_HELP}"
+    if not level.strip():  # (an empty level would be the default HI: a "[sad:]" is a slip, not a choice)
+        raise SynthTextError(wrong)
+    try:
+        return emotion, parse_intensity(level)
+    except SynthTextError:
+        raise SynthTextError(wrong) from None
 
 
-def _add(segments: list[Segment], text: str, emotion: str, intensity: str) -> None:
+def _add(segments: list[Segment], text: str, emotion: str, intensity: Intensity) -> None:
     words = " ".join(text.split())
     if not words:
         return
@@ -90,7 +139,8 @@ def _add(segments: list[Segment], text: str, emotion: str, intensity: str) -> No
 def emotion_track(spans: list[tuple[str, float, int, int]], frames: int, fps: float,
                   transition: float = TRANSITION_SECONDS) -> np.ndarray:
     """Per-frame emotion weights [frames, 6] (float32) for segments ``(emotion, amount, first, end)``
-    (frame spans in order; ``amount`` 0..1 is the intensity: the rest of the weight is neutral). At each
+    (frame spans in order; ``amount`` is the intensity: the emotion weighs ``amount``, neutral the rest,
+    ``1 - amount``, which is negative above 1: the expression extrapolated beyond the trained one). At each
     border the weights move from one segment's to the next along a smooth step ``transition``
     seconds long, centred on the border: the face changes emotion gradually, never in a cut."""
     def weights(emotion: str, amount: float) -> np.ndarray:

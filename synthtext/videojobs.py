@@ -1,5 +1,9 @@
 """Video jobs: each (photo, text, emotion) becomes an mp4 + wav + a JSON sidecar.
 
+A job's face blinks and its head moves with the speech unless told otherwise (``Job.blinks``,
+``Job.head_motion``: ``synthtext.life``); its intensity is a named point (LO, MD, HI) or a number
+0..1.5 (``synthtext.markup``: the face's amount of the emotion, the voice's nearest level).
+
 The model is loaded once for all jobs; a job whose video already exists with the same inputs
 (photo bytes, text, emotion, voice, options, model weights, and the code it runs: the import closure
 of this module, ``synthtext.codedeps``) is skipped; a job that fails is reported with its reason
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import tempfile
 import threading
 import time
@@ -21,7 +26,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from synthtext import EMOTIONS, INTENSITIES, infer, parse_emotion
+from synthtext import EMOTIONS, infer, parse_emotion
 from synthtext.clipfile import audio_length
 from synthtext.codedeps import code_version
 from synthtext.errors import SynthTextError
@@ -30,11 +35,12 @@ from synthtext.frames import emotion_grid
 from synthtext.hashing import file_md5, stable_hash
 from synthtext.infer import load_generator, read_image
 from synthtext.landmarks import make_backend
-from synthtext.markup import Segment, emotion_track, has_tags, parse_markup, segment_frames
+from synthtext.life import Life
+from synthtext.markup import (Intensity, Segment, emotion_track, has_tags, intensity_amount, parse_intensity,
+                              parse_markup, segment_frames, starts_with_tag, voice_level)
 from synthtext.media import VideoWriter, load_speech, write_video, write_wav_atomic
 from synthtext.selfcheck import SelfCheck, attach_evaluator
 from synthtext.tts.engines import Speech, make_engine, synthesize_segments, synthesize_text
-from synthtext.tts.prosody import INTENSITY_SCALE
 from synthtext.tts.text import read_text
 
 GRID_CELL_MAX = 480  # longest side of one cell of an --all-emotions grid
@@ -63,20 +69,55 @@ class Job:
     text: str
     emotions: list[str]  # one, or all six for a grid
     out: str
-    intensity: str = "HI"
+    intensity: Intensity = "HI"  # LO, MD, HI or a number 0..1.5 (markup.parse_intensity)
     voice: str | None = None
     row: int = 0
     audio: str | None = None  # recorded speech that drives the face instead of the text's synthesized speech
+    head_motion: float = 1.0  # 0 (still) .. 1: the head moves with the speech
+    blinks: bool = True
+
+    @property
+    def life(self) -> Life:
+        return Life(blinks=self.blinks, head_motion=self.head_motion)
 
 
-def make_job(image: str, text: str | None, emotion: str, out: str, intensity: str | None = "HI",
-             voice: str | None = None, all_emotions: bool = False, row: int = 0, audio: str | None = None) -> Job:
+def parse_head_motion(value: str | float | None, default: float = 1.0) -> float:
+    """Head motion as a user gives it (a number 0..1; empty: ``default``), checked."""
+    if value is None or isinstance(value, str) and not value.strip():
+        return default
+    try:
+        amount = float(value)
+    except ValueError:
+        raise SynthTextError(f"head motion {value!r} is not a number: use 0 (still) to 1") from None
+    if not (math.isfinite(amount) and 0.0 <= amount <= 1.0):
+        raise SynthTextError(f"head motion {value!r} is out of range: use 0 (still) to 1")
+    return amount
+
+
+def parse_blinks(value: str | bool | None, default: bool = True) -> bool:
+    """Blinks on or off as a user gives them (yes/no, true/false, on/off, 1/0; empty: ``default``)."""
+    if value is None or isinstance(value, bool):
+        return default if value is None else value
+    word = value.strip().lower()
+    if not word:
+        return default
+    if word in ("1", "true", "yes", "on", "y"):
+        return True
+    if word in ("0", "false", "no", "off", "n"):
+        return False
+    raise SynthTextError(f"blinks {value!r}: use yes or no (true/false, on/off, 1/0)")
+
+
+def make_job(image: str, text: str | None, emotion: str | None, out: str, intensity: Intensity | None = "HI",
+             voice: str | None = None, all_emotions: bool = False, row: int = 0, audio: str | None = None,
+             head_motion: float = 1.0, blinks: bool = True) -> Job:
     """A validated job: known emotion and intensity, some text (emotion tags checked) or a readable
-    recording, an existing image, a writable output."""
-    emotions = list(EMOTIONS) if all_emotions else [parse_emotion(emotion)]
-    intensity = (intensity or "HI").strip().upper()
-    if intensity not in INTENSITIES or intensity == "XX":
-        raise SynthTextError(f"unknown intensity {intensity!r}: use one of LO, MD, HI")
+    recording, an existing image, a writable output, head motion 0..1. Text that starts with an emotion
+    tag needs no ``emotion``: its tags say every word's."""
+    tagged = not audio and not all_emotions and not (emotion or "").strip() and starts_with_tag(text or "")
+    emotions = list(EMOTIONS) if all_emotions else ["NEU" if tagged else parse_emotion(emotion or "")]
+    intensity = parse_intensity(intensity)
+    head_motion = parse_head_motion(head_motion)
     if audio:
         if text and has_tags(text):
             raise SynthTextError("emotion tags set the emotion of text the voice speaks; recorded speech (audio) "
@@ -90,10 +131,13 @@ def make_job(image: str, text: str | None, emotion: str, out: str, intensity: st
         segments = parse_markup(text, emotions[0], intensity)
         if all_emotions and len(segments) > 1 or all_emotions and has_tags(text):
             raise SynthTextError("emotion tags and all six emotions do not mix: drop the tags or the grid")
+        if tagged:  # the default emotion colours no word: the job is the first tag's
+            emotions = [segments[0].emotion]
     read_image(image)  # missing or corrupt: said now, before a model is loaded
     check_output(Path(out))
     return Job(image=str(image), text=text, emotions=emotions, out=str(out), intensity=intensity,
-               voice=voice or None, row=row, audio=str(audio) if audio else None)
+               voice=voice or None, row=row, audio=str(audio) if audio else None, head_motion=head_motion,
+               blinks=bool(blinks))
 
 
 def check_output(out: Path) -> None:
@@ -111,10 +155,12 @@ def check_output(out: Path) -> None:
         raise SynthTextError(f"output folder {folder} is not writable ({exc.strerror})") from exc
 
 
-def read_jobs(csv_path: Path, out_dir: Path) -> tuple[list[Job], list[dict]]:
-    """Rows of a jobs CSV (image, text or audio, emotion[, intensity, voice, out]) -> jobs, plus the rows
-    that are wrong on their face (reported, not run). Relative image and audio paths are relative to the
-    CSV. The text may carry emotion tags."""
+def read_jobs(csv_path: Path, out_dir: Path, head_motion: float = 1.0,
+              blinks: bool = True) -> tuple[list[Job], list[dict]]:
+    """Rows of a jobs CSV (image, text or audio, emotion[, intensity, voice, out, head_motion, blinks]) ->
+    jobs, plus the rows that are wrong on their face (reported, not run). Relative image and audio paths
+    are relative to the CSV. The text may carry emotion tags (the emotion may then be empty if the text
+    starts with one). An empty or missing head_motion or blinks is ``head_motion``/``blinks``."""
     if not csv_path.is_file():
         raise SynthTextError(f"jobs file {csv_path} not found")
     with open(csv_path, newline="", encoding="utf-8-sig") as handle:
@@ -125,7 +171,8 @@ def read_jobs(csv_path: Path, out_dir: Path) -> tuple[list[Job], list[dict]]:
             missing.add("text (or audio)")
         if missing:
             raise SynthTextError(f"{csv_path} lacks the column(s) {', '.join(sorted(missing))} "
-                                 "(needs image, text or audio, emotion; optional intensity, voice, out)")
+                                 "(needs image, text or audio, emotion; optional intensity, voice, out, "
+                                 "head_motion, blinks)")
         rows = [{(k or "").strip().lower(): (v or "").strip() for k, v in row.items()} for row in reader]
     if not rows:
         raise SynthTextError(f"{csv_path} has no jobs")
@@ -139,7 +186,9 @@ def read_jobs(csv_path: Path, out_dir: Path) -> tuple[list[Job], list[dict]]:
         try:
             jobs.append(make_job(str(image), row.get("text") or None, row["emotion"], str(out_dir / name),
                                  row.get("intensity") or "HI", row.get("voice") or None, row=number,
-                                 audio=str(audio) if audio else None))
+                                 audio=str(audio) if audio else None,
+                                 head_motion=parse_head_motion(row.get("head_motion"), head_motion),
+                                 blinks=parse_blinks(row.get("blinks"), blinks)))
         except SynthTextError as exc:
             failed.append({"row": number, "status": "failed", "reason": str(exc), "out": str(out_dir / name)})
     return jobs, failed
@@ -152,7 +201,7 @@ def job_key(job: Job, options: Options, model_md5: str) -> str:
     recording = file_md5(job.audio) if job.audio else None
     checker = file_md5(options.evaluator) if options.evaluator else None
     return stable_hash(file_md5(job.image), job.text, job.emotions, job.intensity, job.voice, asdict(options),
-                       model_md5, CODE_VERSION, recording, checker)
+                       model_md5, CODE_VERSION, recording, checker, job.head_motion, job.blinks)
 
 
 def sidecar_path(out: Path) -> Path:
@@ -177,7 +226,9 @@ def make_video(job: Job, model, engine, options: Options, key: str, progress=Non
     clip also shows a progress bar.
 
     The text's emotion tags (``synthtext.markup``) make segments: each is spoken with its emotion's
-    prosody, and the face's emotion follows them, changing smoothly at each border. With the model's
+    prosody (at the nearest named level to its intensity), and the face's emotion follows them, at its
+    intensity's amount, changing smoothly at each border. The face blinks and the head moves as the
+    job says (``Job.life``), scheduled from the speech and the seed. With the model's
     stored evaluator, every segment of the video is read back (``synthtext.selfcheck``): the result
     and the sidecar say what each segment asked for and what the face shows."""
     times = {}
@@ -193,10 +244,11 @@ def make_video(job: Job, model, engine, options: Options, key: str, progress=Non
         ends = [len(audio)]
     elif len(job.emotions) == 1:
         segments = parse_markup(job.text, job.emotions[0], job.intensity)
-        spoken, ends = synthesize_segments(engine, segments, options.speed, options.seed)
+        voiced = [Segment(s.text, s.emotion, voice_level(s.intensity)) for s in segments]
+        spoken, ends = synthesize_segments(engine, voiced, options.speed, options.seed)
         speech = {job.emotions[0]: spoken}
     else:
-        speech = {e: synthesize_text(engine, job.text, e, job.intensity, options.speed, options.seed)
+        speech = {e: synthesize_text(engine, job.text, e, voice_level(job.intensity), options.speed, options.seed)
                   for e in job.emotions}
     times["tts"] = time.perf_counter() - start
     report("face")
@@ -232,7 +284,8 @@ def make_video(job: Job, model, engine, options: Options, key: str, progress=Non
         with VideoWriter(out, fps, audio, rate) as writer, bar:
             start = time.perf_counter()
             for piece in infer.animate_chunks(model.generator, spoken.audio, spoken.sample_rate, face.crop, condition,
-                                              options.seed, options.overlap):
+                                              options.seed, options.overlap, life=job.life,
+                                              landmarks=face.landmarks):
                 chunk = frames_of(piece)
                 times["generate"] += time.perf_counter() - start
                 start = time.perf_counter()
@@ -262,8 +315,11 @@ def make_video(job: Job, model, engine, options: Options, key: str, progress=Non
         total = writer.frames
     else:  # the six-emotion grid: every clip at once, side by side in turn
         start = time.perf_counter()
-        clips = {e: _fit(frames_of(infer.animate(model.generator, s.audio, s.sample_rate, face.crop, e, options.seed,
-                                                 options.overlap)), GRID_CELL_MAX) for e, s in speech.items()}
+        clips = {e: _fit(frames_of(infer.animate(model.generator, s.audio, s.sample_rate, face.crop,
+                                                 emotion_condition([(Segment("", e, job.intensity), 0, 1)], 1, fps),
+                                                 options.seed, options.overlap, life=job.life,
+                                                 landmarks=face.landmarks)), GRID_CELL_MAX)
+                 for e, s in speech.items()}
         times["generate"] = time.perf_counter() - start
         report("encode")
         start = time.perf_counter()
@@ -282,7 +338,8 @@ def make_video(job: Job, model, engine, options: Options, key: str, progress=Non
                                    model.evaluator_note}
     write_json_atomic(sidecar_path(out), {
         "inputs_key": key, "image": job.image, "text": job.text, "audio": job.audio, "emotions": job.emotions,
-        "intensity": job.intensity, "voice": None if job.audio else job.voice or "default",
+        "intensity": job.intensity, "head_motion": job.head_motion, "blinks": job.blinks,
+        "voice": None if job.audio else job.voice or "default",
         "tts": None if job.audio else engine.name, "options": asdict(options),
         "model": model.source, "model_md5": model.md5, "frames": total, "fps": fps, "sample_rate": rate,
         "seconds": round(len(audio) / rate, 3), "faces_in_photo": face.faces, "self_check": checked,
@@ -294,11 +351,11 @@ def make_video(job: Job, model, engine, options: Options, key: str, progress=Non
 
 def emotion_condition(spans: list[tuple[Segment, int, int]], frames: int, fps: float) -> str | np.ndarray:
     """What the generator is told: one emotion code when the whole clip is one emotion at full
-    intensity, else per-frame weights (``markup.emotion_track``: smooth changes at the borders; a lower
-    intensity is that emotion blended with neutral)."""
-    if len(spans) == 1 and INTENSITY_SCALE[spans[0][0].intensity] == 1.0:
+    intensity, else per-frame weights (``markup.emotion_track``: smooth changes at the borders; an
+    intensity of ``a`` weighs the emotion ``a`` and neutral ``1 - a``, negative above 1)."""
+    if len(spans) == 1 and intensity_amount(spans[0][0].intensity) == 1.0:
         return spans[0][0].emotion
-    return emotion_track([(seg.emotion, INTENSITY_SCALE[seg.intensity], a, b) for seg, a, b in spans], frames, fps)
+    return emotion_track([(seg.emotion, intensity_amount(seg.intensity), a, b) for seg, a, b in spans], frames, fps)
 
 
 def _pad(audio: np.ndarray, frames: int, fps: int, rate: int) -> np.ndarray:
