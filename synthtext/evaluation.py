@@ -49,6 +49,7 @@ from synthtext.evaluator import EmotionEvaluator, Measurer, measured_features
 from synthtext.face_metrics import IDENTITY_KEPT, FaceJudge, Reference
 from synthtext.geometry import INNER_LIP_PAIRS
 from synthtext.infer import animate, face_frames, generate_frames, paste_back, prepare_face
+from synthtext.life import Life
 from synthtext.sync_metrics import frechet_distance, inception_features, load_inception, lse
 from synthtext.template import LEFT_EYE, RIGHT_EYE
 
@@ -203,6 +204,10 @@ def json_ready(data):
     """Nested tables with NaN (not measured) as null, so that JSON readers other than Python's accept them."""
     if isinstance(data, dict):
         return {k: json_ready(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [json_ready(v) for v in data]
+    if isinstance(data, np.generic):
+        data = data.item()
     if isinstance(data, float) and not np.isfinite(data):
         return None
     return data
@@ -451,6 +456,8 @@ class Instruments:
     face_frames: int = 4  # frames per video for identity and re-detection (the descriptor is slow)
     syncnet: object | None = None  # SyncNet for LSE-D / LSE-C
     references: dict = field(default_factory=dict)  # reference frame file -> (Reference, neutral features)
+    life: Life | None = None  # held-out photos: blinks and head motion, as users get them by default
+    outside: object | None = None  # the outside judge (``synthtext.judge.OutsideJudge``) for held-out photos
 
     def reference(self, path: str) -> tuple[Reference, np.ndarray]:
         """The reference frame of a clip file: for identity and sharpness, and its expression geometry."""
@@ -592,6 +599,9 @@ class PhotoResult:
     peaks: dict[str, np.ndarray]  # emotion -> pasted-back face region at peak mouth opening (first speech)
     clips: dict[str, np.ndarray]  # emotion -> pasted-back face region over the first speech, scaled to ``cell``
     speech: Speech  # the first speech
+    judged: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # kind -> emotion -> outside reading [6]
+    lively: dict[str, dict] = field(default_factory=dict)  # kind -> liveliness measures of the long speech
+    strip: dict[str, np.ndarray] = field(default_factory=dict)  # "blink", "vowel" -> frames around them
 
 
 def face_region(face) -> tuple[slice, slice]:
@@ -619,9 +629,11 @@ def _shrink(frames: np.ndarray, height: int) -> np.ndarray:
 
 
 def evaluate_photo(path: str | Path, speeches: list[Speech], model, tools: Instruments, size: int = 256,
-                   seed: int = 0, cell: int = 256) -> PhotoResult:
+                   seed: int = 0, cell: int = 256, long_speech: Speech | None = None) -> PhotoResult:
     """A held-out photo speaking each speech in all six emotions, as the aligned face at ``size`` px and
-    pasted back at the photo's resolution; identity is measured against the photo at both sizes."""
+    pasted back at the photo's resolution; identity is measured against the photo at both sizes. With
+    ``tools.outside`` the outside judge reads the first speech's videos; with ``long_speech`` the photo
+    also speaks it (NEU, blinks and head motion on) for the liveliness measures."""
     face = prepare_face(path, model.preprocess)
     photo = face.image[:(face.image.shape[0] // 2) * 2, :(face.image.shape[1] // 2) * 2]
     photo_ref = tools.judge.reference(photo)
@@ -630,21 +642,47 @@ def evaluate_photo(path: str | Path, speeches: list[Speech], model, tools: Instr
     neutral = neutral_features(face.crop, tools.measurer)  # geometry is the same at any size, aligned or not
     region = face_region(face)
     videos: dict[str, list[Video]] = {"face": [], "photo": []}
-    peaks, clips = {}, {}
+    peaks, clips, judged = {}, {}, {"face": {}, "photo": {}}
     for index, speech in enumerate(speeches):
         for emotion in EMOTIONS:
-            animation = animate(model.generator, speech.audio, speech.sample_rate, face.crop, emotion, seed)
+            animation = animate(model.generator, speech.audio, speech.sample_rate, face.crop, emotion, seed,
+                                life=tools.life, landmarks=face.landmarks)
             for kind, frames, reference in (("face", face_frames(animation, face, size), face_ref),
                                             ("photo", paste_back(animation, face), photo_ref)):
                 video, measured = measure_video(frames, tools, reference, neutral, speech, (emotion,),
                                                 aligned=kind == "face", condition=emotion,
                                                 region=None if kind == "face" else region)
                 videos[kind].append(video)
+                if index == 0 and tools.outside is not None:
+                    judged[kind][emotion] = tools.outside.clip_probabilities(
+                        frames if kind == "face" else frames[:, region[0], region[1]])
                 if index == 0 and kind == "photo":
                     peaks[emotion] = frames[peak_frame(measured, speech, len(frames))][region]
                     clips[emotion] = _shrink(frames[:, region[0], region[1]], cell)
-    return PhotoResult(name=Path(path).stem, region=photo[region], videos=videos, peaks=peaks, clips=clips,
-                       speech=speeches[0])
+    result = PhotoResult(name=Path(path).stem, region=photo[region], videos=videos, peaks=peaks, clips=clips,
+                         speech=speeches[0], judged=judged if tools.outside is not None else {})
+    if long_speech is not None:
+        lively_photo(result, face, long_speech, model, tools, size, seed, region)
+    return result
+
+
+def lively_photo(result: PhotoResult, face, speech: Speech, model, tools: Instruments, size: int, seed: int,
+                 region: tuple[slice, slice], around: int = 4) -> None:
+    """The photo speaking a long speech in NEU with blinks and head motion: its liveliness measures at both
+    sizes, and frames of the pasted-back face around the deepest blink and the widest-open mouth."""
+    from synthtext.liveliness import measure_video as liveliness
+
+    animation = animate(model.generator, speech.audio, speech.sample_rate, face.crop, "NEU", seed,
+                        life=tools.life or Life(), landmarks=face.landmarks)
+    pasted = paste_back(animation, face)[:, region[0], region[1]]
+    result.lively = {"face": liveliness(face_frames(animation, face, size), speech.fps),
+                     "photo": liveliness(pasted, speech.fps)}
+    centres = {"vowel": int(np.argmax(speech_envelope(speech.audio, speech.sample_rate, speech.fps, len(pasted))))}
+    if "life" in animation.parts and animation.parts["life"][:, 0].max() > 0:
+        centres["blink"] = int(animation.parts["life"][:, 0].argmax())
+    for name, t in centres.items():
+        picked = np.clip(np.arange(t - around, t + around + 1), 0, len(pasted) - 1)
+        result.strip[name] = _shrink(pasted[picked], 160)
 
 
 def heldout_columns(photos: list[PhotoResult]) -> dict[str, dict]:

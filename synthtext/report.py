@@ -59,6 +59,15 @@ def heldout_sheet(region: np.ndarray, peaks: dict[str, np.ndarray], out: Path) -
     write_png_atomic(out, cv2.cvtColor(np.concatenate(cells, axis=1), cv2.COLOR_RGB2BGR))
 
 
+def filmstrip(strips: dict[str, np.ndarray], out: Path) -> None:
+    """One row of frames per moment (``blink``, ``vowel``): consecutive frames side by side, labelled."""
+    rows = [np.concatenate([label(f, f"{name} {i - len(frames) // 2:+d}") for i, f in enumerate(frames)], axis=1)
+            for name, frames in strips.items()]
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+    write_png_atomic(out, cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
+
+
 def heldout_video(clips: dict[str, np.ndarray], audio: np.ndarray, sample_rate: int, fps: float, out: Path,
                   columns: int = 3) -> None:
     """The six emotions in a grid, speaking the same speech at once (pasted-back face regions)."""
@@ -109,7 +118,7 @@ def breakdown_table(parts: dict[str, dict[str, dict]], first: str) -> str:
 
 def write_index(folder: Path, table: dict[str, dict], promotion: dict, per_emotion: dict[str, dict],
                 confusion: np.ndarray, about: dict, targets: dict[str, dict] | None = None,
-                heldout: dict | None = None) -> Path:
+                heldout: dict | None = None, outside: str = "") -> Path:
     """``index.html``: the table (columns: generated, static, real[, champion][, held-out]), the gate's
     decision, per-emotion accuracy, the confusion matrix, the held-out photos (``heldout``: the
     breakdown of ``evaluation.heldout_breakdown``; sheets and videos named ``heldout_<photo>``) and
@@ -166,6 +175,7 @@ the promotion gate is below).</p>
 {metric_table(table, targets or {})}
 <h2>Promotion</h2><p>The candidate was {decision}.</p><ul>{reasons}</ul>
 {held}
+{outside}
 <h2>Evaluator accuracy by emotion condition (validation people)</h2>
 <table><tr><th>emotion</th><th>generated</th><th>real</th></tr>{emo_rows}</table>
 <h2>Confusion matrix (generated; rows: condition, columns: evaluator)</h2>
@@ -179,6 +189,77 @@ speech. Each sheet: the reference frame, then generated frames across the clip.<
     path = folder / "index.html"
     write_text_atomic(path, page)
     return path
+
+
+def _figure(value) -> str:
+    if isinstance(value, list):
+        return ", ".join(_figure(v) for v in value) or "–"
+    if value is None or isinstance(value, str):
+        return html.escape(str(value if value is not None else "–"))
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _checks_table(checks: dict[str, dict]) -> str:
+    rows = "".join(f"<tr><td>{html.escape(name)}</td><td>{_figure(c['value'])}</td><td>{_figure(c['target'])}</td>"
+                   f"<td class={'pass' if c['pass'] else 'fail'}>{'✓' if c['pass'] else '✗'}</td></tr>"
+                   for name, c in checks.items())
+    return f"<table><tr><th>target</th><th>value</th><th>wanted</th><th></th></tr>{rows}</table>"
+
+
+def outside_html(judged: dict | None, lively: dict | None, strip: str | None) -> str:
+    """The outside judge's readings (calibration on real faces, held-out photos per emotion) and the
+    liveliness measures next to the real clips', with a filmstrip around a blink and a wide vowel."""
+    parts = []
+    if judged:
+        cal = judged["calibration"]
+        if cal.get("present"):
+            cal_rows = "".join(f"<tr><td>{e}</td><td>{r['read']}</td><td>{r['probability']:.2f}</td>"
+                               f"<td>{r['lift']:+.2f}</td></tr>" for e, r in cal["emotions"].items())
+            calibration = (f"<p>On the real actor ({html.escape(cal['folder'])}): accuracy {cal['accuracy']:.2f}.</p>"
+                           f"<table><tr><th>asked</th><th>read</th><th>p(asked)</th><th>lift over NEU</th></tr>"
+                           f"{cal_rows}</table>")
+        else:
+            calibration = f"<p>{html.escape(cal['note'])}.</p>"
+        kinds = [k for k in ("heldout_face", "heldout_photo") if k in judged]
+        rows = "".join(
+            f"<tr><td>{e}</td>" + "".join(
+                f"<td>{judged[k]['emotions'][e]['hits']}/{judged[k]['emotions'][e]['photos']} "
+                f"({', '.join(judged[k]['emotions'][e]['read'])})</td><td>{judged[k]['emotions'][e]['lift']:+.2f}</td>"
+                for k in kinds) + "</tr>" for e in EMOTIONS)
+        heads = "".join(f"<th>{COLUMNS[k]}: read as asked</th><th>lift over NEU</th>" for k in kinds)
+        accuracy = ", ".join(f"{COLUMNS[k]} {judged[k]['accuracy']:.2f}" for k in kinds)
+        parts.append(f"""<h2>Outside judge: a facial-expression reader trained by others on real faces</h2>
+<p>{html.escape(judged.get("about", ""))}</p>{calibration}
+<p>Held-out photos, accuracy over the six emotions: {accuracy}.</p>
+<table><tr><th>asked</th>{heads}</tr>{rows}</table>
+{"".join(f"<h3>{COLUMNS[k]}</h3>" + _checks_table(judged["targets"][k]) for k in kinds)}""")
+    if lively:
+        names = ["blinks_per_min", "blink_ms_median", "roll_std_deg", "yaw_std_deg", "pitch_std_deg", "jitter",
+                 "open_mouth_frames", "mouth_sharpness", "teeth_share", "mouth_L", "mouth_a"]
+        real = lively.get("real")
+        head = "<th>measure</th>" + ("<th>real clips: median (range)</th>" if real else "")
+        cols = [(f"{photo}, {kind}", measures) for photo, by_kind in lively["photos"].items()
+                for kind, measures in by_kind.items()]
+        head += "".join(f"<th>{html.escape(name)}</th>" for name, _ in cols)
+        rows = ""
+        for n in names:
+            cells = ""
+            if real:
+                r = real.get(n, {})
+                cells += f"<td>{_figure(r.get('median'))} ({_figure(r.get('min'))}–{_figure(r.get('max'))})</td>"
+            cells += "".join(f"<td>{_figure(m.get(n))}</td>" for _, m in cols)
+            rows += f"<tr><td>{n}</td>{cells}</tr>"
+        note = "" if real else f"<p>{html.escape(lively.get('note', ''))}</p>"
+        film = (f"<p>Filmstrip of one held-out video (pasted back): around a blink (top) and around the loudest "
+                f"vowel (bottom), one frame each 40 ms.</p><img class=sheet src='{html.escape(strip)}' "
+                f"alt='filmstrip around a blink and a wide vowel'>") if strip else ""
+        checks = "".join(f"<h3>{html.escape(name)}</h3>" + _checks_table(c) for name, c in lively["targets"].items())
+        parts.append(f"""<h2>Liveliness: blinks, head motion and the open mouth</h2>
+<p>Each held-out photo speaks {lively.get("seconds", 0):.0f} s of speech in NEU with blinks and head motion on
+(the defaults), measured from dlib's 68 points per frame as the real talking clips are
+(<code>benchmarks/bench_liveliness.py</code> prints the same for any video).</p>{note}
+<table><tr>{head}</tr>{rows}</table>{film}{checks}""")
+    return "\n".join(parts)
 
 
 def summary(metrics: dict) -> str:
@@ -201,4 +282,11 @@ def summary(metrics: dict) -> str:
                 sign = f"{'>' if entry.better == 'higher' else '<'} static"
             lines.append(f"  {COLUMNS[column]:<24} {name:<17} {check['value']:8.3f}  {sign} {check['target']:.3f}  "
                          f"{'pass' if check['pass'] else 'FAIL'}")
+    for section in ("outside_judge", "liveliness"):
+        for column, checks in metrics.get(section, {}).get("targets", {}).items():
+            for name, check in checks.items():
+                value = check["value"]
+                shown = f"{value:8.3f}" if isinstance(value, float) else str(value)[:40]
+                lines.append(f"  {section} {column:<20} {name:<17} {shown}  {check['target']}  "
+                             f"{'pass' if check['pass'] else 'FAIL'}")
     return "\n".join(lines)

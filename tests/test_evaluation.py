@@ -278,8 +278,22 @@ def test_a_clip_and_a_held_out_photo_are_measured_and_reported(aligned_corpus, t
 
     path = tmp_path / "astronaut.png"
     cv2.imwrite(str(path), cv2.cvtColor(_astronaut(), cv2.COLOR_RGB2BGR))
-    photo = evaluation.evaluate_photo(path, [clip.speech], tiny_model, tools, size=128, cell=64)
+    from synthtext import outside
+    from synthtext.judge import OutsideJudge
+    from synthtext.life import Life
+
+    tools.life, tools.outside = Life(), OutsideJudge()
+    photo = evaluation.evaluate_photo(path, [clip.speech], tiny_model, tools, size=128, cell=64,
+                                      long_speech=clip.speech)
     assert [len(photo.videos[k]) for k in ("face", "photo")] == [6, 6]
+    # the outside judge read each emotion's video at both sizes; the long speech was measured at both
+    assert set(photo.judged["face"]) == set(EMOTIONS) and photo.judged["photo"]["HAP"].sum() == pytest.approx(1.0)
+    assert {"blinks_per_min", "roll_std_deg", "mouth_sharpness"} <= photo.lively["photo"].keys()
+    assert photo.strip["vowel"].shape[0] == 9
+    judged = outside.summarise_judge({photo.name: photo.judged["face"]})
+    assert judged["emotions"]["NEU"]["lift"] == 0.0 and judged["emotions"]["HAP"]["photos"] == 1
+    checks = outside.check_judge(judged, {"present": False})
+    assert "accuracy" not in checks and {"HAP_hits", "ANG_hits", "SAD_lift"} <= checks.keys()
     assert photo.peaks["HAP"].shape == photo.region.shape and photo.clips["SAD"].shape[1] == 64
     table = {**columns, **evaluation.heldout_columns([photo])}
     assert table["heldout_photo"]["redetected"] > 0.5 and table["heldout_face"]["identity_median"] < 0.6
