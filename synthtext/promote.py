@@ -34,11 +34,13 @@ def _against_static(name: str, value: float, static: dict) -> tuple[bool, str]:
 
 def decide(candidate: dict, static: dict, champion: dict | None, metrics: list[str], margin: float = 0.0,
            against_static: bool = True, static_floor: list[str] = (), heldout: dict[str, dict] | None = None,
-           max_identity: float | None = None) -> Decision:
+           max_identity: float | None = None, outside: dict[str, float] | None = None) -> Decision:
     """Compare metric tables (name -> value). Every named metric must be at least as good as the static
     baseline (with ``against_static``, which also holds the ``static_floor`` metrics to it) and better
     than the champion's by ``margin``; with ``max_identity``, the median identity distance of each
-    held-out column (``heldout``: column -> table) must not exceed it. Any failure refuses."""
+    held-out column (``heldout``: column -> table) must not exceed it; with ``outside`` (held-out column ->
+    the outside judge's accuracy, ``synthtext.outside``) each must beat chance (1 in 6): an emotion a
+    reader of real faces can't see is not shown. Any failure refuses."""
     known = [e.name for e in evaluation.METRICS]
     unknown = [m for m in [*metrics, *static_floor] if m not in known]
     if unknown or not metrics:
@@ -76,9 +78,17 @@ def decide(candidate: dict, static: dict, champion: dict | None, metrics: list[s
         decision.reasons.append(reason)
     if max_identity is not None:
         _check_identity(decision, heldout or {}, max_identity)
+    for column, accuracy in (outside or {}).items():
+        ok = accuracy == accuracy and accuracy > OUTSIDE_CHANCE
+        decision.promote &= ok
+        decision.reasons.append(f"outside judge ({HELDOUT_COLUMNS.get(column, column)}): accuracy {accuracy:.4f} "
+                                f"{'>' if ok else '<='} chance {OUTSIDE_CHANCE:.4f}")
     if champion is None:
         decision.reasons.append("no champion yet")
     return decision
+
+
+OUTSIDE_CHANCE = 1 / 6
 
 
 def _check_identity(decision: Decision, heldout: dict[str, dict], limit: float) -> None:

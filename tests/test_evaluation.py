@@ -582,3 +582,14 @@ def test_the_retrain_deployment_runs_one_at_a_time(prefect_server):
     project = yaml.safe_load((REPO / "prefect.yaml").read_text())
     declared = next(d for d in project["deployments"] if d["name"] == DEPLOYMENT)
     assert declared["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
+
+
+def test_gate_refuses_an_emotion_the_outside_judge_cannot_see():
+    from synthtext import promote
+
+    table, static = {"sync_r": 0.8, "emotion_accuracy": 0.9}, {"sync_r": 0.0, "emotion_accuracy": 1 / 6}
+    seen = promote.decide(table, static, None, ["sync_r", "emotion_accuracy"], outside={"heldout_face": 0.5})
+    blind = promote.decide(table, static, None, ["sync_r", "emotion_accuracy"],
+                           outside={"heldout_face": 0.5, "heldout_photo": 1 / 6})
+    assert seen.promote and not blind.promote
+    assert any("outside judge (held-out, pasted back): accuracy 0.1667 <= chance" in r for r in blind.reasons)
