@@ -9,6 +9,7 @@ import numpy as np
 from scipy.spatial import Delaunay
 
 from synthtext.corpus.motion import face_frame, mouth_offsets
+from synthtext.mouth import paint_mouth
 
 WIDTH, HEIGHT = 480, 360
 FRAME_MARGIN = 40  # frame pixels beyond each edge that the head motion can bring into view
@@ -60,43 +61,6 @@ class PiecewiseAffine:
         out = image.copy()
         out[y0:y1, x0:x1] = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         return out
-
-
-def paint_mouth(image: np.ndarray, points: np.ndarray, opening_px: float) -> None:
-    """Draw the mouth interior between the inner lips: a dark cavity, the upper teeth under the middle
-    of the upper lip (lower teeth only when the mouth is wide open), shaded towards the corners."""
-    inner = points[60:68]
-    if opening_px < 1.0:
-        return
-    x0, y0 = np.floor(inner.min(0)).astype(int) - 2
-    x1, y1 = np.ceil(inner.max(0)).astype(int) + 3
-    x0, y0 = max(x0, 0), max(y0, 0)
-    patch = image[y0:y1, x0:x1]
-    if patch.size == 0:
-        return
-    local = inner - (x0, y0)
-    mask = np.zeros(patch.shape[:2], np.uint8)
-    cv2.fillPoly(mask, [np.round(local * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
-    fill = np.zeros(patch.shape, np.float32)
-    fill[:] = (58, 20, 24)
-    _, axes, _ = face_frame(points)
-    down = axes[1]
-    width = float(np.linalg.norm(points[64] - points[60]))
-    tooth = min(0.45 * opening_px, 0.14 * width)
-    # Teeth span the lip line between points 61 and 63 and a little beyond, not into the corners.
-    upper = local[[0, 1, 2, 3, 4]] + (local[[1, 1, 2, 3, 3]] - local[[0, 1, 2, 3, 4]]) * [[0.6], [0], [0], [0], [0.6]]
-    edge = upper + tooth * np.array([0.4, 0.9, 1.0, 0.9, 0.4])[:, None] * down  # shorter towards the sides
-    teeth = np.vstack([upper - 2 * down, edge[::-1]])
-    cv2.fillPoly(fill, [np.round(teeth * 16).astype(np.int32)], (196, 188, 174), cv2.LINE_AA, shift=4)
-    if opening_px > 0.35 * width:
-        lower = local[[7, 6, 5]]
-        bottom = np.vstack([lower + 2 * down, lower[::-1] - 0.4 * tooth * down])
-        cv2.fillPoly(fill, [np.round(bottom * 16).astype(np.int32)], (165, 156, 144), cv2.LINE_AA, shift=4)
-    across = (np.arange(patch.shape[1]) - (local[0, 0] + local[4, 0]) / 2) / max(width / 2, 1.0)
-    fill *= np.clip(1 - 0.55 * across ** 2, 0.35, 1)[None, :, None]
-    fill = cv2.GaussianBlur(fill, (0, 0), 0.6)
-    alpha = cv2.GaussianBlur(mask, (3, 3), 0)[..., None].astype(np.float32) / 255
-    patch[:] = (patch * (1 - alpha) + fill * alpha).astype(np.uint8)
 
 
 @dataclass
