@@ -34,6 +34,7 @@ from synthtext.landmarks import make_backend
 from synthtext.life import HeadField, Life, close_eyes, life_track
 from synthtext.models import Generator, ModelConfig
 from synthtext.models.io import load_model
+from synthtext.mouth import paint_mouth
 from synthtext.template import RIGID_POINTS, template
 
 REGISTRY_PREFIX = "models:/"
@@ -424,6 +425,21 @@ def move_pixels(animation: Animation, image: np.ndarray, to_net: np.ndarray,
         net_x = (to_net[0, 0] * grid_x + to_net[0, 1] * grid_y + to_net[0, 2]).astype(np.float32)
         net_y = (to_net[1, 0] * grid_x + to_net[1, 1] * grid_y + to_net[1, 2]).astype(np.float32)
         head = HeadField(net_x, net_y, points, side)
+    # The mouth interior at this resolution (``synthtext.mouth``), where the photo's mouth is closed (a photo
+    # that shows its teeth keeps its own, moved by the field): driven by the decoder's landmark moves.
+    moves = animation.parts.get("points")
+    closed = float(np.linalg.norm(points[[61, 62, 63]] - points[[67, 66, 65]], axis=1).mean()) < 0.08 * float(
+        np.linalg.norm(points[36:42].mean(0) - points[42:48].mean(0)))
+    moves = moves.float().cpu().numpy() * (side / 2) if moves is not None and closed else None
+    to_image = cv2.invertAffineTransform(to_net)
+
+    def mouth_points(t: int) -> np.ndarray:
+        """The frame's 68 points in box pixels: the reference's moved by the decoder, then by the head."""
+        moved = points + moves[t]
+        if head is not None:
+            dx, dy = HeadField(moved[:, 0], moved[:, 1], points, side).displacement(*life[t, 1:])
+            moved = moved + np.stack([dx, dy], 1)
+        return cv2.transform(moved[None], to_image)[0] - (x0, y0)
 
     def fields(t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The field and mask and the synthesized image over the box, and where the still face's pixels
@@ -453,6 +469,9 @@ def move_pixels(animation: Animation, image: np.ndarray, to_net: np.ndarray,
         face_px -= filled  # mask * moved + (1 - mask) * synthesized, in place
         face_px *= warped[..., 2:3]
         face_px += filled
+        if moves is not None:
+            moved = mouth_points(t)
+            paint_mouth(face_px, moved, float(np.linalg.norm(moved[[61, 62, 63]] - moved[[67, 66, 65]], axis=1).mean()))
         if feather is not None:
             face_px -= region
             face_px *= edge
