@@ -2,6 +2,8 @@
 
 The text may carry emotion tags (``Great news! [sad] But I'm sorry.``, ``synthtext.markup``), or a
 recording of speech (wav, mp3, flac, ogg, m4a ...) may drive the face instead of synthesized speech.
+The face blinks and its head moves with the speech unless the request says otherwise (``blinks``,
+``head_motion`` 0..1), and ``intensity`` is LO, MD, HI or a number 0..1.5 (``synthtext.markup``).
 Each finished job records its segments and the self-check of each (the emotion asked for, the one the
 face shows, the evaluator's confidence), the warnings for mismatches, or why the check was skipped.
 
@@ -44,14 +46,25 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
 
-from synthtext import EMOTIONS, lineage, parse_emotion, tracking
+from synthtext import lineage, parse_emotion, tracking
 from synthtext.errors import SynthTextError
 from synthtext.files import tmp_path, write_json_atomic
 from synthtext.infer import REGISTRY_PREFIX, LoadedModel, check_model_ref, load_generator, prepare_face
 from synthtext.landmarks import make_backend
+from synthtext.markup import MAX_INTENSITY, parse_intensity, starts_with_tag
 from synthtext.media import SPEECH_SUFFIXES, load_speech
 from synthtext.selfcheck import attach_evaluator
-from synthtext.videojobs import Job, Options, engine_for, is_done, job_key, make_job, make_video_safely
+from synthtext.videojobs import (
+    Job,
+    Options,
+    engine_for,
+    is_done,
+    job_key,
+    make_job,
+    make_video_safely,
+    parse_blinks,
+    parse_head_motion,
+)
 
 MAX_UPLOAD_BYTES = 15 * 1024 * 1024
 MAX_AUDIO_BYTES = 15 * 1024 * 1024
@@ -165,12 +178,22 @@ def json_file(path: Path) -> dict:
 
 
 def parse_multipart(content_type: str, body: bytes) -> dict[str, tuple[str | None, bytes]]:
-    """``multipart/form-data`` (or a urlencoded form, which has no files) -> {field: (file name or None,
-    bytes)}, with the standard library."""
+    """``multipart/form-data`` (or a urlencoded form or a JSON object, which have no files) -> {field:
+    (file name or None, bytes)}, with the standard library."""
     if content_type.lower().startswith("application/x-www-form-urlencoded"):
         return {k: (None, v.encode()) for k, v in urllib.parse.parse_qsl(body.decode("utf-8", "replace"))}
+    if content_type.lower().startswith("application/json"):
+        try:
+            data = json.loads(body or b"{}")
+        except ValueError as exc:
+            raise BadInput(f"the JSON body could not be read: {exc}") from exc
+        if not isinstance(data, dict):
+            raise BadInput("send a JSON object of fields ({\"photo\": ..., \"text\": ...})")
+        return {k: (None, (json.dumps(v) if isinstance(v, bool) else str(v)).encode())
+                for k, v in data.items() if v is not None}
     if not content_type.lower().startswith("multipart/form-data") or "boundary=" not in content_type:
-        raise BadInput("send the form as multipart/form-data (an image file plus the text fields)", 415)
+        raise BadInput("send the form as multipart/form-data (an image file plus the text fields), or a JSON "
+                       "object with a photo id", 415)
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
         b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
     if not message.is_multipart():
@@ -443,13 +466,15 @@ class VideoService:
         if len(text) > MAX_TEXT_CHARS:
             raise BadInput(f"the text has {len(text)} characters; at most {MAX_TEXT_CHARS} are accepted")
         all_emotions = fields.get("all_emotions", "").lower() in ("1", "true", "on", "yes")
-        try:
-            emotions = list(EMOTIONS) if all_emotions else [parse_emotion(fields.get("emotion", ""))]
+        emotion = fields.get("emotion", "")
+        try:  # text that starts with an emotion tag needs no emotion: its tags say every word's
+            if not all_emotions and (emotion.strip() or recording_id or not starts_with_tag(text)):
+                parse_emotion(emotion)
+            intensity = parse_intensity(fields.get("intensity"))
+            head_motion = parse_head_motion(fields.get("head_motion"))
+            blinks = parse_blinks(fields.get("blinks"))
         except SynthTextError as exc:
             raise BadInput(str(exc)) from exc
-        intensity = (fields.get("intensity") or "HI").strip().upper()
-        if intensity not in ("LO", "MD", "HI"):
-            raise BadInput(f"unknown intensity {intensity!r}: use LO, MD or HI")
         voice = fields.get("voice") or "default"
         if voice not in self.voices:
             raise BadInput(f"unknown voice {voice!r}: use one of {', '.join(self.voices)}")
@@ -467,8 +492,9 @@ class VideoService:
         about, model = self.models.current()
         options = Options(speed=speed, seed=seed, paste_back=paste_back)
         try:  # the checks `synthtext generate` makes: emotion tags, text or recording; the same job, the same key
-            job = make_job(str(photo), text if not audio else None, emotions[0], str(self.videos / "new.mp4"),
-                           intensity, self.voices.get(voice), all_emotions, audio=str(audio) if audio else None)
+            job = make_job(str(photo), text if not audio else None, emotion, str(self.videos / "new.mp4"),
+                           intensity, self.voices.get(voice), all_emotions, audio=str(audio) if audio else None,
+                           head_motion=head_motion, blinks=blinks)
         except SynthTextError as exc:
             raise BadInput(self._hide_paths(str(exc), photo, audio)) from exc
         key = job_key(job, options, model.md5)
@@ -476,9 +502,10 @@ class VideoService:
         record = {"id": job_id, "key": key, "status": "queued", "step": None, "progress": 0.0, "error": None,
                   "created": time.time(), "started": None, "finished": None, "times": None, "seconds": None,
                   "segments": None, "warnings": None, "self_check": None,
-                  "inputs": {"photo": photo_id, "text": job.text, "audio": recording_id, "emotions": emotions,
+                  "inputs": {"photo": photo_id, "text": job.text, "audio": recording_id, "emotions": job.emotions,
                              "intensity": intensity, "voice": voice, "speed": speed, "seed": seed,
-                             "paste_back": paste_back, "all_emotions": all_emotions},
+                             "paste_back": paste_back, "all_emotions": all_emotions, "head_motion": head_motion,
+                             "blinks": blinks},
                   "model": {k: about.get(k) for k in ("ref", "uri", "name", "version", "alias")} | {"md5": model.md5}}
         with self.lock:
             existing = self.jobs.get(job_id)
@@ -510,10 +537,12 @@ class VideoService:
     def _job(self, record: dict) -> Job:
         inputs = record["inputs"]
         audio = inputs.get("audio")
+        # (a record from before head motion and blinks were settings was still: neither)
         return Job(image=str(self.photo_path(inputs["photo"])), text=inputs["text"], emotions=inputs["emotions"],
                    out=str(self.videos / f"{record['id']}.mp4"), intensity=inputs["intensity"],
                    voice=None if audio else self.voices.get(inputs["voice"]),
-                   audio=str(self.recording_path(audio)) if audio else None)
+                   audio=str(self.recording_path(audio)) if audio else None,
+                   head_motion=inputs.get("head_motion", 0.0), blinks=inputs.get("blinks", False))
 
     def _update(self, job_id: str, save: bool = True, **changes) -> None:
         with self.lock:
@@ -584,26 +613,37 @@ class VideoService:
 
 # ---------------------------------------------------------------- the app
 
+VIDEO_FIELDS = {
+    "image": {"type": "string", "format": "binary", "description": "the photo (or give `photo`)"},
+    "photo": {"type": "string", "description": "a photo id from POST /api/photos"},
+    "text": {"type": "string", "maxLength": MAX_TEXT_CHARS,
+             "description": "the words to speak; emotion tags change the emotion from that point on: "
+                            "`Great news! [sad] But I'm sorry.` ([happy], [SAD], [anger:LO], [happy:0.8]); text "
+                            "before the first tag has `emotion`. Leave it out when sending `audio`"},
+    "audio": {"type": "string", "format": "binary",
+              "description": "or recorded speech (wav, mp3, flac, ogg, m4a; at most "
+                             f"{MAX_AUDIO_BYTES // 2**20} MB and {MAX_AUDIO_SECONDS} s) that drives the "
+                             "face instead of text; the face shows `emotion` throughout"},
+    "emotion": {"type": "string", "description": "ANG DIS FEA HAP NEU SAD or a name (the default emotion of tagged "
+                                                 "text; may be left out when the text starts with a tag)"},
+    "all_emotions": {"type": "boolean"},
+    "intensity": {"oneOf": [{"type": "string", "enum": ["LO", "MD", "HI"]},
+                            {"type": "number", "minimum": 0.0, "maximum": MAX_INTENSITY}], "default": "HI",
+                  "description": "how strongly the face shows the emotion: LO, MD, HI (0.5, 0.75, 1.0) or a number "
+                                 f"from 0.0 (neutral) to {MAX_INTENSITY} (beyond the trained expression); the "
+                                 "voice takes the nearest of LO, MD, HI"},
+    "head_motion": {"type": "number", "minimum": 0.0, "maximum": 1.0, "default": 1.0,
+                    "description": "how much the head moves with the speech: 0 still, 1 fully"},
+    "blinks": {"type": "boolean", "default": True, "description": "natural blinking (false: eyes that never blink)"},
+    "voice": {"type": "string"}, "speed": {"type": "number"}, "seed": {"type": "integer"},
+    "paste_back": {"type": "boolean"}}
 MULTIPART_SCHEMA = {
-    "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-        "type": "object",
-        "properties": {
-            "image": {"type": "string", "format": "binary", "description": "the photo (or give `photo`)"},
-            "photo": {"type": "string", "description": "a photo id from POST /api/photos"},
-            "text": {"type": "string", "maxLength": MAX_TEXT_CHARS,
-                     "description": "the words to speak; emotion tags change the emotion from that point on: "
-                                    "`Great news! [sad] But I'm sorry.` ([happy], [SAD], [anger:LO]); text before "
-                                    "the first tag has `emotion`. Leave it out when sending `audio`"},
-            "audio": {"type": "string", "format": "binary",
-                      "description": "or recorded speech (wav, mp3, flac, ogg, m4a; at most "
-                                     f"{MAX_AUDIO_BYTES // 2**20} MB and {MAX_AUDIO_SECONDS} s) that drives the "
-                                     "face instead of text; the face shows `emotion` throughout"},
-            "emotion": {"type": "string", "description": "ANG DIS FEA HAP NEU SAD or a name (the default emotion "
-                                                         "of tagged text)"},
-            "all_emotions": {"type": "boolean"}, "intensity": {"type": "string", "enum": ["LO", "MD", "HI"]},
-            "voice": {"type": "string"}, "speed": {"type": "number"}, "seed": {"type": "integer"},
-            "paste_back": {"type": "boolean"}},
-        "description": "`text` or `audio`, not both"}}}}}
+    "requestBody": {"required": True, "content": {
+        "multipart/form-data": {"schema": {"type": "object", "properties": VIDEO_FIELDS,
+                                           "description": "`text` or `audio`, not both"}},
+        "application/json": {"schema": {"type": "object", "properties": {
+            k: v for k, v in VIDEO_FIELDS.items() if k not in ("image", "audio")},
+            "description": "a photo uploaded before (`photo`) and `text`: no files"}}}}}
 PHOTO_SCHEMA = {
     "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
         "type": "object", "properties": {

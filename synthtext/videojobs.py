@@ -5,10 +5,10 @@ A job's face blinks and its head moves with the speech unless told otherwise (``
 0..1.5 (``synthtext.markup``: the face's amount of the emotion, the voice's nearest level).
 
 The model is loaded once for all jobs; a job whose video already exists with the same inputs
-(photo bytes, text, emotion, voice, options, model weights, and the code it runs: the import closure
-of this module, ``synthtext.codedeps``) is skipped; a job that fails is reported with its reason
-and does not stop the others. ``flows/generate.py`` runs the
-jobs as Prefect tasks; without Prefect they run one by one in this process.
+(photo bytes, text, emotion, intensity, voice, head motion, blinks, options, model weights, and the
+code it runs: the import closure of this module, ``synthtext.codedeps``) is skipped; a job that fails
+is reported with its reason and does not stop the others. ``flows/generate.py`` runs the jobs as
+Prefect tasks; without Prefect they run one by one in this process.
 """
 
 from __future__ import annotations
@@ -36,8 +36,18 @@ from synthtext.hashing import file_md5, stable_hash
 from synthtext.infer import load_generator, read_image
 from synthtext.landmarks import make_backend
 from synthtext.life import Life
-from synthtext.markup import (Intensity, Segment, emotion_track, has_tags, intensity_amount, parse_intensity,
-                              parse_markup, segment_frames, starts_with_tag, voice_level)
+from synthtext.markup import (
+    Intensity,
+    Segment,
+    emotion_track,
+    has_tags,
+    intensity_amount,
+    parse_intensity,
+    parse_markup,
+    segment_frames,
+    starts_with_tag,
+    voice_level,
+)
 from synthtext.media import VideoWriter, load_speech, write_video, write_wav_atomic
 from synthtext.selfcheck import SelfCheck, attach_evaluator
 from synthtext.tts.engines import Speech, make_engine, synthesize_segments, synthesize_text

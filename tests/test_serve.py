@@ -549,6 +549,18 @@ def test_the_page_in_headless_chromium(model_dir, tmp_path):
         assert page.js("document.querySelector('#emotions [aria-pressed=\"true\"]').dataset.emotion") == "SAD"
         page.js("document.getElementById('text').value = 'Hello from the browser. [happy] Bye.'; "
                 "document.getElementById('text').dispatchEvent(new Event('input'))")
+        # the intensity slider with its named points, head motion and blinks (on by default)
+        assert page.js("document.getElementById('intensity-value').textContent") == "1.00 (HI)"
+        assert page.js("document.getElementById('blinks').checked && document.getElementById('head-motion').value")\
+            == "1"
+        page.js("document.querySelector('#intensity-points button[data-value=\"0.75\"]').click()")
+        assert page.js("document.getElementById('intensity-value').textContent") == "0.75 (MD)"
+        page.js("for (const [id, value] of [['intensity', '1.3'], ['head-motion', '0.4']]) {"
+                " document.getElementById(id).value = value;"
+                " document.getElementById(id).dispatchEvent(new Event('input')); }"
+                " document.getElementById('blinks').click()")
+        assert page.js("document.getElementById('intensity-value').textContent") == "1.30"
+        assert page.js("document.getElementById('head-motion-value').textContent") == "0.40"
         page.js("document.getElementById('submit').click()")
         page.wait("document.querySelector('#steps li.active, #steps li.done') !== null", timeout=10)
         page.wait("document.getElementById('status').textContent.startsWith('Done')")
@@ -556,6 +568,9 @@ def test_the_page_in_headless_chromium(model_dir, tmp_path):
                           " return v.readyState >= 2 && v.duration > 0 ? [v.readyState, v.duration] : null })()")
         assert state[0] >= 2 and 0.5 < state[1] < 10, state
         assert page.js("document.getElementById('download').href").endswith("/video?download=true")
+        inputs = page.js("fetch('/api/videos').then(r => r.json()).then(jobs => jobs[0].inputs)")
+        assert (inputs["intensity"], inputs["head_motion"], inputs["blinks"]) == (1.3, 0.4, False), inputs
+        assert "head motion 0.4 · no blinks" in page.js("document.getElementById('result-inputs').textContent")
         rows = page.js("[...document.querySelectorAll('#segments tr')].map(r => r.textContent)")
         assert len(rows) == 3 and "SAD" in rows[1] and "HAP" in rows[2] and "Bye." in rows[2], rows
         assert not page.js("document.getElementById('check').hidden")

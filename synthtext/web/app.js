@@ -105,6 +105,32 @@ $("all-emotions").addEventListener("change", (event) => {
   $("emotions").classList.toggle("disabled", event.target.checked);
 });
 $("speed").addEventListener("input", (event) => { $("speed-value").textContent = Number(event.target.value).toFixed(2); });
+$("head-motion").addEventListener("input", (event) => {
+  $("head-motion-value").textContent = Number(event.target.value).toFixed(2);
+});
+
+// The intensity is a number 0..1.5; LO, MD and HI are named points on it (the server says a named
+// point by its name: 0.5 is LO).
+const INTENSITY_POINTS = {LO: 0.5, MD: 0.75, HI: 1.0};
+
+function intensityName(value) {
+  const named = Object.keys(INTENSITY_POINTS).find((name) => INTENSITY_POINTS[name] === Number(value));
+  return named || null;
+}
+
+function drawIntensity() {
+  const value = $("intensity").value;
+  const named = intensityName(value);
+  $("intensity-value").textContent = `${Number(value).toFixed(2)}${named ? ` (${named})` : ""}`;
+  for (const point of document.querySelectorAll("#intensity-points button")) {
+    point.classList.toggle("on", Number(point.dataset.value) === Number(value));
+  }
+}
+
+$("intensity").addEventListener("input", drawIntensity);
+for (const point of document.querySelectorAll("#intensity-points button")) {
+  point.addEventListener("click", () => { $("intensity").value = point.dataset.value; drawIntensity(); });
+}
 $("text").addEventListener("input", () => { $("text-count").textContent = $("text").value.length; updateSubmit(); });
 
 function useRecording(file) {
@@ -143,7 +169,9 @@ $("video-form").addEventListener("submit", async (event) => {
   else form.append("text", $("text").value);
   form.append("emotion", emotion);
   form.append("all_emotions", $("all-emotions").checked);
-  form.append("intensity", $("intensity").value);
+  form.append("intensity", intensityName($("intensity").value) || $("intensity").value);
+  form.append("head_motion", $("head-motion").value);
+  form.append("blinks", $("blinks").checked);
   form.append("voice", $("voice").value);
   form.append("speed", $("speed").value);
   form.append("paste_back", $("paste-back").checked);
@@ -171,7 +199,9 @@ function describe(job) {
   const model = job.model.version ? `${job.model.name} v${job.model.version}` : job.model.name;
   const speech = inputs.audio ? "a recording (no text)" :
     `“${inputs.text}” · voice ${inputs.voice} · speed ${inputs.speed}`;
-  return `${speech} · ${feeling} (${inputs.intensity})` +
+  const life = inputs.head_motion === undefined ? "" :
+    ` · head motion ${inputs.head_motion}${inputs.blinks ? "" : " · no blinks"}`;
+  return `${speech} · ${feeling} (${inputs.intensity})${life}` +
     `${inputs.paste_back ? " · pasted back" : ""} · model ${model}`;
 }
 
@@ -389,6 +419,7 @@ async function loadModel() {
 }
 
 $("text-count").textContent = $("text").value.length;
+drawIntensity();
 loadSamples();
 loadVoices();
 loadGallery();
