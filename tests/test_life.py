@@ -1,0 +1,113 @@
+"""Blinks, head motion and the mouth interior rendered at inference (synthtext.life, synthtext.mouth)."""
+
+import cv2
+import numpy as np
+import pytest
+
+from synthtext.errors import SynthTextError
+from synthtext.life import HeadField, Life, blink_closure, close_eyes, life_track
+from synthtext.mouth import paint_mouth
+from synthtext.template import template
+
+FPS, RATE = 25, 16000
+
+
+def _speech(seconds: float, seed: int = 0) -> np.ndarray:
+    """Syllable-like bursts of noise (4 a second) in phrases of 2 s with 0.5 s pauses."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * RATE)) / RATE
+    envelope = (np.sin(2 * np.pi * 4 * t) > 0) * ((t % 2.5) < 2.0)
+    return (rng.normal(size=t.size) * 0.2 * envelope).astype(np.float32)
+
+
+def _blinks(closure: np.ndarray) -> list[tuple[int, int]]:
+    shut = np.r_[0, (closure > 0.3).astype(int), 0]
+    edges = np.diff(shut)
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True))
+
+
+def test_blinks_come_as_often_and_last_as_long_as_real_ones():
+    audio = _speech(60.0)
+    track = life_track(audio, RATE, 60 * FPS, FPS, seed=0, life=Life())
+    blinks = _blinks(track[:, 0])
+    assert 10 <= len(blinks) <= 40  # a minute of speech
+    lengths = [(end - start) / FPS * 1000 for start, end in blinks]
+    assert all(80 <= ms <= 400 for ms in lengths), lengths
+    # seeded: the same inputs give the same track, another seed another one
+    assert np.array_equal(track, life_track(audio, RATE, 60 * FPS, FPS, seed=0, life=Life()))
+    assert not np.array_equal(track, life_track(audio, RATE, 60 * FPS, FPS, seed=1, life=Life()))
+
+
+def test_a_blink_closes_fast_and_opens_slowly():
+    closure = blink_closure(0.24, FPS)
+    peak = int(np.argmax(closure))
+    assert closure.max() == pytest.approx(1.0, abs=0.05) and peak < len(closure) - 1 - peak
+
+
+def test_the_head_moves_within_what_real_talkers_do_and_does_not_shake():
+    audio = _speech(30.0)
+    track = life_track(audio, RATE, 30 * FPS, FPS, seed=0, life=Life(blinks=False))
+    roll, yaw, pitch = track[:, 1], track[:, 2], track[:, 3]
+    assert 0.5 <= roll.std() <= 3.0 and yaw.std() > 0.5 and pitch.std() > 0.5
+    assert np.abs(np.diff(track[:, 1:], 2, axis=0)).max() < 0.2  # degrees a frame^2: smooth
+    assert not track[:, 0].any()  # no blinks asked
+    half = life_track(audio, RATE, 30 * FPS, FPS, seed=0, life=Life(blinks=False, head_motion=0.5))
+    assert np.allclose(half[:, 1:], track[:, 1:] / 2, atol=1e-5)
+    assert not life_track(audio, RATE, 30 * FPS, FPS, seed=0, life=Life(False, 0.0)).any()
+
+
+def test_head_motion_outside_0_to_1_is_refused():
+    with pytest.raises(SynthTextError, match="head motion must be 0..1"):
+        Life(head_motion=1.5)
+
+
+def test_the_head_moves_the_face_and_leaves_the_crop_edges_still():
+    side = 128
+    ys, xs = np.mgrid[0:side, 0:side].astype(np.float32)
+    field = HeadField(xs, ys, template(side), side)
+    dx, dy = field.displacement(2.0, 2.0, 2.0)
+    nose = template(side)[30].round().astype(int)
+    assert np.hypot(dx, dy)[nose[1], nose[0]] > 1.0  # pixels at 128 px for 2 degrees
+    edge = np.hypot(dx, dy)
+    assert max(edge[0].max(), edge[-1].max(), edge[:, 0].max(), edge[:, -1].max()) == 0.0
+    # yaw moves the nose further than the cheek beside it: depth, not a flat shift
+    cheek = template(side)[2].round().astype(int) + (10, 0)
+    dx, _ = field.displacement(0.0, 3.0, 0.0)
+    assert dx[nose[1], nose[0]] > dx[cheek[1], cheek[0]] > 0
+
+
+def test_a_blink_covers_the_eye_with_the_lid_above_it():
+    side = 256
+    points = template(side)
+    ys, xs = np.mgrid[0:side, 0:side].astype(np.float32)
+    map_x, map_y = xs.copy(), ys.copy()
+    close_eyes(map_x, map_y, points, 1.0)
+    eye = points[36:42].mean(0).round().astype(int)
+    below = np.array([eye[0], int(points[41, 1] + 4)])
+    assert map_y[eye[1], eye[0]] < eye[1] - 2  # the eye's centre now shows skin from above
+    assert map_y[below[1], below[0]] == below[1]  # under the lower lid nothing moves
+    assert np.allclose(map_x, xs, atol=0.5)  # straight down the face, not squashed sideways
+    untouched = xs.copy(), ys.copy()
+    close_eyes(*untouched, points, 0.0)
+    assert np.array_equal(untouched[1], ys)
+
+
+def test_the_open_mouth_is_dark_red_with_teeth_under_the_upper_lip():
+    side = 256
+    points = template(side).copy()
+    iod = np.linalg.norm(points[36:42].mean(0) - points[42:48].mean(0))
+    points[65:68, 1] += 0.3 * iod
+    points[55:60, 1] += 0.3 * iod
+    image = np.full((side, side, 3), 170, np.uint8)
+    paint_mouth(image, points, 0.3 * iod)
+    inside = np.zeros((side, side), np.uint8)
+    cv2.fillPoly(inside, [points[60:68].round().astype(np.int32)], 1)
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB)[inside > 0].astype(float)
+    lightness, red = lab[:, 0] * 100 / 255, lab[:, 1] - 128
+    assert np.median(lightness) < 50 and 5 < np.median(red) < 30
+    assert (lightness > 70).mean() > 0.1  # the teeth
+    top = image[int(points[62, 1] + 2), int(points[62, 0])]
+    assert top.mean() > 150  # right under the upper lip: a tooth
+    closed = np.full((side, side, 3), 170, np.uint8)
+    paint_mouth(closed, template(side), 0.0)
+    assert (closed == 170).all()
