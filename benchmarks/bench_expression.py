@@ -52,13 +52,14 @@ def main() -> None:
     photos = sorted(p for p in Path(args.photos).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     print(f"model {args.model} (md5 {model.md5[:10]}), {len(photos)} held-out photos, "
           f"{len(speech.audio) / speech.sample_rate:.1f} s of speech")
-    print(f"{'emotion':<8}" + "".join(f"{str(level):>8}" for level in LEVELS) + "   (share of the corpus's HI expression)")
+    print(f"{'emotion':<8}" + "".join(f"{str(level):>8}" for level in LEVELS)
+          + "   (share of the corpus's HI expression)")
     shares = {e: {level: [] for level in LEVELS} for e in EMOTIONS if e != "NEU"}
     for photo in photos:
         face = infer.prepare_face(photo, model.preprocess)
 
-        def moves(emotion: str, amount: float) -> np.ndarray:
-            animation = infer.animate(model.generator, speech.audio, speech.sample_rate, face.crop,
+        def moves(emotion: str, amount: float, crop: np.ndarray = face.crop) -> np.ndarray:
+            animation = infer.animate(model.generator, speech.audio, speech.sample_rate, crop,
                                       weights(emotion, amount))
             return animation.parts["points"].numpy().mean(0) * (side / 2)  # [68, 2] in the network's pixels
 
