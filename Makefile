@@ -87,7 +87,7 @@ test-main: $(VENV)/.installed
 QUICK_K := (motion or landmark or spread or still_head or windows or shapes or by_hand or gate or split or naming or clipfile or sharp) and not paper
 test-quick: $(VENV)/.installed
 	python -m pytest -q -x tests/test_training.py tests/test_generate.py tests/test_evaluation.py tests/test_split.py \
-		tests/test_naming.py tests/test_clipfile.py -k "$(QUICK_K)"
+		tests/test_naming.py tests/test_clipfile.py tests/test_life.py tests/test_release.py -k "$(QUICK_K) or life or blink or head or mouth or lid or release or reproduce or readme or lock"
 
 coqui: $(COQUI)/.installed
 
