@@ -181,7 +181,8 @@ def close_eyes(map_x: np.ndarray, map_y: np.ndarray, points: np.ndarray, closure
         height = float((bottom - top).max())
         if height < 0.5:
             continue
-        crease = 1.3 * height  # the skin from the crease to the lid margin stretches as the lid comes down
+        crease = 1.4 * height  # the skin from the crease to the lid margin stretches as the lid comes down
+        travel = 1.2  # the lid comes down a little past dlib's lower-lid points, which sit inside the lashes
         # only pixels near this eye can sample it
         lo = np.minimum(a, b) - [0.2 * length, crease + height + 2]
         hi = np.maximum(a, b) + [0.2 * length, height + 2]
@@ -198,6 +199,6 @@ def close_eyes(map_x: np.ndarray, map_y: np.ndarray, points: np.ndarray, closure
         margin = 0.08 * height + 0.3
         weight = np.where(v < up, np.clip((v - (up - crease)) / crease, 0, 1),
                           np.where(v <= down, 1.0, np.clip(1 - (v - down) / margin, 0, 1)))
-        shift = np.where(inside, closure * gap * weight, 0).astype(np.float32)
+        shift = np.where(inside, closure * (travel * gap + 0.5) * weight, 0).astype(np.float32)
         mx -= shift * normal[0]
         my -= shift * normal[1]
