@@ -86,7 +86,7 @@ def test_a_blink_covers_the_eye_with_the_lid_above_it():
     below = np.array([eye[0], int(points[41, 1] + 4)])
     assert map_y[eye[1], eye[0]] < eye[1] - 2  # the eye's centre now shows skin from above
     assert map_y[below[1], below[0]] == below[1]  # under the lower lid nothing moves
-    assert np.allclose(map_x, xs, atol=0.5)  # straight down the face, not squashed sideways
+    assert np.allclose(map_x, xs, atol=1.0)  # down the face (the template's eye line tilts 2.6 degrees)
     untouched = xs.copy(), ys.copy()
     close_eyes(*untouched, points, 0.0)
     assert np.array_equal(untouched[1], ys)
