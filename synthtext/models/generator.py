@@ -117,7 +117,7 @@ class Decoder(nn.Module):
             # move on every face (in the template's frame), learnt directly rather than squeezed
             # through the codes, so a face the model never saw makes it as fully as a training face.
             self.expressions = nn.Parameter(torch.zeros(len(cfg.emotions), 68, 2)) if cfg.expression_table else None
-            self.register_buffer("kernels", landmark_kernels(cfg.image_size), persistent=False)
+            self.register_buffer("kernels", landmark_kernels(cfg.image_size, cfg.kernel_sigma), persistent=False)
             # flow (2) + mask (1) + synthesized image (3); starts as "copy the reference"
             self.to_out = nn.Conv2d(outs[-1], 6, 3, padding=1)
             nn.init.normal_(self.to_out.weight, std=1e-3)  # near zero, but gradients reach the layers below
