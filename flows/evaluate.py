@@ -184,7 +184,8 @@ def evaluate_flow(repo: str, evaluate_params: dict, promote_params: dict, data_s
             table["generated"], table["static"], table.get("champion"),
             list(gate.metrics), gate.margin, gate.against_static, list(gate.static_floor),
             {k: v for k, v in table.items() if k in evaluation.HELDOUT_COLUMNS}, gate.max_identity,
-            {c: judged[c]["accuracy"] for c in evaluation.HELDOUT_COLUMNS if judged and c in judged})
+            {c: judged[c]["accuracy"] for c in evaluation.HELDOUT_COLUMNS if judged and c in judged}
+            if gate.outside_judge else None)
     promotion = {"promoted": decision.promote, "candidate_version": int(candidate.version),
                  "champion_version_before": int(champion.version) if champion else None,
                  "reasons": decision.reasons}

@@ -298,6 +298,7 @@ class PromoteParams(Section):
     against_static: bool = True  # and these and static_floor be no worse than the static baseline
     static_floor: tuple[str, ...] = ("ssim",)
     max_identity: float | None = 0.45  # median identity distance on the held-out photos; None: not checked
+    outside_judge: bool = True  # the outside judge reads the held-out photos' emotions better than chance
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ from synthtext.face_metrics import IDENTITY_KEPT, FaceJudge, Reference
 from synthtext.geometry import INNER_LIP_PAIRS
 from synthtext.infer import animate, face_frames, generate_frames, paste_back, prepare_face
 from synthtext.life import Life
+from synthtext.liveliness import measure_video as liveliness
 from synthtext.sync_metrics import frechet_distance, inception_features, load_inception, lse
 from synthtext.template import LEFT_EYE, RIGHT_EYE
 
@@ -670,8 +671,6 @@ def lively_photo(result: PhotoResult, face, speech: Speech, model, tools: Instru
                  region: tuple[slice, slice], around: int = 4) -> None:
     """The photo speaking a long speech in NEU with blinks and head motion: its liveliness measures at both
     sizes, and frames of the pasted-back face around the deepest blink and the widest-open mouth."""
-    from synthtext.liveliness import measure_video as liveliness
-
     animation = animate(model.generator, speech.audio, speech.sample_rate, face.crop, "NEU", seed,
                         life=tools.life or Life(), landmarks=face.landmarks)
     pasted = paste_back(animation, face)[:, region[0], region[1]]

@@ -24,6 +24,7 @@ from torch import nn
 
 from synthtext import EMOTIONS
 from synthtext.errors import SynthTextError
+from synthtext.media import iter_frames
 
 FER_CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 """The shipped model's output order (FER2013's class ids)."""
@@ -289,8 +290,6 @@ class OutsideJudge:
 
     def read_video(self, path: str | Path) -> np.ndarray:
         """[T, 6] probabilities over EMOTIONS for each frame of a video file."""
-        from synthtext.media import iter_frames
-
         return self._read(iter_frames(path))
 
     def clip_probabilities(self, frames: np.ndarray, keep: float = 1.0) -> np.ndarray:

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from synthtext import EMOTIONS
+from synthtext.judge import calibrate
+from synthtext.liveliness import measure_reference, reference_clips
 
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 BLINKS_PER_MIN = (10.0, 40.0)
@@ -31,8 +33,6 @@ MOVING_DEG = 0.2  # yaw and pitch "moving": std at least this
 
 def calibration(judge, root: Path = REALDATA) -> dict:
     """The judge on the real actor's six emotions, or why there is no such reading."""
-    from synthtext.judge import calibrate
-
     folder = root / "expressions"
     if not folder.is_dir():
         return {"present": False, "note": f"{folder} is absent: no calibration on real faces in this run"}
@@ -102,8 +102,6 @@ def check_liveliness(measures: dict, real: dict | None) -> dict[str, dict]:
 
 def real_liveliness(root: Path = REALDATA) -> dict | None:
     """The liveliness measures' medians and ranges over the real talking clips, or None without them."""
-    from synthtext.liveliness import measure_reference, reference_clips
-
     if not reference_clips(root):
         return None
     return measure_reference(root)["summary"]

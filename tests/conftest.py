@@ -86,6 +86,17 @@ def aligned_corpus(prefect_server, corpus_dir, tmp_path_factory) -> tuple[Path, 
     return work, json.loads((work / "metrics.json").read_text())
 
 
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory) -> Path:
+    """scikit-image's bundled portrait (a real photo) as a PNG file."""
+    import cv2
+    from skimage import data
+
+    path = tmp_path_factory.mktemp("photo") / "astronaut.png"
+    cv2.imwrite(str(path), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    return path
+
+
 @pytest.fixture(scope="session")
 def dlib_backend():
     from synthtext.landmarks import make_backend

@@ -20,15 +20,6 @@ HAP, NEU, SAD = (EMOTIONS.index(e) for e in ("HAP", "NEU", "SAD"))
 
 
 @pytest.fixture(scope="module")
-def photo(tmp_path_factory) -> Path:
-    from skimage import data
-
-    path = tmp_path_factory.mktemp("photo") / "astronaut.png"
-    cv2.imwrite(str(path), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
-    return path
-
-
-@pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     return save_tiny_generator(tmp_path_factory.mktemp("models") / "generator", seed=0)
 

@@ -21,16 +21,6 @@ SENTENCE = "Don't forget a jacket."
 
 
 @pytest.fixture(scope="module")
-def photo(tmp_path_factory) -> Path:
-    """scikit-image's bundled portrait (a real photo) as a PNG file."""
-    from skimage import data
-
-    path = tmp_path_factory.mktemp("photo") / "astronaut.png"
-    cv2.imwrite(str(path), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
-    return path
-
-
-@pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     """A tiny-profile generator (random weights, fixed seed) saved as the training stages save one."""
     import torch
