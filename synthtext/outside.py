@@ -11,7 +11,8 @@ Targets (issues 26 and 27; ``check``):
   actor minus 0.1; HAP and ANG each read as asked on at least 2 of 3 photos; the asked emotion's
   probability above the same photo's NEU video for every emotion, on average over the photos;
 - liveliness on a long speech (15 s or more): 10-40 blinks a minute, each 100-400 ms; head roll std
-  0.5-3 degrees, yaw and pitch moving; jitter at most the real clips' median.
+  0.5-3 degrees, yaw and pitch moving; jitter at most the real clips' median; where the mouth opens
+  (inner lips >= 0.3 IOD apart) sharpness >= 2, teeth >= 0.1 of it, Lab L <= 50 and a +5..+30.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ BLINKS_PER_MIN = (10.0, 40.0)
 BLINK_MS = (100.0, 400.0)
 ROLL_STD_DEG = (0.5, 3.0)
 MOVING_DEG = 0.2  # yaw and pitch "moving": std at least this
+# The open mouth (frames with the inner lips >= 0.3 IOD apart): sharper than 2 (real median 5.5), teeth
+# in at least a tenth of it, and a dark red inside (real clips: L <= 50, a between +5 and +30).
+MOUTH_SHARPNESS, TEETH_SHARE, MOUTH_L, MOUTH_A = 2.0, 0.1, 50.0, (5.0, 30.0)
 
 
 def calibration(judge, root: Path = REALDATA) -> dict:
@@ -94,6 +98,11 @@ def check_liveliness(measures: dict, real: dict | None) -> dict[str, dict]:
     within("roll_std_deg", measures.get("roll_std_deg"), *ROLL_STD_DEG)
     for name in ("yaw_std_deg", "pitch_std_deg"):
         within(name, measures.get(name), MOVING_DEG, 90.0)
+    if measures.get("open_mouth_frames"):
+        within("mouth_sharpness", measures.get("mouth_sharpness"), MOUTH_SHARPNESS, float("inf"))
+        within("teeth_share", measures.get("teeth_share"), TEETH_SHARE, 1.0)
+        within("mouth_L", measures.get("mouth_L"), 0.0, MOUTH_L)
+        within("mouth_a", measures.get("mouth_a"), *MOUTH_A)
     limit = ((real or {}).get("jitter") or {}).get("median")
     if limit is not None and measures.get("jitter") is not None:
         checks["jitter"] = {"target": limit, "value": measures["jitter"], "pass": measures["jitter"] <= limit}

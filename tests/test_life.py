@@ -111,3 +111,16 @@ def test_the_open_mouth_is_dark_red_with_teeth_under_the_upper_lip():
     closed = np.full((side, side, 3), 170, np.uint8)
     paint_mouth(closed, template(side), 0.0)
     assert (closed == 170).all()
+
+
+def test_liveliness_targets_include_the_open_mouth():
+    from synthtext.outside import check_liveliness
+
+    measures = {"blinks_per_min": 20.0, "blink_ms": [160.0, 200.0], "roll_std_deg": 1.0, "yaw_std_deg": 1.0,
+                "pitch_std_deg": 1.0, "jitter": 0.005, "open_mouth_frames": 12, "mouth_sharpness": 1.5,
+                "teeth_share": 0.3, "mouth_L": 42.0, "mouth_a": 18.0}
+    checks = check_liveliness(measures, {"jitter": {"median": 0.008}})
+    assert all(checks[k]["pass"] for k in ("blinks_per_min", "blink_ms", "roll_std_deg", "jitter", "teeth_share",
+                                           "mouth_L", "mouth_a"))
+    assert not checks["mouth_sharpness"]["pass"]  # 1.5 < 2
+    assert "mouth_L" not in check_liveliness({**measures, "open_mouth_frames": 0}, None)
