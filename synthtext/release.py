@@ -40,10 +40,13 @@ TABLE_START, TABLE_END = "<!-- model-table: start (python -m synthtext.release t
 
 
 def model_hashes(lock: Path) -> dict[str, str]:
-    """Output path -> md5 of every model folder in a ``dvc.lock``."""
+    """Output path -> md5 of every model folder in a ``dvc.lock`` (not the training checkpoints, which
+    also hold state that is not the model's: two clean runs on one machine made the same models and
+    different pretrain_generator checkpoints)."""
     data = yaml.safe_load(lock.read_text()) or {}
     return {out["path"]: out.get("md5", "") for stage in data.get("stages", {}).values()
-            for out in stage.get("outs", []) if str(out.get("path", "")).startswith("models/")}
+            for out in stage.get("outs", []) if str(out.get("path", "")).startswith("models/")
+            and not str(out.get("path", "")).startswith("models/checkpoints")}
 
 
 def _leaves(data, prefix: str = "") -> dict[str, float]:
