@@ -27,9 +27,9 @@ from synthtext.errors import SynthTextError
 from synthtext.files import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
-# Tolerances for figures that machines may differ on: absolute for shares, accuracies and correlations
-# (one video of 36 read differently moves an accuracy by 0.028), relative for the rest.
-TOLERANCE = {"absolute": 0.06, "relative": 0.08}
+# Tolerances for figures that machines may differ on: absolute for accuracies (two of the 18 held-out
+# videos read differently: 0.112), for shares and correlations, relative for the rest.
+TOLERANCE = {"accuracy": 0.12, "absolute": 0.06, "relative": 0.08}
 ABSOLUTE_KEYS = ("accuracy", "sync_r", "identity", "kept", "redetected", "found", "ssim", "share", "lift",
                  "probability", "gt_opening_r")
 SKIPPED_KEYS = ("evaluate_run_id", "candidate_version", "champion_version_before", "blink_ms", "read")
@@ -70,7 +70,8 @@ def compare_metrics(ours: dict, theirs: dict) -> list[str]:
     for key in sorted(a.keys() & b.keys()):
         x, y = a[key], b[key]
         absolute = any(word in key for word in ABSOLUTE_KEYS)
-        limit = TOLERANCE["absolute"] if absolute else TOLERANCE["relative"] * max(abs(y), 1e-9)
+        limit = TOLERANCE["accuracy"] if "accuracy" in key else TOLERANCE["absolute"] if absolute else \
+            TOLERANCE["relative"] * max(abs(y), 1e-9)
         if abs(x - y) > limit + 1e-12:
             problems.append(f"{key}: {x:.4g} here, {y:.4g} committed (tolerance {limit:.3g})")
     return problems
