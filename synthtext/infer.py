@@ -31,7 +31,7 @@ from synthtext.frames import resize_frames
 from synthtext.geometry import similarity, transform_points
 from synthtext.hashing import folder_md5
 from synthtext.landmarks import make_backend
-from synthtext.life import HeadField, Life, close_eyes, life_track
+from synthtext.life import HeadField, Lids, Life, life_track
 from synthtext.models import Generator, ModelConfig
 from synthtext.models.io import load_model
 from synthtext.mouth import paint_mouth
@@ -419,6 +419,7 @@ def move_pixels(animation: Animation, image: np.ndarray, to_net: np.ndarray,
     life = animation.parts["life"].float().cpu().numpy() if "life" in animation.parts else None
     points = animation.points if animation.points is not None else template(side)
     eyes = cv2.transform(points[None].astype(np.float64), cv2.invertAffineTransform(to_net))[0]  # image pixels
+    lids = Lids(image, eyes) if life is not None and life[:, 0].max() > 0 else None
     head = None
     if life is not None and np.abs(life[:, 1:]).max() > 0:
         # the head moves the face in the network's frame: box pixel -> network pixel, displaced there
@@ -462,10 +463,10 @@ def move_pixels(animation: Animation, image: np.ndarray, to_net: np.ndarray,
         warped, filled, base_x, base_y = fields(t)
         map_x = base_x + linear[0, 0] * warped[..., 0] + linear[0, 1] * warped[..., 1]
         map_y = base_y + linear[1, 0] * warped[..., 0] + linear[1, 1] * warped[..., 1]
-        if life is not None:
-            close_eyes(map_x, map_y, eyes, float(life[t, 0]))
         face_px = cv2.remap(image, map_x, map_y, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE)
         face_px = face_px.astype(np.float32)
+        if lids is not None:
+            lids.draw(face_px, map_x, map_y, float(life[t, 0]))
         face_px -= filled  # mask * moved + (1 - mask) * synthesized, in place
         face_px *= warped[..., 2:3]
         face_px += filled

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from synthtext.errors import SynthTextError
-from synthtext.life import HeadField, Life, blink_closure, close_eyes, life_track
+from synthtext.life import HeadField, Lids, Life, blink_closure, life_track
 from synthtext.mouth import paint_mouth
 from synthtext.template import template
 
@@ -76,20 +76,36 @@ def test_the_head_moves_the_face_and_leaves_the_crop_edges_still():
     assert dx[nose[1], nose[0]] > dx[cheek[1], cheek[0]] > 0
 
 
-def test_a_blink_covers_the_eye_with_the_lid_above_it():
+def test_a_blink_covers_the_eye_with_a_lit_lid_and_leaves_a_glasses_rim_still():
     side = 256
     points = template(side)
     ys, xs = np.mgrid[0:side, 0:side].astype(np.float32)
-    map_x, map_y = xs.copy(), ys.copy()
-    close_eyes(map_x, map_y, points, 1.0)
+    skin = np.array([200, 150, 120], np.float32)
+    image = np.empty((side, side, 3), np.float32)
+    image[:] = skin * 0.8  # the socket around the eyes in shadow, the cheeks lit
+    image[int(points[41, 1] + 12):] = skin
+    for eye in (points[36:42], points[42:48]):
+        cv2.fillPoly(image, [eye.round().astype(np.int32)], (40, 30, 30))  # the open eye: dark
     eye = points[36:42].mean(0).round().astype(int)
-    below = np.array([eye[0], int(points[41, 1] + 4)])
-    assert map_y[eye[1], eye[0]] < eye[1] - 2  # the eye's centre now shows skin from above
-    assert map_y[below[1], below[0]] == below[1]  # under the lower lid nothing moves
-    assert np.allclose(map_x, xs, atol=1.0)  # down the face (the template's eye line tilts 2.6 degrees)
-    untouched = xs.copy(), ys.copy()
-    close_eyes(*untouched, points, 0.0)
-    assert np.array_equal(untouched[1], ys)
+    height = float(points[[40, 41], 1].mean() - points[[37, 38], 1].mean())
+    rim = int(round(points[[37, 38], 1].mean() - 2.2 * height))
+    image[rim] = 20  # a glasses rim above the eye
+    image = image.astype(np.uint8)
+    frame = image.astype(np.float32)
+    lids = Lids(image, points)
+    lids.draw(frame, xs, ys, 1.0)
+    assert frame[eye[1], eye[0]].mean() > 130  # the eye's centre is lid skin, lit
+    assert np.array_equal(frame[rim], image[rim].astype(np.float32))  # the rim did not move
+    below = int(points[41, 1] + 0.5 * height + 3)
+    assert np.array_equal(frame[below:], image[below:].astype(np.float32))  # under the lower lid nothing moves
+    half = image.astype(np.float32)
+    lids.draw(half, xs, ys, 0.5)
+    lower = (eye[0], int(round(points[41, 1] - 1)))
+    assert half[lower[1], lower[0]].mean() < 60  # half shut: the lower part of the eye still shows
+    assert half[eye[1] - 2, eye[0]].mean() > 100  # ... the upper part is lid
+    untouched = image.astype(np.float32)
+    lids.draw(untouched, xs, ys, 0.0)
+    assert np.array_equal(untouched, image.astype(np.float32))
 
 
 def test_the_open_mouth_is_dark_red_with_teeth_under_the_upper_lip():
