@@ -9,10 +9,14 @@ face shows, the evaluator's confidence), the warnings for mismatches, or why the
 
 Forms and uploads are read by FastAPI (python-multipart) into the models of ``server_schema``, from which
 ``/openapi.json`` is generated; the jobs, photos and the queue are ``server_service.VideoService``'s.
+
+With tokens (``server_access``) every call but the page, the samples, the voices and ``/api/session`` needs
+``Authorization: Bearer <token>`` (401 without a known one), and each token sees, fetches and deletes only
+its own photos and videos (another's are unknown: 404), an admin token everyone's.
 """
 
-from __future__ import annotations
-
+# (no `from __future__ import annotations`: the routes' annotations name this app's own dependencies, which
+# FastAPI can read only as objects, not as strings resolved in the module)
 import asyncio
 import os
 import queue
@@ -20,16 +24,18 @@ from pathlib import Path
 from typing import Annotated
 
 import torch
-from fastapi import FastAPI, Form, Request
+from fastapi import Depends, FastAPI, Form, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
 from synthtext import tracking
 from synthtext.errors import SynthTextError
+from synthtext.server_access import OPEN, Access, Tokens
 from synthtext.server_model import ModelSource
 from synthtext.server_schema import (
     Job,
@@ -38,11 +44,12 @@ from synthtext.server_schema import (
     PhotoForm,
     Problem,
     Sample,
+    Session,
     VideoForm,
     VideoRequest,
     problems,
 )
-from synthtext.server_service import VideoService
+from synthtext.server_service import TooMany, VideoService
 from synthtext.server_uploads import (
     FORM_FIELDS_BYTES,
     MAX_AUDIO_BYTES,
@@ -79,14 +86,43 @@ def form_kind(request: Request) -> str:
     raise BadInput(NOT_A_FORM, 415)
 
 
+def who_asks(tokens: Tokens | None):
+    """The dependency that says who sent a request: its token's ``Access`` (401 without a known token), or
+    ``OPEN`` on a server without tokens (then the schema declares no security)."""
+    if tokens is None:
+        def everyone() -> Access:
+            return OPEN
+        return everyone
+    bearer = HTTPBearer(auto_error=False, description="a token from the server's --tokens file")
+
+    def token_holder(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Access:
+        if credentials is None:
+            raise HTTPException(401, "this server needs a token: send the header Authorization: Bearer <token>",
+                                headers={"WWW-Authenticate": "Bearer"})
+        access = tokens.find(credentials.credentials)
+        if access is None:
+            raise HTTPException(401, "the token is not one this server knows: ask its admin for yours",
+                                headers={"WWW-Authenticate": "Bearer"})
+        return access
+    return token_holder
+
+
 def create_app(model: str = tracking.CHAMPION_URI, folder: str | Path = "data/app", repo: str | Path = ".",
-               workers: int = 1, queue_size: int = 8, voices: dict[str, str | None] | None = None) -> FastAPI:
-    """The FastAPI app; its workers start and stop with the app's lifespan."""
+               workers: int = 1, queue_size: int = 8, voices: dict[str, str | None] | None = None,
+               tokens: Tokens | None = None, keep_days: float | None = None, max_disk_gb: float | None = None,
+               max_queued: int | None = None) -> FastAPI:
+    """The FastAPI app; its workers start and stop with the app's lifespan. With ``tokens`` each call needs
+    a bearer token and sees only its owner's jobs; ``keep_days`` and ``max_disk_gb`` delete old videos;
+    ``max_queued`` caps the jobs one token may have waiting or running."""
     repo = Path(repo).resolve()
     # The workers share the cores: each job's network gets its share of them (one worker: all of them;
     # more threads than cores make every job slower).
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
-    service = VideoService(ModelSource(model, repo), Path(folder), workers, queue_size, voices)
+    service = VideoService(ModelSource(model, repo), Path(folder), workers, queue_size, voices, max_queued,
+                           keep_days, max_disk_gb)
+    who = who_asks(tokens)
+    Who = Annotated[Access, Depends(who)]
+    locked = problems(401) if tokens else {}  # the statuses of calls that need a token
     service.models.current()  # a missing model or alias is said now, not at the first request
 
     async def lifespan(app: FastAPI):
@@ -145,9 +181,24 @@ def create_app(model: str = tracking.CHAMPION_URI, folder: str | Path = "data/ap
     def list_voices() -> list[str]:
         return list(service.voices)
 
-    @app.post("/api/photos", status_code=201, responses=problems(404, 413, 415, 422),
+    @app.get("/api/session", summary="Whether this server needs a token and, given one, whose it is",
+             responses=problems(401))
+    def session(request: Request) -> Session:
+        if tokens is None:
+            return Session(auth=False, user=None, admin=False)
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if not token:
+            return Session(auth=True, user=None, admin=False)
+        access = tokens.find(token.strip()) if scheme.lower() == "bearer" else None
+        if access is None:
+            raise HTTPException(401, "the token is not one this server knows: ask its admin for yours",
+                                headers={"WWW-Authenticate": "Bearer"})
+        return Session(auth=True, user=access.name, admin=access.admin)
+
+    @app.post("/api/photos", status_code=201, responses={**locked, **problems(404, 413, 415, 422)},
               summary="Upload a photo (or pick a sample): its id and the aligned face, or why there is none")
-    async def add_photo(request: Request, form: Annotated[PhotoForm, Form(media_type=FORMS[0])]) -> Photo:
+    async def add_photo(request: Request, form: Annotated[PhotoForm, Form(media_type=FORMS[0])],
+                        access: Who) -> Photo:
         if form_kind(request) != "form":
             raise BadInput(NOT_A_FORM, 415)
         if form.sample:
@@ -157,22 +208,30 @@ def create_app(model: str = tracking.CHAMPION_URI, folder: str | Path = "data/ap
             data = found.read_bytes()
         else:
             data = await form.image.read() if form.image else b""
-        return (await run_in_threadpool(service.add_photo, data))
+        return await run_in_threadpool(service.uploads.add_photo, data, access)
 
     @app.get("/api/photos/{photo_id}/face", summary="The aligned face of an uploaded photo (PNG)",
-             response_class=FileResponse, responses={200: {"content": {"image/png": {}}}, **problems(404)})
-    def photo_face(photo_id: str) -> FileResponse:
-        service.photo_path(photo_id)
+             response_class=FileResponse, responses={200: {"content": {"image/png": {}}}, **locked, **problems(404)})
+    def photo_face(photo_id: str, access: Who) -> FileResponse:
+        service.uploads.photo_path(photo_id, access)
         return FileResponse(service.photos / f"{photo_id}.face.png", media_type="image/png")
+
+    @app.delete("/api/photos/{photo_id}", status_code=204, response_class=Response,
+                responses={**locked, **problems(404, 409)},
+                summary="Delete an uploaded photo and its face (409 while a video being made uses it)")
+    def delete_photo(photo_id: str, access: Who) -> Response:
+        service.delete_photo(photo_id, access)
+        return Response(status_code=204)
 
     @app.post("/api/videos", status_code=202, openapi_extra=JSON_VIDEO,
               responses={202: {"headers": {"Location": {"schema": {"type": "string"},
                                                         "description": "the job's URL"}}},
-                         **problems(404, 413, 415, 422),
+                         **locked, **problems(404, 413, 415, 422),
                          429: {"model": Problem, "headers": {"Retry-After": {"schema": {"type": "integer"}}}}},
               summary="Ask for a video from text (emotion tags allowed) or a recording: 202 and the job "
-                      "(identical requests share one job); 429 when the queue is full")
-    async def add_video(request: Request, form: Annotated[VideoForm, Form(media_type=FORMS[0])]) -> NewJob:
+                      "(identical requests share one job); 429 when the queue, or this token's share of it, is full")
+    async def add_video(request: Request, form: Annotated[VideoForm, Form(media_type=FORMS[0])],
+                        access: Who) -> NewJob:
         image, audio = form.image, form.audio
         if form_kind(request) == "json":
             try:
@@ -190,51 +249,61 @@ def create_app(model: str = tracking.CHAMPION_URI, folder: str | Path = "data/ap
         recording = {"recording": None, "new": False}
         image_data = await image.read() if image else b""
         if image_data:
-            photo = await run_in_threadpool(service.add_photo, image_data)
+            photo = await run_in_threadpool(service.uploads.add_photo, image_data, access)
         try:
             if audio and (audio.filename or audio.size):  # a file input left empty sends neither
-                recording = await run_in_threadpool(service.add_recording, await audio.read(), audio.filename)
-            record, new = await run_in_threadpool(service.submit, fields, photo["photo"], recording["recording"])
-        except (BadInput, queue.Full) as exc:
+                recording = await run_in_threadpool(service.uploads.add_recording, await audio.read(),
+                                                    audio.filename, access)
+            record, new = await run_in_threadpool(service.submit, fields, photo["photo"], recording["recording"],
+                                                  access)
+        except (BadInput, queue.Full, TooMany) as exc:
             if photo["new"]:  # a refused request keeps nothing
-                service.forget_photo(photo["photo"])
+                service.uploads.forget_photo(photo["photo"])
             if recording["new"]:
-                service.forget_recording(recording["recording"])
+                service.uploads.forget_recording(recording["recording"])
             if isinstance(exc, BadInput):
                 raise
-            return JSONResponse({"detail": "the queue is full: try again later"}, status_code=429,
+            return JSONResponse({"detail": str(exc) or "the queue is full: try again later"}, status_code=429,
                                 headers={"Retry-After": str(service.retry_after())})
         shown = service.public(record)
         shown["shared"] = not new
         return JSONResponse(shown, status_code=202, headers={"Location": shown["url"]})
 
-    @app.get("/api/videos", summary="Every job, newest first (the gallery)")
-    def list_videos() -> list[Job]:
-        return service.listing()
+    @app.get("/api/videos", summary="Every job of this token (of all, for an admin), newest first (the gallery)",
+             responses=locked)
+    def list_videos(access: Who) -> list[Job]:
+        return service.listing(access)
 
-    @app.get("/api/videos/{job_id}", responses=problems(404),
+    @app.get("/api/videos/{job_id}", responses={**locked, **problems(404)},
              summary="A job: status, step, progress, error, inputs, model version; when done its segments with the "
                      "emotion each asked for and the one the face shows (the self-check), the warnings for "
                      "mismatches, or why the check was skipped")
-    def get_video(job_id: str) -> Job:
-        return service.public(service.get(job_id))
+    def get_video(job_id: str, access: Who) -> Job:
+        return service.public(service.get(job_id, access))
+
+    @app.delete("/api/videos/{job_id}", status_code=204, response_class=Response,
+                responses={**locked, **problems(404, 409)},
+                summary="Delete a job and its video; a queued job is taken off the queue (409 while it is made)")
+    def delete_video(job_id: str, access: Who) -> Response:
+        service.delete(job_id, access)
+        return Response(status_code=204)
 
     @app.get("/api/videos/{job_id}/video", summary="The finished mp4", response_class=FileResponse,
-             responses={200: {"content": {"video/mp4": {}}}, **problems(404, 409)})
-    def video_file(job_id: str, download: bool = False) -> FileResponse:
-        record = service.get(job_id)
+             responses={200: {"content": {"video/mp4": {}}}, **locked, **problems(404, 409)})
+    def video_file(job_id: str, access: Who, download: bool = False) -> FileResponse:
+        record = service.get(job_id, access)
         if record["status"] != "done":
             raise BadInput(f"video {job_id} is {record['status']}, not done", 409)
         return FileResponse(service.videos / f"{job_id}.mp4", media_type="video/mp4",
                             filename=f"synthtext-{job_id}.mp4" if download else None)
 
     @app.get("/api/model", summary="The model new jobs use: name, version, alias, evaluation figures",
-             responses=problems(503))
-    def model_info() -> dict:
+             responses={**locked, **problems(503)})
+    def model_info(access: Who) -> dict:
         return service.models.describe()
 
-    @app.get("/api/model/lineage", summary="The `synthtext lineage` record of the model in use")
-    def model_lineage() -> dict:
+    @app.get("/api/model/lineage", summary="The `synthtext lineage` record of the model in use", responses=locked)
+    def model_lineage(access: Who) -> dict:
         try:
             return service.models.lineage()
         except SynthTextError as exc:

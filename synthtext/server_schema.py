@@ -76,6 +76,12 @@ class Photo(BaseModel):
     warning: str | None = None
 
 
+class Session(BaseModel):
+    auth: bool = Field(description="whether calls need Authorization: Bearer <token>")
+    user: str | None = Field(description="the name of the token sent, if one was")
+    admin: bool = Field(description="whether that token sees every owner's photos and videos")
+
+
 class Sample(BaseModel):
     name: str
     url: str

@@ -4,7 +4,11 @@ Every video is a ``synthtext.videojobs`` job run by ``make_video_safely``, the s
 ``synthtext generate``. Jobs wait in a bounded queue (full: 429 with Retry-After) and run in a pool of
 worker threads that share one loaded model (as ``generate-batch`` does). The model reference is resolved
 again for each new job, and every job records the version that made it. A job's id is its inputs hash
-(``videojobs.job_key``), so identical requests share one render.
+(``videojobs.job_key``), with its owner's name on a server with tokens, so identical requests of one owner
+share one render and never another owner's. Each owner may have ``max_queued`` jobs waiting or running.
+
+Retention (``keep_days``, ``max_disk_gb``) deletes finished jobs, oldest first, never a queued or running one:
+at start, after each job and every ten minutes.
 
 Everything lies in one folder: ``photos/`` (uploads under server-made names, and their aligned faces),
 ``recordings/`` (uploaded speech, under server-made names), ``videos/`` (``<id>.mp4``, ``.wav``, ``.json``,
@@ -16,33 +20,22 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import queue
 import re
 import threading
 import time
 from pathlib import Path
 
-import cv2
-
 from synthtext import parse_emotion
 from synthtext.errors import SynthTextError
 from synthtext.files import write_json_atomic
-from synthtext.infer import prepare_face
-from synthtext.landmarks import make_backend
 from synthtext.markup import parse_intensity, starts_with_tag
-from synthtext.media import load_speech
+from synthtext.server_access import OPEN, Access
 from synthtext.server_model import ModelSource
 from synthtext.server_schema import VideoRequest
-from synthtext.server_uploads import (
-    FORMATS,
-    MAX_AUDIO_SECONDS,
-    MAX_TEXT_CHARS,
-    BadInput,
-    check_image,
-    json_file,
-    recording_suffix,
-    write_atomic,
-)
+from synthtext.server_store import Uploads
+from synthtext.server_uploads import MAX_TEXT_CHARS, BadInput, json_file
 from synthtext.videojobs import (
     Job,
     Options,
@@ -56,9 +49,8 @@ from synthtext.videojobs import (
 )
 
 STEPS = ("tts", "face", "generate", "encode")
-PHOTO_ID = re.compile(r"^[0-9a-f]{32}$")
 JOB_ID = re.compile(r"^[0-9a-f]{24}$")
-RECORDING_ID = re.compile(r"^[0-9a-f]{32}\.[a-z0-9]{2,5}$")
+PENDING = ("queued", "running")
 INTERRUPTED = "interrupted: the server stopped before this video was finished; submit it again"
 
 
@@ -66,24 +58,26 @@ class VideoService:
     """Photos, the job index, the queue and the workers; everything kept under ``folder``."""
 
     def __init__(self, models: ModelSource, folder: Path, workers: int = 1, queue_size: int = 8,
-                 voices: dict[str, str | None] | None = None):
+                 voices: dict[str, str | None] | None = None, max_queued: int | None = None,
+                 keep_days: float | None = None, max_disk_gb: float | None = None):
         if workers < 1 or queue_size < 1:
             raise SynthTextError("--workers and the queue size must be at least 1")
         self.models, self.folder, self.workers = models, Path(folder), workers
+        self.uploads = Uploads(self.folder, models, self.in_use)
         self.photos, self.videos = self.folder / "photos", self.folder / "videos"
         self.recordings = self.folder / "recordings"
+        self.max_queued, self.keep_days, self.max_disk_gb = max_queued, keep_days, max_disk_gb
         self.voices = voices or {"default": None}
         self.queue: queue.Queue[str | None] = queue.Queue(maxsize=queue_size)
         self.jobs: dict[str, dict] = {}
         self.lock, self.saving = threading.Lock(), threading.Lock()
         self.engines: dict[str | None, object] = {}
-        self.backends: dict[tuple, object] = {}
-        self.backend_lock, self.upload_lock = threading.Lock(), threading.Lock()
+        self.sweeping = threading.Event()
         self.seconds_per_job = 5.0  # a first guess for Retry-After, then the running mean
         self.threads: list[threading.Thread] = []
-        for sub in (self.photos, self.videos, self.recordings):
-            sub.mkdir(parents=True, exist_ok=True)
+        self.videos.mkdir(parents=True, exist_ok=True)
         self._recover()
+        self.sweep()
 
     # ---- lifetime
 
@@ -113,15 +107,23 @@ class VideoService:
             thread = threading.Thread(target=self._work, name=f"video-worker-{number}", daemon=True)
             thread.start()
             self.threads.append(thread)
+        if self.keep_days or self.max_disk_gb:
+            self.sweeping.clear()
+            threading.Thread(target=self._sweep_now_and_then, name="retention", daemon=True).start()
+
+    def _sweep_now_and_then(self) -> None:
+        while not self.sweeping.wait(600):
+            self.sweep()
 
     def stop(self) -> None:
         """Finish the running jobs; the waiting ones fail as interrupted (they can be submitted again)."""
+        self.sweeping.set()
         while True:
             try:
                 job_id = self.queue.get_nowait()
             except queue.Empty:
                 break
-            if job_id is not None:
+            if job_id is not None and self.jobs.get(job_id, {}).get("status") == "queued":
                 self._update(job_id, status="failed", error=INTERRUPTED, step=None, finished=time.time())
         for _ in self.threads:
             self.queue.put(None)
@@ -135,105 +137,13 @@ class VideoService:
                 records = [dict(r) for r in sorted(self.jobs.values(), key=lambda r: r["created"])]
             write_json_atomic(self.folder / "index.json", {"jobs": records})
 
-    # ---- photos
-
-    def add_photo(self, data: bytes) -> dict:
-        """Keep a photo under its hash, with its aligned face as PNG; refused if no face is found."""
-        suffix = check_image(data)
-        photo_id = hashlib.md5(data).hexdigest()
-        path = self.photos / f"{photo_id}{suffix}"
-        face_png = self.photos / f"{photo_id}.face.png"
-        if path.is_file() and face_png.is_file():
-            return {**self.photo_info(photo_id), "new": False}
-        write_atomic(path, data)
-        try:
-            _, model = self.models.current()
-            with self.upload_lock:  # uploads share one landmark backend
-                face = prepare_face(path, model.preprocess, self._backend(model.preprocess, "upload"))
-        except SynthTextError as exc:
-            path.unlink(missing_ok=True)
-            raise BadInput(str(exc).replace(str(path), "the photo")) from exc
-        _, png = cv2.imencode(".png", cv2.cvtColor(face.crop, cv2.COLOR_RGB2BGR))
-        write_atomic(face_png, png.tobytes())
-        write_json_atomic(self.photos / f"{photo_id}.meta.json", {
-            "faces": face.faces, "width": int(face.image.shape[1]), "height": int(face.image.shape[0])})
-        return {**self.photo_info(photo_id), "new": True}
-
-    def _backend(self, preprocess: dict, owner: str):
-        """A landmark backend per worker (and one for uploads), loaded once: dlib's predictor takes a second."""
-        key = (owner, preprocess["landmark_backend"], int(preprocess.get("detect_upsample", 1)))
-        with self.backend_lock:
-            if key not in self.backends:
-                self.backends[key] = make_backend(*key[1:])
-            return self.backends[key]
-
-    def forget_photo(self, photo_id: str) -> None:
-        """Remove a photo that no job uses (one that came with a refused request)."""
-        with self.lock:
-            if any(r["inputs"]["photo"] == photo_id for r in self.jobs.values()):
-                return
-        for path in self.photos.glob(f"{photo_id}.*"):
-            path.unlink(missing_ok=True)
-
-    def photo_path(self, photo_id: str) -> Path:
-        if not PHOTO_ID.match(photo_id or ""):
-            raise BadInput(f"unknown photo {photo_id!r}: upload it first (POST /api/photos)", 404)
-        found = [p for p in self.photos.glob(f"{photo_id}.*") if p.suffix in FORMATS.values()
-                 and not p.name.endswith(".face.png")]
-        if not found or not (self.photos / f"{photo_id}.face.png").is_file():
-            raise BadInput(f"unknown photo {photo_id!r}: upload it first (POST /api/photos)", 404)
-        return found[0]
-
-    def photo_info(self, photo_id: str) -> dict:
-        self.photo_path(photo_id)
-        meta = json_file(self.photos / f"{photo_id}.meta.json")
-        return {"photo": photo_id, **meta, "face_url": f"/api/photos/{photo_id}/face",
-                "warning": f"{meta['faces']} faces in the photo; the largest is used" if meta["faces"] > 1 else None}
-
-    # ---- recordings
-
-    def add_recording(self, data: bytes, filename: str | None) -> dict:
-        """Keep an uploaded recording under its hash (and its format's suffix), checked: one ffmpeg
-        decodes, with sound in it, at most ``MAX_AUDIO_SECONDS`` long. Returns its id and whether it is new."""
-        suffix = recording_suffix(filename, data)
-        recording_id = f"{hashlib.md5(data).hexdigest()}{suffix}"
-        path = self.recordings / recording_id
-        new = not path.is_file()
-        if new:
-            write_atomic(path, data)
-        try:
-            audio, rate = load_speech(path)
-        except SynthTextError as exc:
-            if new:
-                self.forget_recording(recording_id)
-            raise BadInput(str(exc).replace(f"audio file {path}", "the recording").replace(str(path),
-                                                                                           "the recording")) from exc
-        if len(audio) > MAX_AUDIO_SECONDS * rate:
-            if new:
-                self.forget_recording(recording_id)
-            raise BadInput(f"the recording lasts {len(audio) / rate:.0f} s; at most {MAX_AUDIO_SECONDS} s are "
-                           "accepted", 413)
-        return {"recording": recording_id, "seconds": round(len(audio) / rate, 3), "new": new}
-
-    def forget_recording(self, recording_id: str) -> None:
-        """Remove a recording that no job uses (one that came with a refused request)."""
-        with self.lock:
-            if any(r["inputs"].get("audio") == recording_id for r in self.jobs.values()):
-                return
-        if RECORDING_ID.match(recording_id or ""):
-            (self.recordings / recording_id).unlink(missing_ok=True)
-
-    def recording_path(self, recording_id: str) -> Path:
-        path = self.recordings / recording_id if RECORDING_ID.match(recording_id or "") else None
-        if path is None or not path.is_file():
-            raise BadInput(f"unknown recording {recording_id!r}: send it with the request", 404)
-        return path
-
     # ---- jobs
 
-    def submit(self, request: VideoRequest, photo_id: str, recording_id: str | None = None) -> tuple[dict, bool]:
+    def submit(self, request: VideoRequest, photo_id: str, recording_id: str | None = None,
+               access: Access = OPEN) -> tuple[dict, bool]:
         """Validate a request, then queue it, or share the job with the same inputs. Returns (record, new).
-        The text may carry emotion tags; with a recording (``recording_id``) there is no text."""
+        The text may carry emotion tags; with a recording (``recording_id``) there is no text. Raises
+        ``queue.Full`` when the queue is full, ``TooMany`` when the owner has ``max_queued`` jobs pending."""
         text = request.text
         if recording_id and text.strip():
             if "[" in text or "]" in text:
@@ -257,8 +167,8 @@ class VideoService:
         if voice not in self.voices:
             raise BadInput(f"unknown voice {voice!r}: use one of {', '.join(self.voices)}")
         speed, seed, paste_back = request.speed, request.seed, bool(request.paste_back)
-        photo = self.photo_path(photo_id)
-        audio = self.recording_path(recording_id) if recording_id else None
+        photo = self.uploads.photo_path(photo_id, access)
+        audio = self.uploads.recording_path(recording_id) if recording_id else None
         if audio:  # a recording is spoken already: no voice, no speed (the same recording shares one job)
             voice, speed = None, 1.0
         about, model = self.models.current()
@@ -270,8 +180,10 @@ class VideoService:
         except SynthTextError as exc:
             raise BadInput(self._hide_paths(str(exc), photo, audio)) from exc
         key = job_key(job, options, model.md5)
-        job_id = key[:24]
-        record = {"id": job_id, "key": key, "status": "queued", "step": None, "progress": 0.0, "error": None,
+        owned = key if access.name is None else hashlib.sha256(f"{access.name}\n{key}".encode()).hexdigest()
+        job_id = owned[:24]  # (without tokens: the inputs hash, as `synthtext generate` records it)
+        record = {"id": job_id, "key": key, "owner": access.name, "status": "queued", "step": None, "progress": 0.0,
+                  "error": None,
                   "created": time.time(), "started": None, "finished": None, "times": None, "seconds": None,
                   "segments": None, "warnings": None, "self_check": None,
                   "inputs": {"photo": photo_id, "text": job.text, "audio": recording_id, "emotions": job.emotions,
@@ -283,6 +195,10 @@ class VideoService:
             existing = self.jobs.get(job_id)
             if existing and existing["status"] in ("queued", "running", "done"):
                 return existing, False
+            pending = sum(r.get("owner") == access.name and r["status"] in PENDING for r in self.jobs.values())
+            if access.name is not None and self.max_queued and pending >= self.max_queued:
+                raise TooMany(f"you have {pending} videos waiting or being made, the most one token may have: "
+                              "wait for one to finish")
             self.jobs[job_id] = record
         try:
             self.queue.put_nowait(job_id)
@@ -310,15 +226,17 @@ class VideoService:
         inputs = record["inputs"]
         audio = inputs.get("audio")
         # (a record from before head motion and blinks were settings was still: neither)
-        return Job(image=str(self.photo_path(inputs["photo"])), text=inputs["text"], emotions=inputs["emotions"],
+        return Job(image=str(self.uploads.photo_path(inputs["photo"])), text=inputs["text"],
+                   emotions=inputs["emotions"],
                    out=str(self.videos / f"{record['id']}.mp4"), intensity=inputs["intensity"],
                    voice=None if audio else self.voices.get(inputs["voice"]),
-                   audio=str(self.recording_path(audio)) if audio else None,
+                   audio=str(self.uploads.recording_path(audio)) if audio else None,
                    head_motion=inputs.get("head_motion", 0.0), blinks=inputs.get("blinks", False))
 
     def _update(self, job_id: str, save: bool = True, **changes) -> None:
         with self.lock:
-            self.jobs[job_id].update(changes)
+            if job_id in self.jobs:  # (a queued job may have been deleted)
+                self.jobs[job_id].update(changes)
         if save:
             self._save()
 
@@ -329,11 +247,16 @@ class VideoService:
             except Exception as exc:  # a bug or a broken machine: this job fails with the reason, the server goes on
                 self._update(job_id, status="failed", error=f"{type(exc).__name__}: {exc}", step=None,
                              finished=time.time())
+            if self.keep_days or self.max_disk_gb:
+                self.sweep()
 
     def _run(self, job_id: str) -> None:
         with self.lock:
+            if self.jobs.get(job_id, {}).get("status") != "queued":  # deleted while it waited
+                return
+            self.jobs[job_id].update(status="running", started=time.time())
             record = dict(self.jobs[job_id])
-        self._update(job_id, status="running", started=time.time())
+        self._save()
         inputs = record["inputs"]
         options = Options(speed=inputs["speed"], seed=inputs["seed"], paste_back=inputs["paste_back"])
         job = self._job(record)
@@ -349,7 +272,7 @@ class VideoService:
                       "self_check": side.get("self_check"), "warnings": side.get("warnings", [])}
         else:
             engine = None if job.audio else engine_for(self.engines, job.voice, options)  # a recording needs no voice
-            backend = self._backend(model.preprocess, threading.current_thread().name)
+            backend = self.uploads.backend(model.preprocess, threading.current_thread().name)
             result = make_video_safely(job, model, engine, options, record["key"], progress, backend)
         finished = time.time()
         if result["status"] == "ok":
@@ -370,14 +293,107 @@ class VideoService:
         shown["face_url"] = f"/api/photos/{record['inputs']['photo']}/face"
         return shown
 
-    def get(self, job_id: str) -> dict:
+    def get(self, job_id: str, access: Access = OPEN) -> dict:
+        """A job its owner (or an admin) may see; any other is unknown (404), as one that does not exist."""
         with self.lock:
-            record = self.jobs.get(job_id) if JOB_ID.match(job_id) else None
-            if record is None:
-                raise BadInput(f"no video job {job_id!r}", 404)
-            return dict(record)
+            return dict(self.get_locked(job_id, access))
 
-    def listing(self) -> list[dict]:
+    def listing(self, access: Access = OPEN) -> list[dict]:
         with self.lock:
-            records = sorted(self.jobs.values(), key=lambda r: r["created"], reverse=True)
+            records = sorted((r for r in self.jobs.values() if access.sees(r.get("owner"))),
+                             key=lambda r: r["created"], reverse=True)
         return [self.public(dict(r)) for r in records]
+
+    def in_use(self, kind: str, upload_id: str) -> bool:
+        """Whether a job uses the photo (``kind`` photo) or the recording (``audio``)."""
+        with self.lock:
+            return any(r["inputs"].get(kind) == upload_id for r in self.jobs.values())
+
+    # ---- deleting
+
+    def delete(self, job_id: str, access: Access = OPEN) -> None:
+        """Delete a job and its video; a queued one is taken off the queue; a running one is refused (409)."""
+        with self.lock:
+            record = self.get_locked(job_id, access)
+            if record["status"] == "running":
+                raise BadInput(f"video {job_id} is being made: delete it when it is done", 409)
+            del self.jobs[job_id]
+        self._remove_files(job_id)
+        self._save()
+
+    def get_locked(self, job_id: str, access: Access) -> dict:
+        record = self.jobs.get(job_id) if JOB_ID.match(job_id) else None
+        if record is None or not access.sees(record.get("owner")):
+            raise BadInput(f"no video job {job_id!r}", 404)
+        return record
+
+    def delete_photo(self, photo_id: str, access: Access = OPEN) -> None:
+        """Delete a photo and its face; refused (409) while a queued or running job uses it."""
+        self.uploads.photo_path(photo_id, access)
+        with self.lock:
+            if any(r["inputs"]["photo"] == photo_id and r["status"] in PENDING for r in self.jobs.values()):
+                raise BadInput(f"photo {photo_id} is used by a video being made: delete it when that is done", 409)
+        for path in self.photos.glob(f"{photo_id}.*"):
+            path.unlink(missing_ok=True)
+
+    def _remove_files(self, job_id: str) -> None:
+        for suffix in (".json", ".mp4", ".wav"):  # the sidecar first: without it a video is not done
+            (self.videos / f"{job_id}{suffix}").unlink(missing_ok=True)
+
+    def sweep(self) -> list[str]:
+        """Retention: delete finished jobs older than ``keep_days`` (and uploads no job uses, as old), then the
+        oldest finished jobs while the folder holds more than ``max_disk_gb``. Returns the deleted job ids."""
+        if not (self.keep_days or self.max_disk_gb):
+            return []
+        now, deleted = time.time(), []
+        with self.lock:
+            finished = sorted((r for r in self.jobs.values() if r["status"] not in PENDING),
+                              key=lambda r: r.get("finished") or r["created"])
+        if self.keep_days:
+            cutoff = now - self.keep_days * 86400
+            deleted += [r["id"] for r in finished if (r.get("finished") or r["created"]) < cutoff]
+            self._forget(deleted)
+            for face in self.photos.glob("*.face.png"):
+                if face.stat().st_mtime < cutoff:
+                    self.uploads.forget_photo(face.name.removesuffix(".face.png"))
+            for recording in self.recordings.iterdir():
+                if recording.stat().st_mtime < cutoff:
+                    self.uploads.forget_recording(recording.name)
+        if self.max_disk_gb:
+            limit, left = self.max_disk_gb * 2**30, [r for r in finished if r["id"] not in deleted]
+            while left and folder_bytes(self.folder) > limit:
+                record = left.pop(0)
+                self._forget([record["id"]])
+                self.uploads.forget_photo(record["inputs"]["photo"])
+                if record["inputs"].get("audio"):
+                    self.uploads.forget_recording(record["inputs"]["audio"])
+                deleted.append(record["id"])
+        return deleted
+
+    def _forget(self, job_ids: list[str]) -> None:
+        if not job_ids:
+            return
+        with self.lock:
+            for job_id in job_ids:
+                if self.jobs.get(job_id, {}).get("status") not in PENDING:  # (resubmitted since: kept)
+                    self.jobs.pop(job_id, None)
+        for job_id in job_ids:
+            if job_id not in self.jobs:
+                self._remove_files(job_id)
+        self._save()
+
+
+class TooMany(Exception):
+    """An owner asked for more videos than one may have waiting or running."""
+
+
+def folder_bytes(folder: Path) -> int:
+    """The bytes of the files under ``folder``."""
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.stat(os.path.join(root, name)).st_size
+            except FileNotFoundError:  # removed meanwhile
+                pass
+    return total

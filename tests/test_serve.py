@@ -5,6 +5,7 @@ a killed server, and the page in a real headless Chromium."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -591,3 +592,79 @@ def test_the_page_in_headless_chromium(model_dir, tmp_path):
         browser.wait(timeout=30)
         server.should_exit = True
         thread.join(timeout=30)
+
+
+@contextlib.contextmanager
+def browser_on(app, tmp_path: Path):
+    """The app served on a free port and a headless Chromium driven over DevTools: yields (page, base URL)."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    profile = tmp_path / "chromium-profile"
+    browser = subprocess.Popen([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                                "--remote-debugging-port=0", f"--user-data-dir={profile}", "--window-size=1280,1500",
+                                "--autoplay-policy=no-user-gesture-required", "about:blank"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        end = time.monotonic() + 60
+        while not (profile / "DevToolsActivePort").is_file() or not server.started:
+            assert time.monotonic() < end and browser.poll() is None, "Chromium or the server did not start"
+            time.sleep(0.2)
+        devtools_port = (profile / "DevToolsActivePort").read_text().split()[0]
+        targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{devtools_port}/json/list").read())
+        page = DevTools(next(t for t in targets if t["type"] == "page")["webSocketDebuggerUrl"])
+        page("Page.enable")
+        yield page, f"http://127.0.0.1:{port}"
+    finally:
+        browser.terminate()
+        browser.wait(timeout=30)
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium: install it to run the browser test "
+                    "(Debian/Ubuntu: apt-get install -y chromium)")
+def test_the_page_asks_for_the_token_once(model_dir, tmp_path):
+    from synthtext.server import create_app
+    from synthtext.server_access import Tokens
+
+    token = "ann-token-0123456789abcdef"
+    app = create_app(str(model_dir), tmp_path / "app", REPO, tokens=Tokens.parse(f"ann:{token}", "tokens"))
+    with browser_on(app, tmp_path) as (page, base):
+        page("Page.navigate", url=f"{base}/")
+        page.wait("document.readyState === 'complete' && !document.getElementById('token-form').hidden")
+        assert page.js("document.getElementById('gallery').textContent") == ""  # nothing shown without a token
+
+        def enter(value: str) -> None:
+            page.js(f"document.getElementById('token').value = {json.dumps(value)};"
+                    " document.getElementById('token-form').requestSubmit()")
+
+        enter("not-a-token-0123456789")
+        page.wait("document.getElementById('token-error').textContent.includes('not one this server knows')")
+        enter(token)
+        page.wait("document.getElementById('token-form').hidden"
+                  " && document.getElementById('user').textContent === 'signed in as ann'")
+        assert page.js(f"sessionStorage.getItem('synthtext-token') === {json.dumps(token)}")
+        page("Page.reload")  # asked once: the tab keeps it
+        page.wait("document.readyState === 'complete' && document.getElementById('user').textContent !== ''"
+                  " && document.querySelectorAll('#samples button').length > 0")
+        assert page.js("document.getElementById('token-form').hidden")
+        page.js("document.querySelector('#samples button[data-sample=\"official_obama.jpg\"]').click()")
+        page.wait("(() => { const face = document.getElementById('face');"
+                  " return face.src.startsWith('blob:') && face.complete && face.naturalWidth === 128 })()")
+        page.js("document.getElementById('text').value = 'Hello with a token.';"
+                " document.getElementById('text').dispatchEvent(new Event('input'));"
+                " document.getElementById('submit').click()")
+        page.wait("document.getElementById('status').textContent.startsWith('Done')")
+        state = page.wait("(() => { const v = document.getElementById('player');"
+                          " return v.readyState >= 2 && v.duration > 0 ? [v.src, v.duration] : null })()")
+        assert state[0].startswith("blob:") and page.js("document.getElementById('download').href").startswith("blob:")
+        page.wait("document.querySelectorAll('#gallery .card img[src^=\"blob:\"]').length === 1")
+        page.js("document.getElementById('delete').click()")
+        page.wait("document.getElementById('status').textContent === 'Deleted.'"
+                  " && document.getElementById('gallery').textContent === 'No videos yet.'")
+    assert not list((tmp_path / "app" / "videos").glob("*.mp4"))

@@ -2,6 +2,9 @@
 // The page: upload or pick a photo (its aligned face is shown, or why there is none), choose the words
 // (emotion tags allowed) or a recording, the emotion and options, follow the job's steps, play the video
 // and show its self-check (each segment's emotion asked for and shown); the gallery and the model panel.
+// On a server with tokens (GET /api/session says so) the page asks for the token once, keeps it in this
+// tab (sessionStorage) and sends it with every call; faces and videos are then fetched with it and shown
+// from blob URLs, since an <img> or <video> cannot send the header itself.
 
 const $ = (id) => document.getElementById(id);
 const STEPS = ["queued", "tts", "face", "generate", "encode"];
@@ -10,18 +13,83 @@ let photoId = null;
 let recording = null;  // a File: recorded speech instead of the text
 let emotion = "HAP";
 let watching = null;
+const TOKEN_KEY = "synthtext-token";
+let auth = false;  // whether the server needs a token
+let token = sessionStorage.getItem(TOKEN_KEY);
+const blobs = new Map();  // path -> blob URL of a face or video fetched with the token
+
+function withToken(options) {
+  const headers = {...((options && options.headers) || {})};
+  if (token) headers.Authorization = `Bearer ${token}`;
+  return {...(options || {}), headers};
+}
 
 async function api(path, options) {
-  const response = await fetch(path, options);
+  const response = await fetch(path, withToken(options));
   let body = null;
   try { body = await response.json(); } catch (e) { body = null; }
   if (!response.ok) {
     let detail = body && body.detail ? body.detail : response.statusText;
     if (typeof detail !== "string") detail = JSON.stringify(detail);
     if (response.status === 429) detail += ` (retry in ${response.headers.get("Retry-After")} s)`;
+    if (response.status === 401) askToken(detail);
     throw new Error(detail);
   }
   return body;
+}
+
+// A face or a video as an element can show it: the path itself, or on a server with tokens a blob URL of
+// what was fetched with the token.
+async function mediaUrl(path) {
+  if (!auth) return path;
+  if (!blobs.has(path)) {
+    const response = await fetch(path, withToken());
+    if (!response.ok) throw new Error(`${path}: ${response.status}`);
+    blobs.set(path, URL.createObjectURL(await response.blob()));
+  }
+  return blobs.get(path);
+}
+
+// ---------------------------------------------------------------- the token
+
+function askToken(message) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  token = null;
+  $("token-form").hidden = false;
+  show($("token-error"), message || "");
+  $("token").focus();
+}
+
+$("token-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  token = $("token").value.trim();
+  try {
+    await api("/api/session");
+  } catch (error) {
+    return;  // askToken showed why
+  }
+  sessionStorage.setItem(TOKEN_KEY, token);
+  $("token").value = "";
+  $("token-form").hidden = true;
+  start();
+});
+
+async function start() {
+  let session;
+  try {
+    session = await api("/api/session");
+  } catch (error) {
+    return;  // a stored token the server no longer knows: asked again
+  }
+  auth = session.auth;
+  if (auth && !session.user) {
+    askToken("");
+    return;
+  }
+  $("user").textContent = session.user ? `signed in as ${session.user}${session.admin ? " (admin: all videos)" : ""}`
+    : "";
+  loadGallery();
+  loadModel();
 }
 
 function show(element, text) {
@@ -40,7 +108,7 @@ async function sendPhoto(form) {
   try {
     const photo = await api("/api/photos", {method: "POST", body: form});
     photoId = photo.photo;
-    $("face").src = photo.face_url;
+    $("face").src = await mediaUrl(photo.face_url);
     $("face-note").textContent = `Face found (${photo.width}x${photo.height} photo). ` + (photo.warning || "");
     $("face-box").hidden = false;
   } catch (error) {
@@ -244,10 +312,12 @@ function drawCheck(job) {
   }
 }
 
-function play(job) {
+async function play(job) {
+  const video = await mediaUrl(job.video_url);
   $("player").hidden = false;
-  if (!$("player").src.endsWith(job.video_url)) $("player").src = job.video_url;
-  $("download").href = `${job.video_url}?download=true`;
+  if (!$("player").src.endsWith(video)) $("player").src = video;
+  $("download").href = auth ? video : `${job.video_url}?download=true`;
+  if (auth) $("download").download = `synthtext-${job.id}.mp4`;
   $("download").hidden = false;
   $("result-inputs").textContent = describe(job);
   drawCheck(job);
@@ -257,6 +327,8 @@ function follow(job) {
   if (watching) clearTimeout(watching);
   $("player").hidden = true;
   $("download").hidden = true;
+  $("delete").dataset.url = job.url;
+  $("delete").hidden = false;
   $("result-inputs").textContent = describe(job);
   drawCheck(job);
   const tick = async () => {
@@ -305,8 +377,8 @@ async function loadGallery() {
     card.dataset.job = job.id;
     card.dataset.status = job.status;
     const face = document.createElement("img");
-    face.src = job.face_url;
     face.alt = "";
+    mediaUrl(job.face_url).then((url) => { face.src = url; }, () => { face.hidden = true; });
     const text = document.createElement("span");
     text.className = "text";
     text.textContent = job.inputs.audio ? "(a recording)" : job.inputs.text;
@@ -418,9 +490,23 @@ async function loadModel() {
   }
 }
 
+$("delete").addEventListener("click", async () => {
+  try {
+    await api($("delete").dataset.url, {method: "DELETE"});
+  } catch (error) {
+    $("status").textContent = error.message;
+    return;
+  }
+  if (watching) clearTimeout(watching);
+  for (const id of ["player", "download", "delete", "check"]) $(id).hidden = true;
+  $("player").removeAttribute("src");
+  $("status").textContent = "Deleted.";
+  $("result-inputs").textContent = "";
+  loadGallery();
+});
+
 $("text-count").textContent = $("text").value.length;
 drawIntensity();
 loadSamples();
 loadVoices();
-loadGallery();
-loadModel();
+start();
