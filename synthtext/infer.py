@@ -28,14 +28,15 @@ from synthtext.align import warp_frame
 from synthtext.errors import SynthTextError
 from synthtext.features import log_mel, mel_windows, to_tensor_frames, to_uint8
 from synthtext.frames import resize_frames
-from synthtext.geometry import similarity, transform_points
+from synthtext.geometry import inner_lip_distance, similarity, transform_points
 from synthtext.hashing import folder_md5
 from synthtext.landmarks import make_backend
 from synthtext.life import HeadField, Lids, Life, life_track
+from synthtext.liveliness import mouth_measures
 from synthtext.models import Generator, ModelConfig
 from synthtext.models.io import load_model
 from synthtext.mouth import paint_mouth
-from synthtext.template import RIGID_POINTS, template
+from synthtext.template import RIGID_POINTS, eye_centres, template
 
 REGISTRY_PREFIX = "models:/"
 DEFAULT_PREPROCESS = {"landmark_backend": "dlib", "size": 128, "detect_upsample": 1}
@@ -383,6 +384,15 @@ def _paste_motion(animation: Animation, face: Face, feather: float) -> np.ndarra
     return move_pixels(animation, photo, face.matrix_at(animation.parts["flow"].shape[-1]), feather)
 
 
+def shows_teeth(image: np.ndarray, points: np.ndarray, open_iod: float = 0.08, share: float = 0.1) -> bool:
+    """Whether the photo's mouth (68 ``points`` in its pixels) is open at least ``open_iod`` eye distances
+    and at least ``share`` of its inside is teeth (``liveliness.mouth_measures``: brighter than the face)."""
+    gap = float(inner_lip_distance(points[None])[0])
+    if gap < open_iod * float(np.linalg.norm(np.subtract(*eye_centres(points)))):
+        return False
+    return mouth_measures(image, points)["teeth"] >= share
+
+
 def move_pixels(animation: Animation, image: np.ndarray, to_net: np.ndarray,
                 feather: float | None = None) -> np.ndarray:
     """Frames [T, H, W, 3] uint8: ``image`` (uint8 [H, W, 3], any resolution) moved by the motion field,
@@ -426,12 +436,12 @@ def move_pixels(animation: Animation, image: np.ndarray, to_net: np.ndarray,
         net_x = (to_net[0, 0] * grid_x + to_net[0, 1] * grid_y + to_net[0, 2]).astype(np.float32)
         net_y = (to_net[1, 0] * grid_x + to_net[1, 1] * grid_y + to_net[1, 2]).astype(np.float32)
         head = HeadField(net_x, net_y, points, side)
-    # The mouth interior at this resolution (``synthtext.mouth``), where the photo's mouth is closed (a photo
-    # that shows its teeth keeps its own, moved by the field): driven by the decoder's landmark moves.
+    # The mouth interior at this resolution (``synthtext.mouth``), driven by the decoder's landmark moves,
+    # unless the photo shows its own teeth (they are kept, moved by the field). An open mouth that shows
+    # none is drawn over too: GRID lrwp9a's dark 20-px interior, stretched as the mouth opened wider, was
+    # a blur (sharpness 1.8 of the face's, no teeth).
     moves = animation.parts.get("points")
-    closed = float(np.linalg.norm(points[[61, 62, 63]] - points[[67, 66, 65]], axis=1).mean()) < 0.08 * float(
-        np.linalg.norm(points[36:42].mean(0) - points[42:48].mean(0)))
-    moves = moves.float().cpu().numpy() * (side / 2) if moves is not None and closed else None
+    moves = moves.float().cpu().numpy() * (side / 2) if moves is not None and not shows_teeth(image, eyes) else None
     to_image = cv2.invertAffineTransform(to_net)
 
     def mouth_points(t: int) -> np.ndarray:
@@ -472,7 +482,7 @@ def move_pixels(animation: Animation, image: np.ndarray, to_net: np.ndarray,
         face_px += filled
         if moves is not None:
             moved = mouth_points(t)
-            paint_mouth(face_px, moved, float(np.linalg.norm(moved[[61, 62, 63]] - moved[[67, 66, 65]], axis=1).mean()))
+            paint_mouth(face_px, moved, float(inner_lip_distance(moved[None])[0]))
         if feather is not None:
             face_px -= region
             face_px *= edge

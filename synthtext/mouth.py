@@ -17,6 +17,7 @@ CAVITY = np.array([74, 24, 30], np.float32)  # RGB at the back of the mouth (rea
 TONGUE = np.array([168, 78, 84], np.float32)
 TEETH = np.array([232, 219, 194], np.float32)  # in a face of typical brightness (``light`` 1)
 TYPICAL_SKIN = 150.0  # median grey of a well-lit face around the mouth
+TYPICAL_COLOUR = np.array([180, 135, 120], np.float32)  # its colour, lips included, in white light
 
 
 def _poly(canvas: np.ndarray, points: np.ndarray, value) -> None:
@@ -40,9 +41,15 @@ def paint_mouth(image: np.ndarray, points: np.ndarray, opening_px: float, light:
     local = inner - (x0, y0)
     mask = np.zeros(patch.shape[:2], np.uint8)
     _poly(mask, local, 255)
+    around = patch[mask == 0].astype(np.float32)
     if light is None:
-        around = patch[mask == 0]
         light = float(np.clip(np.median(around.mean(-1)) / TYPICAL_SKIN, 0.55, 1.25)) if around.size else 1.0
+    # the light's colour: the lips and skin around the mouth against a typical face's, half of it (half of
+    # what differs is the person's skin, not the light). GRID's yellow light made neutral teeth look grey.
+    tint = np.ones(3, np.float32)
+    if len(around) >= 8:
+        colour = np.median(around, axis=0) + 1.0
+        tint = np.sqrt((colour / colour.mean()) / (TYPICAL_COLOUR / TYPICAL_COLOUR.mean())).clip(0.7, 1.3)
     left, right = local[0], local[4]
     across = right - left
     width = float(np.linalg.norm(across))
@@ -83,5 +90,6 @@ def paint_mouth(image: np.ndarray, points: np.ndarray, opening_px: float, light:
         lower = (np.abs(u) < 0.5) & (v > bottom - 0.25 * tooth) & (v < bottom + 2)
         fill = np.where(lower[..., None], TEETH * light * 0.85 * np.clip(1 - 0.5 * np.abs(u), 0.5, 1)[..., None],
                         fill)
+    fill = fill * tint
     alpha = mask.astype(np.float32)[..., None] / 255
     patch[:] = (patch * (1 - alpha) + np.clip(fill, 0, 255) * alpha).astype(patch.dtype)

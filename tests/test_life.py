@@ -140,3 +140,21 @@ def test_liveliness_targets_include_the_open_mouth():
                                            "mouth_L", "mouth_a"))
     assert not checks["mouth_sharpness"]["pass"]  # 1.5 < 2
     assert "mouth_L" not in check_liveliness({**measures, "open_mouth_frames": 0}, None)
+
+
+def test_only_a_photo_that_shows_its_teeth_keeps_its_own_mouth():
+    from synthtext.infer import shows_teeth
+
+    side = 256
+    points = template(side).astype(np.float64)
+    iod = float(np.linalg.norm(points[36:42].mean(0) - points[42:48].mean(0)))
+    opened = points.copy()
+    opened[[65, 66, 67], 1] += 0.3 * iod  # the lower inner lip down: an open mouth
+    opened[[55, 56, 57], 1] += 0.3 * iod
+    face = np.full((side, side, 3), (180, 135, 120), np.uint8)
+    dark, white = face.copy(), face.copy()
+    cv2.fillPoly(dark, [opened[60:68].round().astype(np.int32)], (60, 20, 25))
+    cv2.fillPoly(white, [opened[60:68].round().astype(np.int32)], (240, 235, 225))
+    assert not shows_teeth(face, points)  # closed: drawn
+    assert not shows_teeth(dark, opened)  # open, dark inside: drawn over (GRID lrwp9a)
+    assert shows_teeth(white, opened)  # teeth: kept
