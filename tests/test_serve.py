@@ -522,6 +522,10 @@ def test_the_page_in_headless_chromium(model_dir, tmp_path):
         page("Page.enable")
         page("Page.navigate", url=f"http://127.0.0.1:{port}/")
         page.wait("document.readyState === 'complete' && document.querySelectorAll('#samples button').length > 0")
+        # before a photo is chosen: no face box, and no image on the page that failed to load (a broken image)
+        assert page.js("getComputedStyle(document.getElementById('face-box')).display") == "none"
+        page.wait("[...document.images].every(i => !i.checkVisibility() || (i.complete && i.naturalWidth > 0))")
+        assert page.js("getComputedStyle(document.getElementById('voice-box')).display") == "none"  # one voice
         # drop a photo on the drop zone (a real DragEvent carrying a file)
         page.js("(async () => { const blob = await (await fetch('/api/samples/official_obama.jpg')).blob();"
                 " const files = new DataTransfer(); files.items.add(new File([blob], 'o.jpg', {type: 'image/jpeg'}));"
@@ -633,7 +637,9 @@ def test_the_page_asks_for_the_token_once(model_dir, tmp_path):
     from synthtext.server_access import Tokens
 
     token = "ann-token-0123456789abcdef"
-    app = create_app(str(model_dir), tmp_path / "app", REPO, tokens=Tokens.parse(f"ann:{token}", "tokens"))
+    voices = {"default": None, "amy": str(tmp_path / "amy.onnx")}  # listed, never loaded here
+    app = create_app(str(model_dir), tmp_path / "app", REPO, voices=voices,
+                     tokens=Tokens.parse(f"ann:{token}", "tokens"))
     with browser_on(app, tmp_path) as (page, base):
         page("Page.navigate", url=f"{base}/")
         page.wait("document.readyState === 'complete' && !document.getElementById('token-form').hidden")
@@ -653,6 +659,10 @@ def test_the_page_asks_for_the_token_once(model_dir, tmp_path):
         page.wait("document.readyState === 'complete' && document.getElementById('user').textContent !== ''"
                   " && document.querySelectorAll('#samples button').length > 0")
         assert page.js("document.getElementById('token-form').hidden")
+        assert page.js("getComputedStyle(document.getElementById('token-form')).display") == "none"
+        page.wait("document.querySelectorAll('#voice option').length === 2")  # two voices: the list shows them
+        assert page.js("[...document.querySelectorAll('#voice option')].map(o => o.value)") == ["default", "amy"]
+        assert page.js("getComputedStyle(document.getElementById('voice-box')).display") != "none"
         page.js("document.querySelector('#samples button[data-sample=\"official_obama.jpg\"]').click()")
         page.wait("(() => { const face = document.getElementById('face');"
                   " return face.src.startsWith('blob:') && face.complete && face.naturalWidth === 128 })()")

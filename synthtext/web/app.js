@@ -219,11 +219,13 @@ function updateSubmit() {
 }
 
 async function loadVoices() {
-  for (const voice of await api("/api/voices")) {
+  const voices = await api("/api/voices");
+  for (const voice of voices) {
     const option = document.createElement("option");
     option.value = option.textContent = voice;
     $("voice").appendChild(option);
   }
+  $("voice-box").hidden = voices.length < 2;  // one voice: nothing to choose
 }
 
 // ---------------------------------------------------------------- a job
