@@ -48,14 +48,23 @@ ACTION_UNITS: dict[str, list[tuple[list[int], float, float]]] = {
     "AU23": [([50, 51, 52], 0.0, 0.03), ([61, 62, 63], 0.0, 0.02), ([56, 57, 58], 0.0, -0.04),  # lip tightener:
              ([65, 66, 67], 0.0, -0.02), (_CORNERS, -0.04, 0.0)],  # lips thin and narrow
 }
-# Each emotion's prototype: its units and their strength at HI (EMFACS).
+# Each emotion's prototype: its units and their strength at HI (EMFACS). Strengths were set by reading
+# stills of the 12 corpus photos (mouth closed and open 0.15 IOD, 24 stills an emotion) with the outside
+# judge (``synthtext.judge``), each against the same still in NEU, keeping every point's move within
+# the real actors' range above (at most 0.26 IOD):
+#   ANG: 6/24 read as asked, lift +0.09 -> 16/24, +0.33: the brows down and in harder (AU4 1.65) with the
+#        upper lids raised (AU5: a glare; AU7 stronger than this narrows the eyes to slits, which reads as
+#        pain), lips pressed (AU23, AU17) and the corners down (AU15);
+#   HAP: 13/24, +0.41 -> 17/24, +0.56 (the real actor's lift: +0.57); SAD: 8/24, +0.20 -> 9/24, +0.26;
+#   FEA: 2/24, +0.04 -> 6/24, +0.08 (brows and lids further, the corners down with the stretch);
+#   DIS: 0/24 at any strength tried (1.5x: +0.01): the judge does not read disgust on the real actor either.
 EMOTION_UNITS: dict[str, dict[str, float]] = {
-    "ANG": {"AU4": 1.0, "AU5": 0.7, "AU7": 1.0, "AU23": 1.0, "AU17": 0.5},
+    "ANG": {"AU4": 1.65, "AU5": 1.0, "AU7": 0.8, "AU23": 1.2, "AU17": 0.7, "AU15": 0.6},
     "DIS": {"AU9": 1.0, "AU10": 1.0, "AU4": 0.4, "AU15": 0.6, "AU16": 0.5},
-    "FEA": {"AU1": 1.0, "AU2": 0.9, "AU4": 0.5, "AU5": 1.0, "AU20": 1.0},
-    "HAP": {"AU6": 1.0, "AU12": 1.0},
+    "FEA": {"AU1": 1.5, "AU2": 1.4, "AU4": 0.75, "AU5": 1.5, "AU20": 1.2, "AU15": 0.6},
+    "HAP": {"AU6": 1.25, "AU12": 1.25},
     "NEU": {},
-    "SAD": {"AU1": 1.0, "AU4": 0.6, "AU15": 1.0, "AU17": 0.4},
+    "SAD": {"AU1": 1.5, "AU4": 0.9, "AU15": 1.5, "AU17": 0.6},
 }
 SPEAKER_MIX = 0.15  # each speaker's units vary by up to this share, as real actors' mixes do
 
