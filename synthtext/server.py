@@ -65,6 +65,14 @@ NOT_A_FORM = ("send the form as multipart/form-data (an image file plus the text
               "photo id")
 JSON_VIDEO = {"requestBody": {"content": {"application/json": {"schema": VideoRequest.model_json_schema()}}}}
 IMAGES = {"image/jpeg": {}, "image/png": {}}
+# What a client (or a fuzzer following the schema) can do next with what a call returned.
+PHOTO_LINKS = {
+    "face": {"operationId": "photo_face", "parameters": {"photo_id": "$response.body#/photo"}},
+    "delete": {"operationId": "delete_photo", "parameters": {"photo_id": "$response.body#/photo"}},
+    "video": {"operationId": "add_video", "requestBody": {
+        "photo": "$response.body#/photo", "text": "Hello there.", "emotion": "happy"}}}
+JOB_LINKS = {name: {"operationId": operation, "parameters": {"job_id": "$response.body#/id"}}
+             for name, operation in (("job", "get_video"), ("video", "video_file"), ("delete", "delete_video"))}
 
 
 def explain(error: RequestValidationError | ValidationError) -> str:
@@ -72,7 +80,10 @@ def explain(error: RequestValidationError | ValidationError) -> str:
     parts = []
     for item in error.errors():
         where = ".".join(str(p) for p in item.get("loc", ()) if p != "body") or "the request"
-        parts.append(f"{where}: {item.get('msg', 'invalid')}")
+        message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
+        if "UploadFile" in message:
+            message = "send a file here (a form part with a file name), not a text field"
+        parts.append(f"{where}: {message}")
     return "; ".join(dict.fromkeys(parts))
 
 
@@ -131,7 +142,8 @@ def create_app(model: str = tracking.CHAMPION_URI, folder: str | Path = "data/ap
         await asyncio.to_thread(service.stop)
 
     app = FastAPI(title="SynthText", summary="photo + text + emotion -> a talking-face video",
-                  version="1", lifespan=lifespan, responses=problems(422))
+                  version="1", lifespan=lifespan, responses=problems(422),
+                  generate_unique_id_function=lambda route: route.name)  # operation ids: the functions' names
     app.state.service = service
     app.add_middleware(BodyLimit, limits={
         "/api/photos": MAX_UPLOAD_BYTES + FORM_FIELDS_BYTES,
@@ -157,7 +169,10 @@ def create_app(model: str = tracking.CHAMPION_URI, folder: str | Path = "data/ap
             methods = {m for r in app.router.routes if getattr(r, "methods", None) and r.matches(probe)[0].value
                        for m in r.methods}
             headers["Allow"] = ", ".join(sorted(methods))
-        return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=headers)
+        detail = str(exc.detail)
+        if exc.status_code == 400:  # FastAPI's word for a body it could not parse
+            detail = f"the form could not be read ({detail.rstrip('.')}): {NOT_A_FORM}"
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=headers)
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
@@ -195,7 +210,8 @@ def create_app(model: str = tracking.CHAMPION_URI, folder: str | Path = "data/ap
                                 headers={"WWW-Authenticate": "Bearer"})
         return Session(auth=True, user=access.name, admin=access.admin)
 
-    @app.post("/api/photos", status_code=201, responses={**locked, **problems(404, 413, 415, 422)},
+    @app.post("/api/photos", status_code=201, responses={201: {"links": PHOTO_LINKS}, **locked,
+                                                          **problems(400, 404, 413, 415, 422)},
               summary="Upload a photo (or pick a sample): its id and the aligned face, or why there is none")
     async def add_photo(request: Request, form: Annotated[PhotoForm, Form(media_type=FORMS[0])],
                         access: Who) -> Photo:
@@ -225,8 +241,8 @@ def create_app(model: str = tracking.CHAMPION_URI, folder: str | Path = "data/ap
 
     @app.post("/api/videos", status_code=202, openapi_extra=JSON_VIDEO,
               responses={202: {"headers": {"Location": {"schema": {"type": "string"},
-                                                        "description": "the job's URL"}}},
-                         **locked, **problems(404, 413, 415, 422),
+                                                        "description": "the job's URL"}}, "links": JOB_LINKS},
+                         **locked, **problems(400, 404, 413, 415, 422),
                          429: {"model": Problem, "headers": {"Retry-After": {"schema": {"type": "integer"}}}}},
               summary="Ask for a video from text (emotion tags allowed) or a recording: 202 and the job "
                       "(identical requests share one job); 429 when the queue, or this token's share of it, is full")

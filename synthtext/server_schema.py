@@ -3,13 +3,28 @@ from them, so the schema is what the server checks."""
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Annotated, Any
 
 from fastapi import UploadFile
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from synthtext.markup import MAX_INTENSITY
+from synthtext import EMOTION_NAMES, EMOTIONS
+from synthtext.markup import INTENSITY_HELP, MAX_INTENSITY, NAMED_INTENSITIES
 from synthtext.server_uploads import MAX_AUDIO_BYTES, MAX_AUDIO_SECONDS, MAX_TEXT_CHARS
+
+
+def any_case(words) -> str:
+    """A regular expression of ``words`` in any case, with spaces or tabs around (the same in Python, in
+    pydantic's and in JSON Schema's regular expressions)."""
+    cased = ("".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in w) for w in words)
+    return rf"^[ \t]*(?:{'|'.join(cased)})?[ \t]*$"
+
+
+EMOTION_PATTERN = any_case([*EMOTIONS, *EMOTION_NAMES])
+INTENSITY_PATTERN = any_case(NAMED_INTENSITIES)
+NUMBER = r"[ \t]*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[ \t]*"
 
 # A switch that may be left out (then its default holds); FastAPI reads a bare ``bool | None`` left out of a
 # form as an unchecked checkbox (false), which would turn blinking off.
@@ -22,16 +37,17 @@ class VideoRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     photo: str | None = Field(None, max_length=64, description="a photo id from POST /api/photos (or send `image`)")
-    text: str = Field("", max_length=MAX_TEXT_CHARS, description=(
+    text: str = Field("", max_length=MAX_TEXT_CHARS, examples=["Great news! [sad] But I'm sorry."], description=(
         "the words to speak; emotion tags change the emotion from that point on: `Great news! [sad] But I'm "
         "sorry.` ([happy], [SAD], [anger:LO], [happy:0.8]); text before the first tag has `emotion`. Leave it "
         "out when sending `audio`"))
-    emotion: str = Field("", max_length=64, description=(
-        "ANG DIS FEA HAP NEU SAD or a name (the default emotion of tagged text; may be left out when the text "
-        "starts with a tag)"))
+    emotion: str = Field("", max_length=64, examples=["happy"], json_schema_extra={"pattern": EMOTION_PATTERN},
+                         description=("ANG DIS FEA HAP NEU SAD or a name, in any case (the default emotion of tagged "
+                                      "text; may be left out when the text starts with a tag)"))
     all_emotions: Switch = Field(False, description="all six emotions in a grid, in turn")
-    intensity: Annotated[str, Field(max_length=8)] | Annotated[float, Field(ge=0.0, le=MAX_INTENSITY)] = Field(
-        "HI", description=(
+    intensity: str | float = Field("HI", json_schema_extra={"anyOf": [
+        {"type": "string", "pattern": INTENSITY_PATTERN},
+        {"type": "number", "minimum": 0.0, "maximum": MAX_INTENSITY}]}, description=(
             "how strongly the face shows the emotion: LO, MD, HI (0.5, 0.75, 1.0) or a number from 0.0 (neutral) "
             f"to {MAX_INTENSITY} (beyond the trained expression); the voice takes the nearest of LO, MD, HI"))
     head_motion: float = Field(1.0, ge=0.0, le=1.0, allow_inf_nan=False,
@@ -43,11 +59,36 @@ class VideoRequest(BaseModel):
     paste_back: Switch = Field(False, description="paste the face back into the whole photo, at its size")
 
 
+    @field_validator("all_emotions", "blinks", "paste_back", mode="before")
+    @classmethod
+    def null_is_left_out(cls, value: object) -> object:
+        return None if value == "null" else value  # (a form's way to send a JSON null)
+
+    @field_validator("emotion")
+    @classmethod
+    def known_emotion(cls, value: str) -> str:
+        if not re.fullmatch(EMOTION_PATTERN, value):
+            raise ValueError(f"unknown emotion {value!r}: use one of {', '.join(EMOTIONS)} or a name (anger, "
+                             "disgust, fear, happiness, neutral, sadness)")
+        return value
+
+    @field_validator("intensity", mode="before")
+    @classmethod
+    def known_intensity(cls, value: object) -> str | float:
+        if isinstance(value, str) and re.fullmatch(INTENSITY_PATTERN, value):
+            return value
+        written = isinstance(value, str) and re.fullmatch(NUMBER, value)  # (not float()'s wider grammar)
+        amount = float(value) if written or isinstance(value, int | float) else math.nan
+        if isinstance(value, bool) or not 0.0 <= amount <= MAX_INTENSITY:
+            raise ValueError(f"intensity {value!r}: {INTENSITY_HELP}")
+        return amount
+
+
 class VideoForm(VideoRequest):
     """The form of POST /api/videos: the fields, and a photo and recorded speech as files."""
 
-    image: UploadFile | None = Field(None, description="the photo (or give `photo`)")
-    audio: UploadFile | None = Field(None, description=(
+    image: UploadFile = Field(None, description="the photo (or give `photo`)")
+    audio: UploadFile = Field(None, description=(
         f"or recorded speech (wav, mp3, flac, ogg, m4a; at most {MAX_AUDIO_BYTES // 2**20} MB and "
         f"{MAX_AUDIO_SECONDS} s) that drives the face instead of text; the face shows `emotion` throughout"))
 
@@ -57,8 +98,9 @@ class PhotoForm(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    image: UploadFile | None = Field(None, description="the photo")
-    sample: str | None = Field(None, max_length=200, description="or the name of a bundled sample photo")
+    image: UploadFile = Field(None, description="the photo")
+    sample: str | None = Field(None, max_length=200, examples=["grace_hopper.jpg"],
+                               description="or the name of a bundled sample photo (GET /api/samples)")
 
 
 class Problem(BaseModel):
