@@ -30,18 +30,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 
 from synthtext import tracking
 from synthtext.errors import SynthTextError
-from synthtext.server_access import OPEN, Access, Tokens
+from synthtext.server_access import MAX_QUEUED_PER_TOKEN, OPEN, Access, Tokens
 from synthtext.server_model import ModelSource
 from synthtext.server_schema import (
     Job,
     NewJob,
     Photo,
     PhotoForm,
+    PhotoSample,
     Problem,
     Sample,
     Session,
@@ -64,7 +65,9 @@ FORMS = ("multipart/form-data", "application/x-www-form-urlencoded")
 NOT_A_FORM = ("send the form as multipart/form-data (an image file plus the text fields), or a JSON object with a "
               "photo id")
 JSON_VIDEO = {"requestBody": {"content": {"application/json": {"schema": VideoRequest.model_json_schema()}}}}
+JSON_PHOTO = {"requestBody": {"content": {"application/json": {"schema": PhotoSample.model_json_schema()}}}}
 IMAGES = {"image/jpeg": {}, "image/png": {}}
+UNKNOWN_TOKEN = "the token is not one this server knows: ask its admin for yours"
 # What a client (or a fuzzer following the schema) can do next with what a call returned.
 PHOTO_LINKS = {
     "face": {"operationId": "photo_face", "parameters": {"photo_id": "$response.body#/photo"}},
@@ -97,6 +100,25 @@ def form_kind(request: Request) -> str:
     raise BadInput(NOT_A_FORM, 415)
 
 
+async def json_fields(request: Request, model: type[BaseModel]) -> BaseModel:
+    """A JSON body read into ``model``, or why it cannot be (422)."""
+    try:
+        data = await request.json()
+        if not isinstance(data, dict):
+            raise BadInput('send a JSON object of fields ({"photo": ..., "text": ...})')
+        return model.model_validate(data)
+    except ValueError as exc:  # not JSON, or JSON whose fields are wrong
+        raise BadInput(explain(exc) if isinstance(exc, ValidationError) else
+                       f"the JSON body could not be read: {exc}") from exc
+
+
+def file_or_404(path: Path, missing: str, **kwargs) -> FileResponse:
+    """A file's response, or 404 when it is gone (deleted since the job or photo was looked up)."""
+    if not path.is_file():
+        raise BadInput(missing, 404)
+    return FileResponse(path, **kwargs)
+
+
 def who_asks(tokens: Tokens | None):
     """The dependency that says who sent a request: its token's ``Access`` (401 without a known token), or
     ``OPEN`` on a server without tokens (then the schema declares no security)."""
@@ -112,7 +134,7 @@ def who_asks(tokens: Tokens | None):
                                 headers={"WWW-Authenticate": "Bearer"})
         access = tokens.find(credentials.credentials)
         if access is None:
-            raise HTTPException(401, "the token is not one this server knows: ask its admin for yours",
+            raise HTTPException(401, UNKNOWN_TOKEN,
                                 headers={"WWW-Authenticate": "Bearer"})
         return access
     return token_holder
@@ -121,7 +143,7 @@ def who_asks(tokens: Tokens | None):
 def create_app(model: str = tracking.CHAMPION_URI, folder: str | Path = "data/app", repo: str | Path = ".",
                workers: int = 1, queue_size: int = 8, voices: dict[str, str | None] | None = None,
                tokens: Tokens | None = None, keep_days: float | None = None, max_disk_gb: float | None = None,
-               max_queued: int | None = None) -> FastAPI:
+               max_queued: int = MAX_QUEUED_PER_TOKEN) -> FastAPI:
     """The FastAPI app; its workers start and stop with the app's lifespan. With ``tokens`` each call needs
     a bearer token and sees only its owner's jobs; ``keep_days`` and ``max_disk_gb`` delete old videos;
     ``max_queued`` caps the jobs one token may have waiting or running."""
@@ -206,17 +228,16 @@ def create_app(model: str = tracking.CHAMPION_URI, folder: str | Path = "data/ap
             return Session(auth=True, user=None, admin=False)
         access = tokens.find(token.strip()) if scheme.lower() == "bearer" else None
         if access is None:
-            raise HTTPException(401, "the token is not one this server knows: ask its admin for yours",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(401, UNKNOWN_TOKEN, headers={"WWW-Authenticate": "Bearer"})
         return Session(auth=True, user=access.name, admin=access.admin)
 
-    @app.post("/api/photos", status_code=201, responses={201: {"links": PHOTO_LINKS}, **locked,
-                                                          **problems(400, 404, 413, 415, 422)},
+    @app.post("/api/photos", status_code=201, openapi_extra=JSON_PHOTO,
+              responses={201: {"links": PHOTO_LINKS}, **locked, **problems(400, 404, 413, 415, 422)},
               summary="Upload a photo (or pick a sample): its id and the aligned face, or why there is none")
     async def add_photo(request: Request, form: Annotated[PhotoForm, Form(media_type=FORMS[0])],
                         access: Who) -> Photo:
-        if form_kind(request) != "form":
-            raise BadInput(NOT_A_FORM, 415)
+        if form_kind(request) == "json":
+            form = PhotoForm(sample=(await json_fields(request, PhotoSample)).sample)
         if form.sample:
             found = samples().get(form.sample)
             if found is None:
@@ -230,7 +251,8 @@ def create_app(model: str = tracking.CHAMPION_URI, folder: str | Path = "data/ap
              response_class=FileResponse, responses={200: {"content": {"image/png": {}}}, **locked, **problems(404)})
     def photo_face(photo_id: str, access: Who) -> FileResponse:
         service.uploads.photo_path(photo_id, access)
-        return FileResponse(service.photos / f"{photo_id}.face.png", media_type="image/png")
+        return file_or_404(service.photos / f"{photo_id}.face.png", f"unknown photo {photo_id!r}",
+                           media_type="image/png")
 
     @app.delete("/api/photos/{photo_id}", status_code=204, response_class=Response,
                 responses={**locked, **problems(404, 409)},
@@ -250,15 +272,7 @@ def create_app(model: str = tracking.CHAMPION_URI, folder: str | Path = "data/ap
                         access: Who) -> NewJob:
         image, audio = form.image, form.audio
         if form_kind(request) == "json":
-            try:
-                data = await request.json()
-                if not isinstance(data, dict):
-                    raise BadInput('send a JSON object of fields ({"photo": ..., "text": ...})')
-                fields = VideoRequest.model_validate(data)
-            except ValueError as exc:  # not JSON, or JSON whose fields are wrong
-                raise BadInput(explain(exc) if isinstance(exc, ValidationError) else
-                               f"the JSON body could not be read: {exc}") from exc
-            image = audio = None
+            fields, image, audio = await json_fields(request, VideoRequest), None, None
         else:
             fields = VideoRequest.model_validate(form.model_dump(exclude={"image", "audio"}))
         photo = {"photo": fields.photo or "", "new": False}
@@ -310,8 +324,8 @@ def create_app(model: str = tracking.CHAMPION_URI, folder: str | Path = "data/ap
         record = service.get(job_id, access)
         if record["status"] != "done":
             raise BadInput(f"video {job_id} is {record['status']}, not done", 409)
-        return FileResponse(service.videos / f"{job_id}.mp4", media_type="video/mp4",
-                            filename=f"synthtext-{job_id}.mp4" if download else None)
+        return file_or_404(service.videos / f"{job_id}.mp4", f"no video job {job_id!r}", media_type="video/mp4",
+                           filename=f"synthtext-{job_id}.mp4" if download else None)
 
     @app.get("/api/model", summary="The model new jobs use: name, version, alias, evaluation figures",
              responses={**locked, **problems(503)})

@@ -103,6 +103,12 @@ class PhotoForm(BaseModel):
                                description="or the name of a bundled sample photo (GET /api/samples)")
 
 
+class PhotoSample(BaseModel):
+    """POST /api/photos as a JSON object: a bundled sample photo by name (files come in a form)."""
+
+    sample: str = Field(max_length=200, examples=["grace_hopper.jpg"], description="a name from GET /api/samples")
+
+
 class Problem(BaseModel):
     """Why a request was refused, in one sentence that says what to do."""
 

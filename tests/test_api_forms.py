@@ -38,6 +38,8 @@ def test_json_urlencoded_and_multipart_make_the_same_job(model_dir, tmp_path):
     folder = tmp_path / "app"
     with make_client(model_dir, folder) as client:
         photo = upload(client)
+        sample = client.post("/api/photos", json={"sample": "grace_hopper.jpg"})  # a sample needs no file
+        assert sample.status_code == 201 and sample.json()["photo"] == photo  # (the same photo as PHOTO)
         fields = {"photo": photo, "text": "Hello there.", "emotion": "HAP", "intensity": 0.8, "blinks": False}
         as_json = client.post("/api/videos", json=fields)
         assert as_json.status_code == 202, as_json.text

@@ -82,7 +82,8 @@ def test_fuzzing_the_api_from_its_schema_finds_nothing(tmp_path):
              "run", f"{base}/openapi.json", "--checks", "all", "--max-examples", str(EXAMPLES), "--workers", "1",
              "--seed", seed, "--report", "har", "--report-dir", str(reports), "--no-color"],
             capture_output=True, text=True, timeout=600, cwd=tmp_path)
-        partial = [str(p) for p in folder.rglob("*") if ".tmp" in p.name]
+    # (after the server stopped: a video still being made when the run ended was finished first)
+    partial = [str(p) for p in folder.rglob("*") if ".tmp" in p.name]
     summary = run.stdout[-6000:]
     assert run.returncode == 0, summary + run.stderr[-2000:]
     assert f"Selected: {operations}/{operations}" in summary and f"Tested: {operations}" in summary, summary
@@ -95,4 +96,4 @@ def test_fuzzing_the_api_from_its_schema_finds_nothing(tmp_path):
     assert max(statuses) < 500, [e["request"]["url"] for e in entries if e["response"]["status"] >= 500]
     assert not [b[:300] for b in bodies if any(mark in b for mark in STACK_TRACE)]
     assert statuses.count(201) >= 1  # it made photos (and followed the links from them), not only refusals
-    assert partial == [] and not [str(p) for p in folder.rglob("*") if ".tmp" in p.name]
+    assert partial == []
