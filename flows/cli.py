@@ -8,6 +8,7 @@ from pathlib import Path
 
 from synthtext.config import CorpusParams, RunnerParams
 from synthtext.errors import SynthTextError
+from synthtext.server_access import add_serve_options
 from synthtext.tracking import CHAMPION_URI
 
 
@@ -240,16 +241,19 @@ def _serve(args: argparse.Namespace) -> int:
 
     from synthtext.infer import check_model_ref
     from synthtext.server import create_app
+    from synthtext.server_access import serve_settings
 
     if args.workers < 1 or args.queue < 1:
         raise SynthTextError("--workers and --queue must be at least 1")
+    team = serve_settings(args)  # a non-local --host without tokens is refused here, before anything loads
     voices = {"default": None, **{Path(v).stem: str(Path(v).resolve()) for v in args.voice}}
     for name, path in voices.items():
         if path and not Path(path).is_file():
             raise SynthTextError(f"voice {name}: {path} not found (give Piper .onnx files)")
     Path(args.out_dir).mkdir(parents=True, exist_ok=True)
-    app = create_app(check_model_ref(args.model), args.out_dir, args.repo, args.workers, args.queue, voices)
-    print(f"synthtext: serving {args.model} on http://{args.host}:{args.port}/ (API docs at /docs), "
+    app = create_app(check_model_ref(args.model), args.out_dir, args.repo, args.workers, args.queue, voices, **team)
+    access = f"{len(team['tokens'])} tokens" if team["tokens"] else "no tokens: open to whoever reaches it"
+    print(f"synthtext: serving {args.model} on http://{args.host}:{args.port}/ (API docs at /docs; {access}), "
           f"videos in {args.out_dir}", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
@@ -326,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--out-dir", default="data/app", help="photos, videos and the gallery index")
     serve.add_argument("--voice", action="append", default=[], help="an extra Piper .onnx voice (repeatable)")
     serve.add_argument("--repo", default=".", help="the project folder (mlflow.db, metrics/)")
+    add_serve_options(serve)
     serve.set_defaults(run=_serve)
     return parser
 

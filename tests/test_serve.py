@@ -381,8 +381,11 @@ def test_serve_refuses_bad_settings(model_dir, tmp_path, capsys):
 
     assert main(["serve", "--model", str(model_dir), "--workers", "0"]) == 1
     assert main(["serve", "--model", str(tmp_path / "no-model")]) == 1
+    # a server open to the network without tokens is refused before anything loads
+    assert main(["serve", "--model", str(model_dir), "--host", "0.0.0.0", "--out-dir", str(tmp_path / "app")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and all(line.startswith("synthtext: error:") for line in err)
+    assert len(err) == 3 and all(line.startswith("synthtext: error:") for line in err)
+    assert "tokens" in err[2] and not (tmp_path / "app").exists()
 
 
 def start_server(model_dir: Path, folder: Path, port: int, log: Path) -> subprocess.Popen:
