@@ -8,12 +8,20 @@ jobs, and its peak). The server gives each worker its share of the cores (torch 
 
 Every accepted job must end done or failed with a reason (nothing lost); a 429 is retried after
 its Retry-After. Each run uses a fresh output folder, so no job is shared with an earlier run.
+
+    python benchmarks/bench_app.py --live [--trials 3] [--chromium /usr/bin/chromium]
+
+Live playback, warm (one job made first), 256 px: for each trial, the time from submitting a job to the
+first fragment of ``GET /api/videos/{id}/live`` (read over HTTP), and from "Make the video" on the page
+to its ``playing`` event in headless Chromium; each trial a text of its own (no job shared).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import shutil
 import socket
 import statistics
 import subprocess
@@ -113,6 +121,101 @@ def run(model: str, workers: int, requests: int, clients: int, queue: int) -> di
             "rss_quarters_mb": [memory[max(0, len(memory) * k // 4 - 1)] for k in (1, 2, 3, 4)] if memory else []}
 
 
+LIVE_TEXT = ("Good morning, and thank you all for coming here today. We have a lot to talk about, so let us begin. "
+             "The garden behind the library took the whole summer to plant. Trial {number}.")
+
+
+@contextlib.contextmanager
+def server_on(model: str, folder: str):
+    """``synthtext serve`` on a free port of 127.0.0.1 (one worker), ready: yields (base URL, process)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "-m", "flows.cli", "serve", "--model", model, "--port", str(port),
+                               "--out-dir", folder], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(600):
+            try:
+                urllib.request.urlopen(f"{base}/api/voices", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.2)
+        yield base, server
+    finally:
+        server.terminate()
+        server.wait(timeout=120)
+
+
+def first_fragment(base: str, job: dict, began: float) -> float:
+    """Seconds from ``began`` until the live stream holds its first complete fragment (moof + mdat); the
+    stream is then read to its end."""
+    data, at = b"", None
+    with urllib.request.urlopen(f"{base}{job['live_url']}", timeout=300) as stream:
+        while chunk := stream.read1(1 << 16):
+            data += chunk
+            if at is None:
+                kinds, offset = [], 0
+                while offset + 8 <= len(data):
+                    size = int.from_bytes(data[offset:offset + 4], "big")
+                    if size < 8 or offset + size > len(data):
+                        break
+                    kinds.append(data[offset + 4:offset + 8])
+                    offset += size
+                if b"mdat" in kinds:
+                    at = time.perf_counter() - began
+    return at
+
+
+def live(model: str, trials: int, chromium: str) -> None:
+    sys.path.insert(0, str(ROOT))
+    from tests.test_serve import DevTools
+
+    with tempfile.TemporaryDirectory() as folder, server_on(model, folder) as (base, _):
+        status, photo, _ = post(f"{base}/api/photos", {"sample": PHOTO})
+        assert status == 201, photo
+        warm = post(f"{base}/api/videos", {"photo": photo["photo"], "emotion": "HAP", "text": "Warming up."})[1]
+        first_fragment(base, warm, time.perf_counter())  # the model, voice and landmarks loaded: warm
+        fragments = []
+        for number in range(trials):
+            began = time.perf_counter()
+            status, job, _ = post(f"{base}/api/videos", {"photo": photo["photo"], "emotion": "HAP",
+                                                         "text": LIVE_TEXT.format(number=number)})
+            assert status == 202, job
+            fragments.append(first_fragment(base, job, began))
+        playing = []
+        profile = Path(folder) / "chromium"
+        browser = subprocess.Popen([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                                    "--remote-debugging-port=0", f"--user-data-dir={profile}",
+                                    "--autoplay-policy=no-user-gesture-required", "about:blank"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            while not (profile / "DevToolsActivePort").is_file():
+                time.sleep(0.2)
+            port = (profile / "DevToolsActivePort").read_text().split()[0]
+            targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list").read())
+            page = DevTools(next(t for t in targets if t["type"] == "page")["webSocketDebuggerUrl"])
+            page("Page.enable")
+            page("Page.navigate", url=f"{base}/")
+            page.wait("document.readyState === 'complete' && document.querySelectorAll('#samples button').length")
+            page.js(f"document.querySelector('#samples button[data-sample=\"{PHOTO}\"]').click()")
+            page.wait("!document.getElementById('face-box').hidden")
+            for number in range(trials):
+                page.js(f"document.getElementById('text').value = {json.dumps(LIVE_TEXT.format(number=100 + number))};"
+                        " document.getElementById('text').dispatchEvent(new Event('input'));"
+                        " document.getElementById('submit').click()")
+                stats = page.wait("window.liveStats.playing !== null && window.liveStats", timeout=300)
+                playing.append((stats["playing"] - stats["submitted"]) / 1000)
+                page.wait("document.getElementById('status').textContent.startsWith('Done')", timeout=300)
+        finally:
+            browser.terminate()
+            browser.wait(timeout=30)
+    print(f"live, warm, 256 px, {trials} trials: submit -> first fragment "
+          f"{', '.join(f'{t:.2f}' for t in fragments)} s (median {statistics.median(fragments):.2f}); "
+          f"'Make the video' -> playing in headless Chromium {', '.join(f'{t:.2f}' for t in playing)} s "
+          f"(median {statistics.median(playing):.2f})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="models:/synthtext-generator@champion")
@@ -120,7 +223,13 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--queue", type=int, default=2, help="the server's --queue (small: some requests get 429)")
+    parser.add_argument("--live", action="store_true", help="time live playback instead of the load test")
+    parser.add_argument("--trials", type=int, default=3, help="--live: jobs timed")
+    parser.add_argument("--chromium", default=shutil.which("chromium") or "chromium", help="--live: the browser")
     args = parser.parse_args()
+    if args.live:
+        live(args.model, args.trials, args.chromium)
+        return
     for workers in args.workers:
         r = run(args.model, workers, args.requests, args.clients, args.queue)
         print(f"workers {workers}: {r['completed']} completed, {r['failed']} failed, {r['unfinished']} unfinished, "

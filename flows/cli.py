@@ -131,6 +131,41 @@ def _run_jobs(jobs: list, model: str, options, orchestrate: bool, workers: int =
     return make_videos([asdict(j) for j in jobs], model, asdict(options))
 
 
+def _run_live(job, model: str, options, port: int) -> dict:
+    """The job made in this process, its video served while it is made at http://127.0.0.1:PORT/live (a
+    fragmented MP4 that grows; printed first): open it in VLC or ffplay. Once the video is done, the
+    players already reading get the rest, then the command ends."""
+    import tempfile
+    import threading
+    import time
+    from dataclasses import asdict
+
+    from synthtext.live import serve_growing_file
+    from synthtext.videojobs import make_videos
+
+    threading.Thread(target=_warm_up, daemon=True).start()
+    finished = threading.Event()
+    with tempfile.TemporaryDirectory(prefix="synthtext-live-") as scratch:
+        stream = Path(scratch) / "live.mp4"
+        try:
+            server = serve_growing_file(stream, finished, port)
+        except OSError as exc:
+            raise SynthTextError(f"--live-port {port}: cannot listen there ({exc.strerror}): give another port, "
+                                 "or 0 for any free one") from exc
+        print(f"live: http://127.0.0.1:{server.server_address[1]}/live (open it in VLC or ffplay while the video "
+              "is made)", flush=True)
+        try:
+            return make_videos([asdict(job)], model, asdict(options), live=str(stream))
+        finally:
+            finished.set()
+            end = time.monotonic() + 60
+            while server.readers and time.monotonic() < end:  # the players reading get the end of the video
+                time.sleep(0.1)
+            server.shutdown()
+            server.server_close()
+            stream.unlink(missing_ok=True)
+
+
 def _generate(args: argparse.Namespace) -> int:
     from synthtext.infer import check_model_ref
     from synthtext.markup import has_tags, parse_intensity, starts_with_tag
@@ -154,9 +189,17 @@ def _generate(args: argparse.Namespace) -> int:
     if not args.all_emotions and not args.emotion and not starts_with_tag(text or ""):
         raise SynthTextError("give --emotion (ANG, DIS, FEA, HAP, NEU, SAD or a name) or --all-emotions, "
                              "or start the text with an emotion tag ([happy] ...)")
+    if not 0 <= args.live_port <= 65535:
+        raise SynthTextError(f"--live-port {args.live_port}: give a port 1..65535, or 0 for any free one")
+    if args.live and args.all_emotions:
+        raise SynthTextError("--live streams one clip as it is made; the six-emotion grid (--all-emotions) is made "
+                             "all at once: drop one of them")
     job = make_job(args.image, text, args.emotion, args.out, intensity, args.voice, args.all_emotions,
                    audio=args.audio, head_motion=head_motion, blinks=args.blinks)
-    summary = _run_jobs([job], check_model_ref(args.model), options, args.orchestrate)
+    if args.live:
+        summary = _run_live(job, check_model_ref(args.model), options, args.live_port)
+    else:
+        summary = _run_jobs([job], check_model_ref(args.model), options, args.orchestrate)
     code = _report(summary, args.strict)
     if code == 0:
         print(f"video: {args.out} (speech: {Path(args.out).with_suffix('.wav')})")
@@ -298,6 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "the voice takes the nearest of LO, MD, HI (default HI)")
     generate.add_argument("--voice", help="piper: a voice .onnx; coqui: a model name or folder")
     generate.add_argument("--out", required=True, help="the .mp4 to write (the .wav and a .json go beside it)")
+    generate.add_argument("--live", action="store_true",
+                          help="serve the video while it is made: prints http://127.0.0.1:PORT/live, a growing "
+                               "fragmented MP4 to open in VLC or ffplay (runs in this process, without Prefect)")
+    generate.add_argument("--live-port", type=int, default=0, help="the port of --live (default: any free one)")
     _add_video_options(generate)
     generate.set_defaults(run=_generate)
 

@@ -6,6 +6,8 @@ The face blinks and its head moves with the speech unless the request says other
 ``head_motion`` 0..1), and ``intensity`` is LO, MD, HI or a number 0..1.5 (``synthtext.markup``).
 Each finished job records its segments and the self-check of each (the emotion asked for, the one the
 face shows, the evaluator's confidence), the warnings for mismatches, or why the check was skipped.
+A job's video can be watched while it is made: ``/api/videos/{id}/live`` sends a fragmented MP4 as it
+grows (``synthtext.live``; the page plays it through Media Source Extensions).
 
 Forms and uploads are read by FastAPI (python-multipart) into the models of ``server_schema``, from which
 ``/openapi.json`` is generated; the jobs, photos and the queue are ``server_service.VideoService``'s.
@@ -27,7 +29,7 @@ import torch
 from fastapi import Depends, FastAPI, Form, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ValidationError
@@ -326,6 +328,24 @@ def create_app(model: str = tracking.CHAMPION_URI, folder: str | Path = "data/ap
             raise BadInput(f"video {job_id} is {record['status']}, not done", 409)
         return file_or_404(service.videos / f"{job_id}.mp4", f"no video job {job_id!r}", media_type="video/mp4",
                            filename=f"synthtext-{job_id}.mp4" if download else None)
+
+    @app.get("/api/videos/{job_id}/live", response_class=StreamingResponse,
+             responses={200: {"content": {"video/mp4": {}}, "headers": {"X-Stream": {
+                 "schema": {"type": "string", "enum": ["live", "finished"]},
+                 "description": "live: a fragmented MP4 that grows as the frames are encoded; finished: the "
+                                "finished mp4 (the job was done)"}}}, **locked, **problems(404, 409)},
+             summary="The video while it is being made: a fragmented MP4 sent as it grows, from its first fragment "
+                     "until the job ends (any player: the page, ffplay, VLC); a queued job's once it starts; a done "
+                     "job's finished mp4 (409 for a failed job)")
+    def live_video(job_id: str, access: Who) -> Response:
+        record = service.get(job_id, access)
+        if record["status"] == "failed":
+            raise BadInput(f"video {job_id} failed: {record['error']}", 409)
+        if record["status"] == "done":
+            return file_or_404(service.videos / f"{job_id}.mp4", f"no video job {job_id!r}", media_type="video/mp4",
+                               headers={"X-Stream": "finished"})
+        return StreamingResponse(service.live_stream(job_id), media_type="video/mp4",
+                                 headers={"X-Stream": "live", "Cache-Control": "no-store"})
 
     @app.get("/api/model", summary="The model new jobs use: name, version, alias, evaluation figures",
              responses={**locked, **problems(503)})

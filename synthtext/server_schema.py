@@ -149,6 +149,8 @@ class Job(BaseModel):
     model: dict[str, Any]
     url: str
     video_url: str | None
+    live_url: str | None = Field(None, description="the video while it is being made (a growing fragmented MP4), "
+                                 "or once done the finished mp4; none for a failed job")
     face_url: str
 
 

@@ -14,6 +14,11 @@ Everything lies in one folder: ``photos/`` (uploads under server-made names, and
 ``recordings/`` (uploaded speech, under server-made names), ``videos/`` (``<id>.mp4``, ``.wav``, ``.json``,
 each written to a temporary name and renamed) and ``index.json`` (the gallery), so the gallery survives a
 restart; a job that was queued or running when the server stopped shows as failed with the reason.
+
+While a job runs, its video is also written to ``videos/.<id>.live.mp4``, a fragmented MP4 that grows as
+the frames are encoded (``synthtext.live``): ``live_stream`` follows it for ``GET /api/videos/{id}/live``.
+It is written in place, not renamed (it is read while it grows), and removed when the job ends: a reader
+that has it open reads it to its end; later ones get the finished mp4.
 """
 
 from __future__ import annotations
@@ -25,11 +30,13 @@ import queue
 import re
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from synthtext import parse_emotion
 from synthtext.errors import SynthTextError
 from synthtext.files import write_json_atomic
+from synthtext.live import FOLLOW_POLL_SECONDS, follow
 from synthtext.markup import parse_intensity, starts_with_tag
 from synthtext.server_access import OPEN, Access
 from synthtext.server_model import ModelSource
@@ -84,7 +91,8 @@ class VideoService:
     def _recover(self) -> None:
         """Read the gallery; a job that never finished is failed (or done, if its files are complete);
         partial files from a killed process are removed."""
-        for partial in [*self.videos.glob(".*.tmp*"), *self.photos.glob(".*.tmp*"), *self.recordings.glob(".*.tmp*")]:
+        for partial in [*self.videos.glob(".*.tmp*"), *self.videos.glob(".*.live.mp4"), *self.photos.glob(".*.tmp*"),
+                        *self.recordings.glob(".*.tmp*")]:
             partial.unlink(missing_ok=True)
         index = self.folder / "index.json"
         for record in (json_file(index).get("jobs", []) if index.is_file() else []):
@@ -273,7 +281,8 @@ class VideoService:
         else:
             engine = None if job.audio else engine_for(self.engines, job.voice, options)  # a recording needs no voice
             backend = self.uploads.backend(model.preprocess, threading.current_thread().name)
-            result = make_video_safely(job, model, engine, options, record["key"], progress, backend)
+            result = make_video_safely(job, model, engine, options, record["key"], progress, backend,
+                                       live=self.live_path(job_id))
         finished = time.time()
         if result["status"] == "ok":
             self.seconds_per_job = 0.7 * self.seconds_per_job + 0.3 * (finished - record["created"])
@@ -284,12 +293,42 @@ class VideoService:
         else:
             self._update(job_id, status="failed", step=None, error=self._hide_paths(result["reason"], job.image,
                                                                                      job.audio), finished=finished)
+        self.live_path(job_id).unlink(missing_ok=True)  # after the status: its readers know it is complete
+
+    def live_path(self, job_id: str) -> Path:
+        return self.videos / f".{job_id}.live.mp4"
+
+    def live_stream(self, job_id: str) -> Iterator[bytes]:
+        """The job's video while it is made: the live file's bytes as they are written, from its start, until
+        the job ends (waiting for it to begin if it is queued). A job that ended before its live file was
+        seen gives its finished mp4, if it is done."""
+        def pending() -> bool:
+            with self.lock:
+                return self.jobs.get(job_id, {}).get("status") in PENDING
+
+        path = self.live_path(job_id)
+        while True:
+            if path.is_file():
+                try:
+                    yield from follow(path, lambda: not pending())
+                    return
+                except FileNotFoundError:  # removed between the look and the opening: the job has ended
+                    pass
+            if not pending():
+                with self.lock:
+                    done = self.jobs.get(job_id, {}).get("status") == "done"
+                video = self.videos / f"{job_id}.mp4"
+                if done and video.is_file():
+                    yield from follow(video, lambda: True)
+                return
+            time.sleep(FOLLOW_POLL_SECONDS)
 
     def public(self, record: dict) -> dict:
         """A job as the API shows it (no paths on the server)."""
         shown = {k: v for k, v in record.items() if k != "key"}
         shown["url"] = f"/api/videos/{record['id']}"
         shown["video_url"] = f"/api/videos/{record['id']}/video" if record["status"] == "done" else None
+        shown["live_url"] = f"/api/videos/{record['id']}/live" if record["status"] != "failed" else None
         shown["face_url"] = f"/api/photos/{record['inputs']['photo']}/face"
         return shown
 
@@ -339,6 +378,7 @@ class VideoService:
     def _remove_files(self, job_id: str) -> None:
         for suffix in (".json", ".mp4", ".wav"):  # the sidecar first: without it a video is not done
             (self.videos / f"{job_id}{suffix}").unlink(missing_ok=True)
+        self.live_path(job_id).unlink(missing_ok=True)
 
     def sweep(self) -> list[str]:
         """Retention: delete finished jobs older than ``keep_days`` (and uploads no job uses, as old), then the

@@ -36,6 +36,7 @@ from synthtext.hashing import file_md5, stable_hash
 from synthtext.infer import load_generator, read_image
 from synthtext.landmarks import make_backend
 from synthtext.life import Life
+from synthtext.live import FIRST_BATCH, Blocks, LiveWriter, SentenceSpeech, animate_block, plan_sentences
 from synthtext.markup import (
     Intensity,
     Segment,
@@ -44,18 +45,17 @@ from synthtext.markup import (
     intensity_amount,
     parse_intensity,
     parse_markup,
-    segment_frames,
     starts_with_tag,
     voice_level,
 )
-from synthtext.media import VideoWriter, load_speech, write_video, write_wav_atomic
+from synthtext.media import load_speech, write_video, write_wav_atomic
 from synthtext.selfcheck import SelfCheck, attach_evaluator
-from synthtext.tts.engines import Speech, make_engine, synthesize_segments, synthesize_text
+from synthtext.tts.engines import make_engine, synthesize_text
 from synthtext.tts.text import read_text
 
 GRID_CELL_MAX = 480  # longest side of one cell of an --all-emotions grid
 REST_SECONDS = 0.3  # pause between emotions in a grid
-LONG_FRAMES = 750  # a single clip this long (30 s at 25 fps) or longer shows a progress bar of its frames
+LONG_SENTENCES = 8  # a text of this many sentences (about 30 s) or more shows a progress bar of its sentences
 CODE_VERSION = code_version("synthtext.videojobs")  # the code this process runs: hashed once, not per job
 
 
@@ -228,17 +228,21 @@ def is_done(job: Job, key: str) -> bool:
         return False
 
 
-def make_video(job: Job, model, engine, options: Options, key: str, progress=None, backend=None) -> dict:
+def make_video(job: Job, model, engine, options: Options, key: str, progress=None, backend=None,
+               live: str | Path | None = None) -> dict:
     """Speak (or read the recording), prepare the face, generate, encode, check. Writes OUT.wav, OUT.mp4
-    and OUT.json, each atomically. ``progress(step, fraction)``, if given, is called as each step (tts,
-    face, generate, encode) begins, and during generation with the share of frames done; ``backend``, a
-    loaded landmark backend to reuse (loading dlib's predictor takes about a second). A long single
-    clip also shows a progress bar.
+    and OUT.json, each atomically, and with ``live`` a fragmented MP4 there that grows while the video is
+    made (``synthtext.live``: written in place, to be read as it grows; the caller removes it).
+    ``progress(step, fraction)``, if given, is called as each step (tts, face, generate, encode) begins,
+    and during generation with the share of the video done; ``backend``, a loaded landmark backend to
+    reuse (loading dlib's predictor takes about a second). A long text also shows a progress bar.
 
     The text's emotion tags (``synthtext.markup``) make segments: each is spoken with its emotion's
     prosody (at the nearest named level to its intensity), and the face's emotion follows them, at its
-    intensity's amount, changing smoothly at each border. The face blinks and the head moves as the
-    job says (``Job.life``), scheduled from the speech and the seed. With the model's
+    intensity's amount, changing smoothly at each border. The speech is made sentence by sentence, each
+    just before its frames, and the frames block by block, a sentence each (``synthtext.live``): the
+    first sentence's frames are encoded (and can be watched) before the rest is spoken. The face blinks
+    and the head moves as the job says (``Job.life``), scheduled from the speech and the seed. With the model's
     stored evaluator, every segment of the video is read back (``synthtext.selfcheck``): the result
     and the sidecar say what each segment asked for and what the face shows."""
     times = {}
@@ -246,20 +250,20 @@ def make_video(job: Job, model, engine, options: Options, key: str, progress=Non
     report("tts")
     start = time.perf_counter()
     fps = model.cfg.fps
-    segments: list[Segment] = []
+    speaker = None
     if job.audio:
-        audio, rate = load_speech(job.audio)
-        speech = {e: Speech(audio, rate, []) for e in job.emotions}
+        recorded, rate = load_speech(job.audio)
         segments = [Segment("", job.emotions[0], job.intensity)]
-        ends = [len(audio)]
     elif len(job.emotions) == 1:
         segments = parse_markup(job.text, job.emotions[0], job.intensity)
-        voiced = [Segment(s.text, s.emotion, voice_level(s.intensity)) for s in segments]
-        spoken, ends = synthesize_segments(engine, voiced, options.speed, options.seed)
-        speech = {job.emotions[0]: spoken}
+        speaker = SentenceSpeech(engine, segments, plan_sentences(segments, options.seed), options.speed)
+        speaker.get(0)  # the first sentence now; each other one just before its frames
+        rate = engine.sample_rate
     else:
+        segments = None
         speech = {e: synthesize_text(engine, job.text, e, voice_level(job.intensity), options.speed, options.seed)
                   for e in job.emotions}
+        rate = next(iter(speech.values())).sample_rate
     times["tts"] = time.perf_counter() - start
     report("face")
     start = time.perf_counter()
@@ -267,7 +271,6 @@ def make_video(job: Job, model, engine, options: Options, key: str, progress=Non
                                       int(model.preprocess.get("detect_upsample", 1)))
     face = infer.prepare_face(job.image, model.preprocess, backend)
     times["face"] = time.perf_counter() - start
-    rate = next(iter(speech.values())).sample_rate
     size = options.size or 2 * face.crop.shape[0]  # twice the aligned crop unless --size says otherwise
     evaluator = model.evaluator
 
@@ -279,39 +282,46 @@ def make_video(job: Job, model, engine, options: Options, key: str, progress=Non
     report("generate")
     verdicts: list = []
     check = None  # the grid's six clips are not checked: each is one emotion by construction
-    if len(speech) == 1:  # one clip: streamed, generated pieces straight into the encoder (flat memory)
-        spoken = next(iter(speech.values()))
-        frames = infer.frame_count(len(spoken.audio), rate, fps)
-        spans = [(seg, first, end) for seg, (first, end) in
-                 zip(segments, segment_frames([int(round(e * fps / rate)) for e in ends], frames), strict=True)]
-        condition = emotion_condition(spans, frames, fps)
-        check = None if evaluator is None else SelfCheck(evaluator, backend, face,
-                                                         [(seg.emotion, a, b) for seg, a, b in spans],
-                                                         pasted=options.paste_back)
-        audio = _pad(spoken.audio, frames, fps, rate)[:len(spoken.audio)]
+    if segments is not None:  # one clip: block by block, generated pieces straight into the encoder (flat memory)
+        sentences = speaker.sentences if speaker is not None else []
+        count = len(sentences) if speaker is not None else 1
+        blocks = Blocks(segments, rate, fps, options.seed, job.life, model.cfg.decoder == "motion")
+        checked_spans: list[tuple[str, int, int]] = []  # the self-check's segments, as they become known
         times["generate"] = times["encode"] = times["check"] = 0.0
-        bar = tqdm(total=frames, desc=out.name, unit="frame", disable=frames < LONG_FRAMES, leave=False)
-        with VideoWriter(out, fps, audio, rate) as writer, bar:
-            start = time.perf_counter()
-            for piece in infer.animate_chunks(model.generator, spoken.audio, spoken.sample_rate, face.crop, condition,
-                                              options.seed, options.overlap, life=job.life,
-                                              landmarks=face.landmarks):
-                chunk = frames_of(piece)
-                times["generate"] += time.perf_counter() - start
+        bar = tqdm(total=count, desc=out.name, unit="sentence", disable=count < LONG_SENTENCES, leave=False)
+        with LiveWriter(out, fps, rate, live) as writer, bar:
+            for index in range(count):
                 start = time.perf_counter()
-                writer.write(chunk)
-                times["encode"] += time.perf_counter() - start
-                start = time.perf_counter()
-                if check is not None:
-                    check.observe(chunk)
-                    times["check"] += time.perf_counter() - start
-                bar.update(len(chunk))
-                report("generate", writer.frames / max(frames, 1))
-                start = time.perf_counter()
+                if speaker is None:
+                    block = blocks.add(recorded, 0, last=True)
+                else:
+                    following = sentences[index + 1].segment if index + 1 < count else None
+                    block = blocks.add(speaker.get(index), sentences[index].segment, last=following is None,
+                                       next_segment=following)
+                checked_spans[:] = [(seg.emotion, a, b) for seg, a, b in blocks.spans]
+                writer.add_audio(block.audio)  # before its frames: the encoder never waits for the speech
+                for piece in animate_block(model.generator, block, rate, face.crop, options.seed + index,
+                                           options.overlap, face.landmarks, FIRST_BATCH if index == 0 else 16):
+                    chunk = frames_of(piece)
+                    times["generate"] += time.perf_counter() - start
+                    start = time.perf_counter()
+                    writer.write(chunk)
+                    times["encode"] += time.perf_counter() - start
+                    start = time.perf_counter()
+                    if evaluator is not None:
+                        check = check or SelfCheck(evaluator, backend, face, checked_spans, pasted=options.paste_back)
+                        check.observe(chunk)
+                        times["check"] += time.perf_counter() - start
+                    report("generate", (index + (writer.frames - block.first) / (block.end - block.first)) / count)
+                    start = time.perf_counter()
+                bar.update(1)
             report("encode")
             start = time.perf_counter()
+        audio = recorded if speaker is None else blocks.audio
         write_wav_atomic(out.with_suffix(".wav"), audio, rate)  # after the video: a killed job leaves neither
         times["encode"] += time.perf_counter() - start
+        if speaker is not None:
+            times["tts"] = speaker.seconds  # every sentence's, the later ones spoken between the blocks
         if check is not None:
             start = time.perf_counter()
             verdicts = check.verdicts(fps)
@@ -319,7 +329,7 @@ def make_video(job: Job, model, engine, options: Options, key: str, progress=Non
         else:
             del times["check"]
         segment_list = [{"emotion": seg.emotion, "intensity": seg.intensity, "text": seg.text, "first_frame": a,
-                         "end_frame": b} for seg, a, b in spans]
+                         "end_frame": b} for seg, a, b in blocks.spans]
         for entry, verdict in zip(segment_list, verdicts, strict=False):
             entry.update(shown=verdict.shown, confidence=round(verdict.confidence, 3), match=verdict.match)
         total = writer.frames
@@ -344,7 +354,7 @@ def make_video(job: Job, model, engine, options: Options, key: str, progress=Non
                         for e, a, b in grid_segments]
     warnings = [v.warning() for v in verdicts if not v.match]
     checked = {"evaluator": model.evaluator_note, "segments": len(verdicts), "mismatches": len(warnings)} \
-        if check is not None else {"skipped": "the six-emotion grid is not checked" if len(speech) > 1 else
+        if check is not None else {"skipped": "the six-emotion grid is not checked" if segments is None else
                                    model.evaluator_note}
     write_json_atomic(sidecar_path(out), {
         "inputs_key": key, "image": job.image, "text": job.text, "audio": job.audio, "emotions": job.emotions,
@@ -383,10 +393,10 @@ def _fit(frames: np.ndarray, side: int) -> np.ndarray:
 
 
 def make_video_safely(job: Job, model, engine, options: Options, key: str, progress=None,
-                      backend=None) -> dict:
+                      backend=None, live: str | Path | None = None) -> dict:
     """``make_video``, with a user-caused failure returned as a result instead of raised."""
     try:
-        return make_video(job, model, engine, options, key, progress, backend)
+        return make_video(job, model, engine, options, key, progress, backend, live)
     except SynthTextError as exc:
         return failed(job, str(exc))
 
@@ -406,10 +416,12 @@ def engine_for(engines: dict, voice: str | None, opts: Options):
         return engines[voice]
 
 
-def make_videos(jobs: list[dict], model_ref: str, options: dict, repo: str = ".", submit=None) -> dict:
+def make_videos(jobs: list[dict], model_ref: str, options: dict, repo: str = ".", submit=None,
+                live: str | None = None) -> dict:
     """Load the model once and one engine per distinct voice, skip jobs that are up to date, make the
     rest: one by one here, or through ``submit(job, model, engine, options, key)`` returning a future
-    (the Prefect flow's tasks). Results come back in job order."""
+    (the Prefect flow's tasks). Results come back in job order. ``live``: where the video of a single job
+    made here grows while it is made (``make_video``)."""
     start = time.perf_counter()
     opts = Options(**options)
     job_list = [Job(**j) for j in jobs]
@@ -433,7 +445,7 @@ def make_videos(jobs: list[dict], model_ref: str, options: dict, repo: str = "."
         elif submit is not None:
             futures[index] = submit(job, model, engine, opts, key)
         else:
-            results[index] = make_video_safely(job, model, engine, opts, key)
+            results[index] = make_video_safely(job, model, engine, opts, key, live=live if len(job_list) == 1 else None)
     for index, future in tqdm(futures.items(), desc="videos", unit="video", disable=len(futures) < 2):
         try:
             results[index] = future.result()

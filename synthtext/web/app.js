@@ -5,6 +5,10 @@
 // On a server with tokens (GET /api/session says so) the page asks for the token once, keeps it in this
 // tab (sessionStorage) and sends it with every call; faces and videos are then fetched with it and shown
 // from blob URLs, since an <img> or <video> cannot send the header itself.
+// A job's video plays while it is being made: GET /api/videos/{id}/live sends a fragmented MP4 as it grows,
+// appended piece by piece to the player through Media Source Extensions (no library); the finished mp4 is
+// the download. ``window.liveStats`` keeps the time from "Make the video" to the first frame playing, and
+// how often playback then waited for data (a stall).
 
 const $ = (id) => document.getElementById(id);
 const STEPS = ["queued", "tts", "face", "generate", "encode"];
@@ -13,6 +17,8 @@ let photoId = null;
 let recording = null;  // a File: recorded speech instead of the text
 let emotion = "HAP";
 let watching = null;
+let live = null;  // the live playback in progress: {id, controller, buffer, polls, started, complete}
+window.liveStats = {submitted: null, firstBytes: null, playing: null, stalls: 0};
 const TOKEN_KEY = "synthtext-token";
 let auth = false;  // whether the server needs a token
 let token = sessionStorage.getItem(TOKEN_KEY);
@@ -245,6 +251,7 @@ $("video-form").addEventListener("submit", async (event) => {
   form.append("voice", $("voice").value);
   form.append("speed", $("speed").value);
   form.append("paste_back", $("paste-back").checked);
+  window.liveStats = {submitted: performance.now(), firstBytes: null, playing: null, stalls: 0};
   try {
     const job = await api("/api/videos", {method: "POST", body: form});
     follow(job);
@@ -314,10 +321,117 @@ function drawCheck(job) {
   }
 }
 
+// ---------------------------------------------------------------- live playback
+
+// The codec of the H.264 stream in an MP4's first bytes (its avcC box: profile, constraints, level), as
+// Media Source Extensions need it named; null until those bytes have come.
+function avcCodec(bytes) {
+  for (let i = 0; i + 8 <= bytes.length; i++) {
+    if (bytes[i] === 0x61 && bytes[i + 1] === 0x76 && bytes[i + 2] === 0x63 && bytes[i + 3] === 0x43) {
+      const hex = (n) => n.toString(16).padStart(2, "0");
+      return `avc1.${hex(bytes[i + 5])}${hex(bytes[i + 6])}${hex(bytes[i + 7])}`;
+    }
+  }
+  return null;
+}
+
+function joined(a, b) {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+function stopLive() {
+  if (live) live.controller.abort();
+  live = null;
+}
+
+// Whether the live video can start now without running out: at once where the video is made faster than it
+// plays; else once what is there lasts until the rest is made, at the rate the job's progress has moved
+// since its generation began (``polls``: the share of the video made, as follow() saw it; two are needed).
+function readyToPlay(mine) {
+  if (!mine.buffer || !mine.buffer.buffered.length) return false;
+  const end = mine.buffer.buffered.end(mine.buffer.buffered.length - 1);
+  const polls = mine.polls;
+  if (mine.complete) return true;
+  if (polls.length < 2) return false;
+  const first = polls[0];
+  const last = polls[polls.length - 1];
+  const total = end / Math.max(last.share, 1e-3);  // (the share lags the stream a little: a longer guess)
+  const rate = (last.share - first.share) * total / Math.max(last.time - first.time, 1e-3);  // video s per s
+  if (rate >= 1) return true;
+  const need = 1.3 * (total - end) * (1 - rate) / Math.max(rate, 1e-3);
+  return end - $("player").currentTime >= need;
+}
+
+function startWhenReady(mine) {
+  if (live === mine && !mine.started && readyToPlay(mine)) {
+    mine.started = true;
+    $("player").play().catch(() => {});
+  }
+}
+
+// Play a job's video as it is made: its fragments appended to a MediaSource as they arrive. A job that
+// ended meanwhile (the server sends the finished mp4) is left to play() when the page learns it is done.
+async function playLive(job) {
+  stopLive();
+  if (!window.MediaSource || !job.live_url) return;
+  const mine = {id: job.id, controller: new AbortController(), buffer: null, polls: [], started: false,
+    complete: false};
+  live = mine;
+  try {
+    const response = await fetch(job.live_url, withToken({signal: mine.controller.signal}));
+    if (!response.ok || response.headers.get("X-Stream") !== "live") throw new Error("not live");
+    const source = new MediaSource();
+    const player = $("player");
+    player.src = URL.createObjectURL(source);
+    player.hidden = false;
+    await new Promise((resolve) => source.addEventListener("sourceopen", resolve, {once: true}));
+    let pending = new Uint8Array(0);
+    const append = (bytes) => new Promise((resolve, reject) => {
+      mine.buffer.addEventListener("updateend", resolve, {once: true});
+      mine.buffer.addEventListener("error", reject, {once: true});
+      mine.buffer.appendBuffer(bytes);
+    });
+    const reader = response.body.getReader();
+    for (;;) {
+      const {done, value} = await reader.read();
+      if (done) break;
+      if (window.liveStats.firstBytes === null) window.liveStats.firstBytes = performance.now();
+      if (mine.buffer) {
+        await append(value);
+      } else {
+        pending = joined(pending, value);
+        const codec = avcCodec(pending);
+        if (!codec) continue;  // the start of the file (its codecs) has not all come yet
+        mine.buffer = source.addSourceBuffer(`video/mp4; codecs="${codec}, mp4a.40.2"`);
+        await append(pending);
+      }
+      startWhenReady(mine);
+    }
+    if (source.readyState === "open") source.endOfStream();
+    mine.complete = true;
+    startWhenReady(mine);
+  } catch (error) {
+    if (live === mine) live = null;  // aborted, or not playable live: the finished file plays when done
+  }
+}
+
+$("player").addEventListener("playing", () => {
+  if (window.liveStats.playing === null && window.liveStats.submitted !== null) {
+    window.liveStats.playing = performance.now();
+  }
+});
+$("player").addEventListener("waiting", () => {
+  if (window.liveStats.playing !== null) window.liveStats.stalls += 1;
+});
+
 async function play(job) {
   const video = await mediaUrl(job.video_url);
   $("player").hidden = false;
-  if (!$("player").src.endsWith(video)) $("player").src = video;
+  const playingLive = live && live.id === job.id;  // the live stream plays on to its end: the same video
+  if (!playingLive && !$("player").src.endsWith(video)) $("player").src = video;
   $("download").href = auth ? video : `${job.video_url}?download=true`;
   if (auth) $("download").download = `synthtext-${job.id}.mp4`;
   $("download").hidden = false;
@@ -327,7 +441,10 @@ async function play(job) {
 
 function follow(job) {
   if (watching) clearTimeout(watching);
+  stopLive();
   $("player").hidden = true;
+  $("player").removeAttribute("src");
+  if (job.status === "queued" || job.status === "running") playLive(job);
   $("download").hidden = true;
   $("delete").dataset.url = job.url;
   $("delete").hidden = false;
@@ -341,6 +458,10 @@ function follow(job) {
       return;
     }
     drawSteps(job);
+    if (live && live.id === job.id && job.step === "generate") {
+      live.polls.push({time: performance.now() / 1000, share: 4 * job.progress - 2});
+      startWhenReady(live);
+    }
     if (job.status === "done") {
       const took = job.finished && job.created ? ` in ${(job.finished - job.created).toFixed(1)} s` : "";
       $("status").textContent = `Done${took}: ${job.seconds} s of speech.`;
@@ -500,6 +621,7 @@ $("delete").addEventListener("click", async () => {
     return;
   }
   if (watching) clearTimeout(watching);
+  stopLive();
   for (const id of ["player", "download", "delete", "check"]) $(id).hidden = true;
   $("player").removeAttribute("src");
   $("status").textContent = "Deleted.";
