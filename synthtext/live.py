@@ -46,9 +46,9 @@ from synthtext.media import ffmpeg_exe
 from synthtext.tts.engines import synthesize_text
 from synthtext.tts.text import split_sentences
 
-FIRST_BATCH = 4  # the video's first piece is this many of the network's windows: its first frames come soon
+FIRST_BATCH = 2  # the video's first piece is this many of the network's windows: its first frames come soon
 PAUSE_SECONDS = 0.25  # between sentences and segments: ``synthesize_segments``'s pause
-FRAGMENT_SECONDS = 0.5  # a fragment of the live file at least this often
+FRAGMENT_SECONDS = 0.25  # a fragment of the live file at least this often
 KEYFRAME_SECONDS = 1.0  # a player can start (or seek) at most this far apart
 FOLLOW_POLL_SECONDS = 0.05  # how often a reader of a growing file looks for more
 
