@@ -26,7 +26,6 @@ import http.server
 import os
 import queue
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -38,11 +37,10 @@ import torch
 
 from synthtext.clipfile import audio_length
 from synthtext.errors import SynthTextError
-from synthtext.files import tmp_path
 from synthtext.infer import Animation, animate_chunks, frame_count
 from synthtext.life import Life, life_track
 from synthtext.markup import Segment, emotion_track, intensity_amount, voice_level
-from synthtext.media import ffmpeg_exe
+from synthtext.media import VideoWriter, ffmpeg_exe
 from synthtext.tts.engines import synthesize_text
 from synthtext.tts.text import split_sentences
 
@@ -177,41 +175,28 @@ def _tee_name(path: Path) -> str:
     return f"file:{name}"
 
 
-class LiveWriter:
+class LiveWriter(VideoWriter):
     """The finished mp4 and, given ``live``, a fragmented MP4 growing beside it, from one encode: frames
     come in chunks (``write``), the speech in pieces (``add_audio``: each before the frames it goes with),
     so neither needs the whole video at the start. The speech reaches ffmpeg through a named pipe fed by a
     thread of its own, so the frames and the speech never wait for each other. ``close`` (the end of the
     ``with`` block) finishes both files; on an error the mp4's temporary is removed (the live file is the
-    caller's to remove: a reader may still be reading it)."""
+    caller's to remove: a reader may still be reading it). The rest is ``media.VideoWriter``'s."""
 
     def __init__(self, path: str | Path, fps: int, sample_rate: int, live: str | Path | None = None):
-        self.path, self.fps, self.rate = Path(path), fps, sample_rate
+        super().__init__(path, fps, None, sample_rate)
+        self.rate = sample_rate
         self.live = Path(live) if live else None
-        self.tmp = tmp_path(self.path, keep_suffix=True)
-        self.scratch = tempfile.TemporaryDirectory()
         self.fifo = Path(self.scratch.name) / "speech.pcm"
         os.mkfifo(self.fifo)
-        self.errors = open(Path(self.scratch.name) / "ffmpeg.log", "w+b")  # a file, not a pipe: no deadlock
         self.sounds: queue.Queue[bytes | None] = queue.Queue()
-        self.process: subprocess.Popen | None = None
         self.feeder: threading.Thread | None = None
-        self.frames = self.samples = 0
+        self.samples = 0
 
     def add_audio(self, audio: np.ndarray) -> None:
         """Mono float32 samples in [-1, 1] at the writer's rate, after those added before."""
         self.sounds.put((np.clip(audio, -1.0, 1.0) * 32767).astype("<i2").tobytes())
         self.samples += len(audio)
-
-    def write(self, frames: np.ndarray) -> None:
-        """RGB uint8 frames [T, H, W, 3], all of the first chunk's size."""
-        if self.process is None:
-            self._start(frames.shape[2], frames.shape[1])
-        elif frames.shape[1:3] != self.shape:
-            raise ValueError(f"{self.path}: frames of {frames.shape[2]}x{frames.shape[1]} after "
-                             f"{self.shape[1]}x{self.shape[0]}")
-        self.process.stdin.write(np.ascontiguousarray(frames).tobytes())
-        self.frames += len(frames)
 
     def _start(self, width: int, height: int) -> None:
         self.shape = (height, width)
@@ -243,19 +228,10 @@ class LiveWriter:
 
     def close(self) -> None:
         """Finish the files and move the mp4 into place (raises ``CalledProcessError`` if ffmpeg failed)."""
-        try:
-            if self.process is None or not self.frames:
-                raise ValueError(f"{self.path}: no frames were written")
+        if self.feeder is not None:  # the speech ends first: ffmpeg finishes when both inputs have
             self.sounds.put(None)
             self.feeder.join()
-            self.process.stdin.close()
-            code = self.process.wait()
-            if code:
-                self.errors.seek(0)
-                raise subprocess.CalledProcessError(code, self.process.args, stderr=self.errors.read())
-            os.replace(self.tmp, self.path)
-        finally:
-            self._cleanup()
+        super().close()
 
     def _cleanup(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -266,21 +242,7 @@ class LiveWriter:
             with contextlib.suppress(OSError):  # a feeder still waiting for ffmpeg to open the pipe: opened, so it ends
                 os.close(os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK))
             self.feeder.join()
-        self.tmp.unlink(missing_ok=True)
-        self.errors.close()
-        self.scratch.cleanup()
-
-    def __enter__(self) -> LiveWriter:
-        return self
-
-    def __exit__(self, kind, value, trace) -> None:
-        if kind is None:
-            self.close()
-        else:
-            with contextlib.suppress(BrokenPipeError, OSError):
-                if self.process is not None:
-                    self.process.stdin.close()
-            self._cleanup()
+        super()._cleanup()
 
 
 # ---------------------------------------------------------------- reading a growing file
