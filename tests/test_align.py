@@ -199,7 +199,10 @@ def test_a_copied_video_aligns_like_the_encoded_one(demo_dir, dlib_backend, tmp_
     same = np.abs(copied.video.astype(float) - encoded.video).mean()
     shifted = np.abs(copied.video[1:].astype(float) - encoded.video[:-1]).mean()
     moved = np.linalg.norm(copied.landmarks - encoded.landmarks, axis=-1).mean()
-    assert same < 3.0 and same < shifted  # the same frames, through one H.264 generation less
+    # the same frames, through one H.264 generation less: closer to each other than to the next frame. (Grey
+    # levels: 3.9 against 5.1 for the next frame since the corpus draws teeth and stronger expressions,
+    # whose fine detail one more encode changes more; before them 2.x.)
+    assert same < 4.5 and same < 0.9 * shifted, (same, shifted)
     assert moved < 1.0
 
 

@@ -13,19 +13,16 @@ else is the tool's default.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from synthtext.server_access import Tokens
-from tests.test_serve import REPO, free_port, save_tiny_generator
+from tests.test_serve import REPO, save_tiny_generator, serve_in_thread
 
 ALICE, BOB = "alice-token-0123456789abcdef", "bob-token-0123456789abcdef"
 CONFIG = """
@@ -43,26 +40,6 @@ EXAMPLES = 60  # per operation and phase: about 1,400 requests in all, about a m
 STACK_TRACE = ("Traceback (most recent call last)", 'File "/', "site-packages")
 
 
-@contextlib.contextmanager
-def serving(app):
-    """The app on a free local port, with uvicorn in a thread of this process."""
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    end = time.monotonic() + 60
-    while not server.started:
-        assert time.monotonic() < end and thread.is_alive(), "the server did not start"
-        time.sleep(0.1)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=120)
-
-
 @pytest.mark.slow
 def test_fuzzing_the_api_from_its_schema_finds_nothing(tmp_path):
     from synthtext.server import create_app
@@ -76,7 +53,7 @@ def test_fuzzing_the_api_from_its_schema_finds_nothing(tmp_path):
     app = create_app(str(model), folder, REPO, tokens=Tokens.parse(f"alice:{ALICE}\nbob:{BOB}", "tokens"))
     operations = sum(len(methods) for methods in app.openapi()["paths"].values())
     seed = os.environ.get("SYNTHTEXT_FUZZ_SEED", "1")  # fixed, so a failure here is a failure everywhere
-    with serving(app) as base:
+    with serve_in_thread(app) as base:
         run = subprocess.run(
             [str(Path(sys.executable).with_name("schemathesis")), "--config-file", str(tmp_path / "schemathesis.toml"),
              "run", f"{base}/openapi.json", "--checks", "all", "--max-examples", str(EXAMPLES), "--workers", "1",
