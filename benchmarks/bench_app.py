@@ -57,60 +57,44 @@ def post(url: str, fields: dict) -> tuple[int, dict, dict]:
 
 
 def run(model: str, workers: int, requests: int, clients: int, queue: int) -> dict:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    base = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory() as folder:
-        server = subprocess.Popen([sys.executable, "-m", "flows.cli", "serve", "--model", model, "--port", str(port),
-                                   "--workers", str(workers), "--queue", str(queue), "--out-dir", folder], cwd=ROOT,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        try:
-            for _ in range(600):
-                try:
-                    urllib.request.urlopen(f"{base}/api/voices", timeout=2)
-                    break
-                except OSError:
-                    time.sleep(0.2)
-            status, photo, _ = post(f"{base}/api/photos", {"sample": PHOTO})
-            assert status == 201, photo
-            start_rss = rss_kb(server.pid, "VmRSS")
-            latencies, failures, refused, lock, memory = [], [], [0], threading.Lock(), []
-            numbers = iter(range(requests))
+    with tempfile.TemporaryDirectory() as folder, \
+            server_on(model, folder, "--workers", str(workers), "--queue", str(queue)) as (base, server):
+        status, photo, _ = post(f"{base}/api/photos", {"sample": PHOTO})
+        assert status == 201, photo
+        start_rss = rss_kb(server.pid, "VmRSS")
+        latencies, failures, refused, lock, memory = [], [], [0], threading.Lock(), []
+        numbers = iter(range(requests))
 
-            def client() -> None:
-                for number in numbers:
-                    fields = {"photo": photo["photo"], "emotion": "HAP",
-                              "text": f"{SENTENCES[number % len(SENTENCES)]} Number {number}."}
-                    began = time.perf_counter()
-                    while True:
-                        status, job, headers = post(f"{base}/api/videos", fields)
-                        if status != 429:
-                            break
-                        with lock:
-                            refused[0] += 1
-                        time.sleep(float(headers.get("Retry-After", 1)))
-                    assert status == 202, job
-                    while job["status"] not in ("done", "failed"):
-                        time.sleep(0.05)
-                        job = json.loads(urllib.request.urlopen(f"{base}{job['url']}", timeout=30).read())
+        def client() -> None:
+            for number in numbers:
+                fields = {"photo": photo["photo"], "emotion": "HAP",
+                          "text": f"{SENTENCES[number % len(SENTENCES)]} Number {number}."}
+                began = time.perf_counter()
+                while True:
+                    status, job, headers = post(f"{base}/api/videos", fields)
+                    if status != 429:
+                        break
                     with lock:
-                        (latencies if job["status"] == "done" else failures).append(
-                            time.perf_counter() - began if job["status"] == "done" else job["error"])
-                        memory.append(rss_kb(server.pid, "VmRSS") / 1024)  # after each finished job
+                        refused[0] += 1
+                    time.sleep(float(headers.get("Retry-After", 1)))
+                assert status == 202, job
+                while job["status"] not in ("done", "failed"):
+                    time.sleep(0.05)
+                    job = json.loads(urllib.request.urlopen(f"{base}{job['url']}", timeout=30).read())
+                with lock:
+                    (latencies if job["status"] == "done" else failures).append(
+                        time.perf_counter() - began if job["status"] == "done" else job["error"])
+                    memory.append(rss_kb(server.pid, "VmRSS") / 1024)  # after each finished job
 
-            began = time.perf_counter()
-            threads = [threading.Thread(target=client) for _ in range(clients)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            seconds = time.perf_counter() - began
-            end_rss, peak = rss_kb(server.pid, "VmRSS"), rss_kb(server.pid, "VmHWM")
-            listed = json.loads(urllib.request.urlopen(f"{base}/api/videos", timeout=30).read())
-        finally:
-            server.terminate()
-            server.wait(timeout=120)
+        began = time.perf_counter()
+        threads = [threading.Thread(target=client) for _ in range(clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        seconds = time.perf_counter() - began
+        end_rss, peak = rss_kb(server.pid, "VmRSS"), rss_kb(server.pid, "VmHWM")
+        listed = json.loads(urllib.request.urlopen(f"{base}/api/videos", timeout=30).read())
     ordered = sorted(latencies)
     return {"workers": workers, "completed": len(latencies), "failed": len(failures), "reasons": failures,
             "refused_429": refused[0], "unfinished": sum(j["status"] not in ("done", "failed") for j in listed),
@@ -126,14 +110,16 @@ LIVE_TEXT = ("Good morning, and thank you all for coming here today. We have a l
 
 
 @contextlib.contextmanager
-def server_on(model: str, folder: str):
-    """``synthtext serve`` on a free port of 127.0.0.1 (one worker), ready: yields (base URL, process)."""
+def server_on(model: str, folder: str, *options: str):
+    """``synthtext serve`` on a free port of 127.0.0.1 (one worker unless ``options`` say), ready: yields
+    (base URL, process)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen([sys.executable, "-m", "flows.cli", "serve", "--model", model, "--port", str(port),
-                               "--out-dir", folder], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+                               "--out-dir", folder, *options], cwd=ROOT, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.STDOUT)
     try:
         for _ in range(600):
             try:

@@ -523,31 +523,11 @@ class DevTools:
 @pytest.mark.skipif(NEEDS_CHROMIUM, reason="no Chromium: install it to run the browser test "
                     "(Debian/Ubuntu: apt-get install -y chromium)")
 def test_the_page_in_headless_chromium(model_dir, tmp_path):
-    import uvicorn
-
     from synthtext.server import create_app
 
-    assert CHROMIUM, "no Chromium (SYNTHTEXT_REQUIRE_CHROMIUM is set): apt-get install -y chromium"
-    port = free_port()
     app = create_app(str(model_dir), tmp_path / "app", REPO)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    profile = tmp_path / "chromium-profile"
-    browser = subprocess.Popen([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                                "--remote-debugging-port=0", f"--user-data-dir={profile}", "--window-size=1280,1500",
-                                "--autoplay-policy=no-user-gesture-required", "about:blank"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        end = time.monotonic() + 60
-        while not (profile / "DevToolsActivePort").is_file() or not server.started:
-            assert time.monotonic() < end and browser.poll() is None, "Chromium or the server did not start"
-            time.sleep(0.2)
-        devtools_port = (profile / "DevToolsActivePort").read_text().split()[0]
-        targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{devtools_port}/json/list").read())
-        page = DevTools(next(t for t in targets if t["type"] == "page")["webSocketDebuggerUrl"])
-        page("Page.enable")
-        page("Page.navigate", url=f"http://127.0.0.1:{port}/")
+    with browser_on(app, tmp_path) as (page, base):
+        page("Page.navigate", url=f"{base}/")
         page.wait("document.readyState === 'complete' && document.querySelectorAll('#samples button').length > 0")
         # before a photo is chosen: no face box, and no image on the page that failed to load (a broken image)
         assert page.js("getComputedStyle(document.getElementById('face-box')).display") == "none"
@@ -618,44 +598,32 @@ def test_the_page_in_headless_chromium(model_dir, tmp_path):
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         (ARTIFACTS / "app.png").write_bytes(shot)
         assert cv2.imdecode(np.frombuffer(shot, np.uint8), 1).shape[1] >= 1000
-    finally:
-        browser.terminate()
-        browser.wait(timeout=30)
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 @contextlib.contextmanager
 def browser_on(app, tmp_path: Path):
     """The app served on a free port and a headless Chromium driven over DevTools: yields (page, base URL)."""
-    import uvicorn
-
     assert CHROMIUM, "no Chromium (SYNTHTEXT_REQUIRE_CHROMIUM is set): apt-get install -y chromium"
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
     profile = tmp_path / "chromium-profile"
-    browser = subprocess.Popen([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                                "--remote-debugging-port=0", f"--user-data-dir={profile}", "--window-size=1280,1500",
-                                "--autoplay-policy=no-user-gesture-required", "about:blank"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        end = time.monotonic() + 60
-        while not (profile / "DevToolsActivePort").is_file() or not server.started:
-            assert time.monotonic() < end and browser.poll() is None, "Chromium or the server did not start"
-            time.sleep(0.2)
-        devtools_port = (profile / "DevToolsActivePort").read_text().split()[0]
-        targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{devtools_port}/json/list").read())
-        page = DevTools(next(t for t in targets if t["type"] == "page")["webSocketDebuggerUrl"])
-        page("Page.enable")
-        yield page, f"http://127.0.0.1:{port}"
-    finally:
-        browser.terminate()
-        browser.wait(timeout=30)
-        server.should_exit = True
-        thread.join(timeout=30)
+    with serve_in_thread(app, stop_s=30) as base:
+        browser = subprocess.Popen([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                                    "--remote-debugging-port=0", f"--user-data-dir={profile}",
+                                    "--window-size=1280,1500", "--autoplay-policy=no-user-gesture-required",
+                                    "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            end = time.monotonic() + 60
+            while not (profile / "DevToolsActivePort").is_file():
+                assert time.monotonic() < end and browser.poll() is None, "Chromium did not start"
+                time.sleep(0.2)
+            devtools_port = (profile / "DevToolsActivePort").read_text().split()[0]
+            targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{devtools_port}/json/list").read())
+            page = DevTools(next(t for t in targets if t["type"] == "page")["webSocketDebuggerUrl"])
+            page("Page.enable")
+            yield page, base
+        finally:
+            browser.terminate()
+            browser.wait(timeout=30)
 
 
 @pytest.mark.slow
