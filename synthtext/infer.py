@@ -436,12 +436,14 @@ def move_pixels(animation: Animation, image: np.ndarray, to_net: np.ndarray,
         net_x = (to_net[0, 0] * grid_x + to_net[0, 1] * grid_y + to_net[0, 2]).astype(np.float32)
         net_y = (to_net[1, 0] * grid_x + to_net[1, 1] * grid_y + to_net[1, 2]).astype(np.float32)
         head = HeadField(net_x, net_y, points, side)
-    # The mouth interior at this resolution (``synthtext.mouth``), driven by the decoder's landmark moves,
-    # unless the photo shows its own teeth (they are kept, moved by the field). An open mouth that shows
-    # none is drawn over too: GRID lrwp9a's dark 20-px interior, stretched as the mouth opened wider, was
-    # a blur (sharpness 1.8 of the face's, no teeth).
+    # The mouth interior at this resolution (``synthtext.mouth``), driven by the decoder's landmark moves.
+    # An open mouth that shows no teeth is drawn over too: GRID lrwp9a's dark 20-px interior, stretched
+    # as the mouth opened wider, was a blur (sharpness 1.8 of the face's, no teeth). Where the photo shows
+    # its own teeth, its upper teeth are kept (moved by the field) and the cavity and lower teeth drawn
+    # below them: Obama's smile, stretched open, filled the mouth with teeth (Lab L 74; real mouths <= 50).
     moves = animation.parts.get("points")
-    moves = moves.float().cpu().numpy() * (side / 2) if moves is not None and not shows_teeth(image, eyes) else None
+    moves = moves.float().cpu().numpy() * (side / 2) if moves is not None else None
+    own_teeth = moves is not None and shows_teeth(image, eyes)
     to_image = cv2.invertAffineTransform(to_net)
 
     def mouth_points(t: int) -> np.ndarray:
@@ -482,7 +484,7 @@ def move_pixels(animation: Animation, image: np.ndarray, to_net: np.ndarray,
         face_px += filled
         if moves is not None:
             moved = mouth_points(t)
-            paint_mouth(face_px, moved, float(inner_lip_distance(moved[None])[0]))
+            paint_mouth(face_px, moved, float(inner_lip_distance(moved[None])[0]), own_teeth=own_teeth)
         if feather is not None:
             face_px -= region
             face_px *= edge

@@ -24,10 +24,13 @@ def _poly(canvas: np.ndarray, points: np.ndarray, value) -> None:
     cv2.fillPoly(canvas, [np.round(points * 16).astype(np.int32)], value, cv2.LINE_AA, shift=4)
 
 
-def paint_mouth(image: np.ndarray, points: np.ndarray, opening_px: float, light: float | None = None) -> None:
+def paint_mouth(image: np.ndarray, points: np.ndarray, opening_px: float, light: float | None = None,
+                own_teeth: bool = False) -> None:
     """Draw the mouth interior between the inner lips (points 60-67 of ``points``, pixel coordinates of
     ``image``, uint8 or float32 RGB, changed in place). ``opening_px``: the inner-lip gap at the middle;
-    below a pixel nothing is drawn. ``light``: the teeth's brightness (default: the face around the mouth)."""
+    below a pixel nothing is drawn. ``light``: the teeth's brightness (default: the face around the mouth).
+    ``own_teeth``: the image's upper teeth are the photo's own (moved with its upper lip): they are kept,
+    and the lower teeth take their colour; only the cavity, the tongue and the lower teeth are drawn."""
     if opening_px < 1.0:
         return
     inner = points[60:68].astype(np.float64)
@@ -83,13 +86,22 @@ def paint_mouth(image: np.ndarray, points: np.ndarray, opening_px: float, light:
     tone = tone * np.clip(0.72 + 0.28 * np.clip(v / max(0.35 * tooth, 1), 0, 1), 0, 1)[..., None]
     tone = np.where(gaps[..., None], tone * 0.86, tone)
     fill = np.where(teeth[..., None], tone, fill)
+    lower_tone = TEETH * light
+    keep = np.zeros(patch.shape[:2], bool)
+    if own_teeth:
+        # the photo's teeth, where they are: the brighter half of what sits in the upper teeth's place
+        theirs = patch[teeth & (mask > 0)].astype(np.float32)
+        if len(theirs) >= 4:
+            keep = teeth
+            luma = theirs.mean(-1)
+            lower_tone = np.median(theirs[luma >= np.median(luma)], axis=0) / np.asarray(tint)
     # the lower teeth, when the mouth is wide open: their tips above the lower lip, in its shadow
     if opening_px > 0.3 * width:
         bottom = np.interp(u, [-1, -0.5, 0, 0.5, 1], [local[0] @ down, local[7] @ down, local[6] @ down,
                                                        local[5] @ down, local[4] @ down]) - top
         lower = (np.abs(u) < 0.5) & (v > bottom - 0.25 * tooth) & (v < bottom + 2)
-        fill = np.where(lower[..., None], TEETH * light * 0.85 * np.clip(1 - 0.5 * np.abs(u), 0.5, 1)[..., None],
+        fill = np.where(lower[..., None], lower_tone * 0.85 * np.clip(1 - 0.5 * np.abs(u), 0.5, 1)[..., None],
                         fill)
     fill = fill * tint
-    alpha = mask.astype(np.float32)[..., None] / 255
+    alpha = mask.astype(np.float32)[..., None] / 255 * (1 - keep[..., None])
     patch[:] = (patch * (1 - alpha) + np.clip(fill, 0, 255) * alpha).astype(patch.dtype)

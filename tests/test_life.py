@@ -102,7 +102,8 @@ def test_a_blink_covers_the_eye_with_a_lit_lid_and_leaves_a_glasses_rim_still():
     lids.draw(half, xs, ys, 0.5)
     lower = (eye[0], int(round(points[41, 1] - 1)))
     assert half[lower[1], lower[0]].mean() < 60  # half shut: the lower part of the eye still shows
-    assert half[eye[1] - 2, eye[0]].mean() > 100  # ... the upper part is lid
+    # ... the upper part is lid (its lash line, dark, sits just above the half-shut margin)
+    assert half[eye[1] - int(round(0.4 * height)), eye[0]].mean() > 100
     untouched = image.astype(np.float32)
     lids.draw(untouched, xs, ys, 0.0)
     assert np.array_equal(untouched, image.astype(np.float32))
@@ -158,3 +159,32 @@ def test_only_a_photo_that_shows_its_teeth_keeps_its_own_mouth():
     assert not shows_teeth(face, points)  # closed: drawn
     assert not shows_teeth(dark, opened)  # open, dark inside: drawn over (GRID lrwp9a)
     assert shows_teeth(white, opened)  # teeth: kept
+
+
+@pytest.mark.parametrize("photo", ["assets/heldout/grace_hopper.jpg", "../shared/photos/grid_lrwp9a.png"])
+def test_a_shut_lid_reads_as_a_blink_to_the_landmark_fit(photo):
+    """dlib's 68-point fit, the one the liveliness measures use, reads the drawn shut lid as a closed eye:
+    its eye aspect ratio drops by at least the 30% that counts as a blink (a pale lid without a lash line
+    read as an open eye)."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    from synthtext import liveliness
+
+    path = Path(__file__).resolve().parents[1] / photo
+    if not path.exists():
+        pytest.skip(f"{photo} is not here")
+    image = np.asarray(Image.open(path).convert("RGB"))
+    scale = 400 / max(image.shape[:2])
+    if scale < 1:
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    backend = liveliness.default_backend()
+    points = liveliness.frame_landmarks([image], backend)[0]
+    height, width = image.shape[:2]
+    xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    shut = image.astype(np.float32)
+    Lids(image, points).draw(shut, xs, ys, 1.0)
+    shut = np.clip(shut + 0.5, 0, 255).astype(np.uint8)
+    ear = liveliness.eye_aspect_ratio(liveliness.frame_landmarks([image, shut], backend))
+    assert ear[1] <= 0.7 * ear[0], ear
