@@ -28,7 +28,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from synthtext.errors import SynthTextError
 
-BLINK_MEAN_S = 3.0  # mean interval: 20 blinks a minute (real talkers: ~10-40)
+BLINK_MEAN_S = 2.5  # mean interval: 24 blinks a minute (real talkers: ~10-40, median 22-28)
 BLINK_MIN_S = 1.0
 BLINK_S = (0.22, 0.40)  # each blink's length, s (real: 100-400 ms as dlib's EAR dips 30%)
 PAUSE_S = 0.16  # a quieter run at least this long is a phrase boundary
