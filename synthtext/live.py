@@ -45,10 +45,20 @@ from synthtext.tts.engines import synthesize_text
 from synthtext.tts.text import split_sentences
 
 FIRST_BATCH = 2  # the video's first piece is this many of the network's windows: its first frames come soon
+# (one window alone is not sooner by much: most of a piece's time is the network's call, not its windows)
+BLOCK_BATCHES = (FIRST_BATCH, 8)  # the windows a piece for the first blocks (sentences), then ``BATCH``: the pieces
+BATCH = 16  # grow with the video ahead of the player, so the next one comes before the player needs it
 PAUSE_SECONDS = 0.25  # between sentences and segments: ``synthesize_segments``'s pause
-FRAGMENT_SECONDS = 0.25  # a fragment of the live file at least this often
+FRAGMENT_SECONDS = 0.25  # a fragment of the live file at least this often: the first piece's frames (0.48 s at
+# 25 fps) hold more, so the first fragment is complete (a later packet has come) when they are encoded
 KEYFRAME_SECONDS = 1.0  # a player can start (or seek) at most this far apart
-FOLLOW_POLL_SECONDS = 0.05  # how often a reader of a growing file looks for more
+FOLLOW_POLL_SECONDS = 0.02  # how often a reader of a growing file looks for more
+
+
+def block_batch(index: int) -> int:
+    """The windows a piece in block (sentence) ``index``: few for the first (its first frames come soon), then
+    more (``BLOCK_BATCHES``), then ``BATCH`` (the fastest per frame)."""
+    return BLOCK_BATCHES[index] if index < len(BLOCK_BATCHES) else BATCH
 
 
 # ---------------------------------------------------------------- the speech, sentence by sentence

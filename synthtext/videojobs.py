@@ -36,7 +36,7 @@ from synthtext.hashing import file_md5, stable_hash
 from synthtext.infer import load_generator, read_image
 from synthtext.landmarks import make_backend
 from synthtext.life import Life
-from synthtext.live import FIRST_BATCH, Blocks, LiveWriter, SentenceSpeech, animate_block, plan_sentences
+from synthtext.live import Blocks, LiveWriter, SentenceSpeech, animate_block, block_batch, plan_sentences
 from synthtext.markup import (
     Intensity,
     Segment,
@@ -301,7 +301,7 @@ def make_video(job: Job, model, engine, options: Options, key: str, progress=Non
                 checked_spans[:] = [(seg.emotion, a, b) for seg, a, b in blocks.spans]
                 writer.add_audio(block.audio)  # before its frames: the encoder never waits for the speech
                 for piece in animate_block(model.generator, block, rate, face.crop, options.seed + index,
-                                           options.overlap, face.landmarks, FIRST_BATCH if index == 0 else 16):
+                                           options.overlap, face.landmarks, block_batch(index)):
                     chunk = frames_of(piece)
                     times["generate"] += time.perf_counter() - start
                     start = time.perf_counter()

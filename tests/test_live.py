@@ -163,6 +163,15 @@ def test_the_page_plays_the_video_while_it_is_made(model_dir, tmp_path):
         # figure, printed above and saved with the timings, as bench_app.py --live reports it.
         assert abs(duration - job["seconds"]) < 0.5, (duration, job["seconds"])
         assert page.js("document.getElementById('download').href").endswith("/video?download=true")
+        # the steps to the first frame, in their order: posted, the stream's first bytes, its first fragment
+        # in the player's buffer, play(), playing
+        steps = [stats[k] for k in ("submitted", "posted", "firstBytes", "buffered", "started", "playing")]
+        assert None not in steps and steps == sorted(steps), stats
+        # what the page learned of this server's pace for the next video: this one's, from its own record
+        # (seconds of video per second from its start to its end); its pasted-back pace still unknown
+        pace = page.js("madePace")
+        assert pace["false"] == pytest.approx(job["seconds"] / (job["finished"] - job["started"]), rel=1e-6), pace
+        assert pace["true"] is None
 
 
 def test_generate_live_serves_the_video_while_it_is_made(model_dir, tmp_path):

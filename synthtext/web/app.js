@@ -7,8 +7,9 @@
 // from blob URLs, since an <img> or <video> cannot send the header itself.
 // A job's video plays while it is being made: GET /api/videos/{id}/live sends a fragmented MP4 as it grows,
 // appended piece by piece to the player through Media Source Extensions (no library); the finished mp4 is
-// the download. ``window.liveStats`` keeps the time from "Make the video" to the first frame playing, and
-// how often playback then waited for data (a stall).
+// the download. ``window.liveStats`` keeps the time from "Make the video" to the first frame playing (and to
+// the steps before it: the job posted, the stream's first bytes, its first fragment buffered, play() called),
+// and how often playback then waited for data (a stall).
 
 const $ = (id) => document.getElementById(id);
 const STEPS = ["queued", "tts", "face", "generate", "encode"];
@@ -17,8 +18,11 @@ let photoId = null;
 let recording = null;  // a File: recorded speech instead of the text
 let emotion = "HAP";
 let watching = null;
-let live = null;  // the live playback in progress: {id, controller, buffer, polls, started, complete}
-window.liveStats = {submitted: null, firstBytes: null, playing: null, stalls: 0};
+let live = null;  // the live playback in progress: {id, controller, buffer, polls, started, complete, pace}
+const PLAY_AT_ONCE_PACE = 1.5;  // (``readyToPlay``)
+const madePace = {false: null, true: null};  // (``learnPace``)
+window.liveStats = {submitted: null, posted: null, firstBytes: null, buffered: null, started: null, playing: null,
+  stalls: 0};
 const TOKEN_KEY = "synthtext-token";
 let auth = false;  // whether the server needs a token
 let token = sessionStorage.getItem(TOKEN_KEY);
@@ -251,9 +255,11 @@ $("video-form").addEventListener("submit", async (event) => {
   form.append("voice", $("voice").value);
   form.append("speed", $("speed").value);
   form.append("paste_back", $("paste-back").checked);
-  window.liveStats = {submitted: performance.now(), firstBytes: null, playing: null, stalls: 0};
+  window.liveStats = {submitted: performance.now(), posted: null, firstBytes: null, buffered: null, started: null,
+    playing: null, stalls: 0};
   try {
     const job = await api("/api/videos", {method: "POST", body: form});
+    window.liveStats.posted = performance.now();
     follow(job);
   } catch (error) {
     show($("submit-error"), error.message);
@@ -350,11 +356,14 @@ function stopLive() {
 // Whether the live video can start now without running out: at once where the video is made faster than it
 // plays; else once what is there lasts until the rest is made, at the rate the job's progress has moved
 // since its generation began (``polls``: the share of the video made, as follow() saw it; two are needed).
+// ``mine.pace``: video seconds this server made per second in its recent jobs like this one (``madePace``); at
+// least ``PLAY_AT_ONCE_PACE``, the first fragment plays as soon as it is there, without waiting for two polls.
 function readyToPlay(mine) {
   if (!mine.buffer || !mine.buffer.buffered.length) return false;
   const end = mine.buffer.buffered.end(mine.buffer.buffered.length - 1);
   const polls = mine.polls;
   if (mine.complete) return true;
+  if (mine.pace !== null && mine.pace >= PLAY_AT_ONCE_PACE) return true;
   if (polls.length < 2) return false;
   const first = polls[0];
   const last = polls[polls.length - 1];
@@ -366,8 +375,12 @@ function readyToPlay(mine) {
 }
 
 function startWhenReady(mine) {
+  if (window.liveStats.buffered === null && mine.buffer && mine.buffer.buffered.length) {
+    window.liveStats.buffered = performance.now();
+  }
   if (live === mine && !mine.started && readyToPlay(mine)) {
     mine.started = true;
+    window.liveStats.started = performance.now();
     $("player").play().catch(() => {});
   }
 }
@@ -378,7 +391,7 @@ async function playLive(job) {
   stopLive();
   if (!window.MediaSource || !job.live_url) return;
   const mine = {id: job.id, controller: new AbortController(), buffer: null, polls: [], started: false,
-    complete: false};
+    complete: false, pace: madePace[Boolean(job.inputs && job.inputs.paste_back)] ?? null};
   live = mine;
   try {
     const response = await fetch(job.live_url, withToken({signal: mine.controller.signal}));
@@ -485,8 +498,22 @@ function follow(job) {
 
 // ---------------------------------------------------------------- the gallery and the model
 
+// How fast the server made its recent videos (seconds of video per second from start to end, the speech, the
+// self-check and every block included), pasted back or not: the median of the last few made (not reused) ones.
+
+function learnPace(jobs) {
+  for (const pasted of [false, true]) {
+    const paces = jobs.filter((job) => job.status === "done" && Boolean(job.inputs.paste_back) === pasted &&
+        job.times && job.times.generate && job.started && job.finished > job.started && job.seconds)
+      .sort((a, b) => b.finished - a.finished).slice(0, 5)
+      .map((job) => job.seconds / (job.finished - job.started)).sort((a, b) => a - b);
+    madePace[pasted] = paces.length ? paces[Math.floor((paces.length - 1) / 2)] : null;
+  }
+}
+
 async function loadGallery() {
   const jobs = await api("/api/videos");
+  learnPace(jobs);
   const gallery = $("gallery");
   gallery.replaceChildren();
   if (!jobs.length) {
