@@ -54,3 +54,25 @@ def test_emotions_are_heard_in_the_intended_direction(engine):
     assert duration["SAD"] > duration["NEU"] > duration["FEA"]
     assert level["ANG"] > level["NEU"] + 3 > level["SAD"] + 6
     assert pitch["FEA"] > pitch["NEU"] * 1.1 and pitch["SAD"] < pitch["NEU"] * 0.95
+
+
+def test_corpus_engine_speaks_exactly_as_pipers_own_loader():
+    """``fast_load=False`` (the sample corpus) loads the optimized graph with Piper's random nodes at their
+    indices, once it proves equal: the same speech, sample for sample, as a seeded ``PiperVoice.load``."""
+    import onnxruntime
+    from piper import PiperVoice
+
+    from synthtext.tts.piper import NEUTRAL, _random_node_indices, index_preserving_model, optimized_model
+
+    engine = PiperEngine(fast_load=False)
+    assert engine._exact is not None
+    original = engine.voice_path.read_bytes()
+    _, wanted = _random_node_indices(original)
+    assert wanted and set(_random_node_indices(index_preserving_model(original, optimized_model(
+        engine.voice_path)))[1].items()) == set(wanted.items())
+    prosody = prosody_for("SAD", "HI")
+    for seed in (3, 3_000_000_000):
+        onnxruntime.set_seed(seed)
+        voice = PiperVoice.load(engine.voice_path, engine.config_path)
+        assert np.array_equal(engine.synthesize(TEXT, prosody, seed=seed), engine._speak(voice, TEXT, prosody, 1.0))
+    assert not np.array_equal(engine.synthesize(TEXT, NEUTRAL, seed=3), engine.synthesize(TEXT, NEUTRAL, seed=4))
