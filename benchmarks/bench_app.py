@@ -230,7 +230,7 @@ def live_text(number: int, seconds: float | None) -> str:
     if not seconds:
         return LIVE_TEXT.format(number=number)
     words, sentences = 0, [f"Trial {number}."]
-    while words < 2.6 * seconds:  # the default voice speaks about 2.6 words a second, pauses included
+    while words < 3.3 * seconds:  # the default voice speaks about 3.3 of these words a second, pauses included
         sentences.append(LONG_SENTENCES[len(sentences) % len(LONG_SENTENCES)])
         words += len(sentences[-1].split())
     return " ".join(sentences)
@@ -397,15 +397,15 @@ def load(model: str, clients: int, jobs: int) -> None:
     for job_id in submitted:
         status = mine[job_id]["status"] if job_id in mine else "missing"
         counts[status] = counts.get(status, 0) + 1
-    foreign = sum(job["id"] not in submitted for job in mine.values())
+    foreign = sum(submitted.get(job["id"], ("",))[0] != name for name, jobs_of in listed.items() for job in jobs_of)
     from_submit = [fragments[j] - submitted[j][1] for j in submitted if fragments.get(j) is not None]
     from_start = [fragments[j] + submitted[j][2] - mine[j]["started"] for j in submitted
                   if fragments.get(j) is not None and mine.get(j, {}).get("started")]
     quarters = [statistics.mean(memory[len(memory) * k // 4:max(len(memory) * (k + 1) // 4, len(memory) * k // 4 + 1)])
                 for k in range(4)]
     print(f"load: {clients} clients (a token each), {jobs} jobs, {seconds:.0f} s; jobs by status "
-          f"{dict(sorted(counts.items()))} ({refused[0]} submissions answered 429, retried; {foreign} jobs of "
-          f"another token listed); live streams with a fragment {len(from_submit)} of {len(submitted)}")
+          f"{dict(sorted(counts.items()))} ({refused[0]} submissions answered 429, retried; {foreign} jobs listed "
+          f"to a client that did not submit them); live streams with a fragment {len(from_submit)} of {len(submitted)}")
     print(f"server RSS ({len(memory)} samples, 1 s apart): start {memory[0]:.0f} MB, peak {max(memory):.0f} MB "
           f"(VmHWM {peak_hwm:.0f} MB), end {memory[-1]:.0f} MB; mean of each quarter of the run "
           f"{', '.join(f'{m:.0f}' for m in quarters)} MB")
