@@ -1,7 +1,7 @@
 """Stage evaluate: the candidate generator on the validation speakers against a static and a real
 baseline (and the current champion), on held-out photos of people in neither split, an independent
 emotion evaluator, the promotion gate, and ``reports/index.html``. One MLflow run records the
-metrics, the report and the gate's decision. The measuring is ``synthtext.evaluation``'s; this
+metrics, the report and the gate's decision. The measuring is ``synthtext.evaluation.runs``'s; this
 module wires it."""
 
 from __future__ import annotations
@@ -18,17 +18,13 @@ from prefect.cache_policies import NO_CACHE
 from tqdm import tqdm
 
 from flows.train import read_split, write_confusion, write_csv_atomic
-from synthtext import EMOTIONS, evaluation, outside, promote, tracking
-from synthtext.config import EvaluateParams, PromoteParams
-from synthtext.errors import SynthTextError
-from synthtext.evaluation import EmotionEvaluator, evaluate_clip, evaluate_photo, evaluator_sample, reference_clips
-from synthtext.face_metrics import FaceJudge
-from synthtext.files import write_json_atomic
-from synthtext.infer import load_generator
-from synthtext.judge import ABOUT, OutsideJudge
-from synthtext.landmarks import make_backend
-from synthtext.life import Life
-from synthtext.report import (
+from synthtext import EMOTIONS
+from synthtext.data.landmarks import make_backend
+from synthtext.evaluation import outside, promote
+from synthtext.evaluation import runs as evaluation
+from synthtext.evaluation.face_metrics import FaceJudge
+from synthtext.evaluation.judge import ABOUT, OutsideJudge
+from synthtext.evaluation.report import (
     contact_sheet,
     filmstrip,
     heldout_sheet,
@@ -37,7 +33,14 @@ from synthtext.report import (
     sample_video,
     write_index,
 )
-from synthtext.sync_metrics import load_syncnet
+from synthtext.evaluation.runs import EmotionEvaluator, evaluate_clip, evaluate_photo, evaluator_sample, reference_clips
+from synthtext.evaluation.sync_metrics import load_syncnet
+from synthtext.inference.infer import load_generator
+from synthtext.inference.life import Life
+from synthtext.ops import tracking
+from synthtext.ops.config import EvaluateParams, PromoteParams
+from synthtext.ops.errors import SynthTextError
+from synthtext.ops.files import write_json_atomic
 
 
 @task(name="train-evaluator", cache_policy=NO_CACHE)
@@ -215,7 +218,7 @@ def evaluate_flow(repo: str, evaluate_params: dict, promote_params: dict, data_s
         run.metrics({f"{kind}.{k}": v for kind, values in table.items() for k, v in values.items() if np.isfinite(v)})
         run.artifacts(scratch_reports, "report")
         # The evaluator goes with the model version it judged: inference reads every video's segments
-        # with it (synthtext.selfcheck), whichever version an alias points to.
+        # with it (synthtext.inference.selfcheck), whichever version an alias points to.
         run.client.set_model_version_tag(name, candidate.version, "evaluator", f"runs:/{run.id}/report/evaluator.json")
         run.dict(promotion, "promotion.json")
         promote.apply(name, candidate.version, decision,

@@ -12,8 +12,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.runner import FanOut, fan_out, make_task_runner, run_batch, worker_processes
-from synthtext.config import CorpusParams, RunnerParams
-from synthtext.corpus.generate import (
+from synthtext.data.corpus.generate import (
     ClipSpec,
     build_identities,
     check_output_folder,
@@ -21,8 +20,9 @@ from synthtext.corpus.generate import (
     plan,
     synthesize_clip,
 )
-from synthtext.files import write_json_atomic
-from synthtext.tts import PiperEngine
+from synthtext.inference.tts import PiperEngine
+from synthtext.ops.config import CorpusParams, RunnerParams
+from synthtext.ops.files import write_json_atomic
 
 _local = threading.local()
 

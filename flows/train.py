@@ -14,18 +14,19 @@ from pathlib import Path
 
 from prefect import flow, task
 
-from synthtext import EMOTIONS, tracking
-from synthtext import lineage as lineage_record
-from synthtext.clipfile import read_attrs
-from synthtext.codedeps import code_version
-from synthtext.config import TRAINING_STAGES, ComputeParams, TrainParams, load_params
-from synthtext.errors import SynthTextError
-from synthtext.files import write_json_atomic, write_text_atomic
-from synthtext.hashing import folder_md5
-from synthtext.models import Generator
-from synthtext.models.io import load_model
-from synthtext.train import worker
-from synthtext.train.sample import write_sample_video
+from synthtext import EMOTIONS
+from synthtext.data.clipfile import read_attrs
+from synthtext.model import Generator
+from synthtext.model.io import load_model
+from synthtext.model.train import worker
+from synthtext.model.train.sample import write_sample_video
+from synthtext.ops import lineage as lineage_record
+from synthtext.ops import tracking
+from synthtext.ops.codedeps import code_version
+from synthtext.ops.config import TRAINING_STAGES, ComputeParams, TrainParams, load_params
+from synthtext.ops.errors import SynthTextError
+from synthtext.ops.files import write_json_atomic, write_text_atomic
+from synthtext.ops.hashing import folder_md5
 
 
 def read_split(splits: Path, clips: Path, name: str) -> list[str]:
@@ -41,7 +42,7 @@ def read_split(splits: Path, clips: Path, name: str) -> list[str]:
 
 def training_code_version() -> str:
     """Changes when the networks, losses, data windows or loop change: a checkpoint from other code is not resumed."""
-    return code_version("synthtext.train.worker")  # the training process's whole import closure
+    return code_version("synthtext.model.train.worker")  # the training process's whole import closure
 
 
 @task(name="train")
@@ -54,7 +55,7 @@ def train_task(spec: dict, nproc: int) -> dict:
         spec = {**spec, "result": str(Path(scratch) / "result.json")}
         spec_file.write_text(json.dumps(spec))
         done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                               f"--nproc_per_node={nproc}", "-m", "synthtext.train.worker", str(spec_file)])
+                               f"--nproc_per_node={nproc}", "-m", "synthtext.model.train.worker", str(spec_file)])
         if done.returncode != 0:
             raise RuntimeError(f"torchrun exited with {done.returncode}")
         return json.loads(Path(spec["result"]).read_text())

@@ -1,8 +1,8 @@
 import pytest
 
 from synthtext import EMOTIONS
-from synthtext.errors import ClipRejected
-from synthtext.naming import CREMA_SENTENCES, find_videos, parse_clip_name
+from synthtext.data.naming import CREMA_SENTENCES, find_videos, parse_clip_name
+from synthtext.ops.errors import ClipRejected
 
 
 def test_crema_fields():
@@ -58,7 +58,7 @@ def test_find_videos_recurses_and_filters(tmp_path):
 
 
 def test_missing_source_folder_is_a_clear_error(tmp_path):
-    from synthtext.errors import SynthTextError
+    from synthtext.ops.errors import SynthTextError
 
     with pytest.raises(SynthTextError, match="data.source"):
         find_videos(tmp_path / "nope")

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from synthtext.errors import SynthTextError
-from synthtext.tts import PRESETS, PiperEngine, Prosody, prosody_for
+from synthtext.inference.tts import PRESETS, PiperEngine, Prosody, prosody_for
+from synthtext.ops.errors import SynthTextError
 
 TEXT = "I think I have a doctor's appointment."
 
