@@ -25,8 +25,8 @@ from synthtext.evaluation import runs as evaluation
 from synthtext.evaluation.face_metrics import FaceJudge
 from synthtext.evaluation.judge import ABOUT, OutsideJudge
 from synthtext.evaluation.report import (
-    contact_sheet,
     filmstrip,
+    generated_sheet,
     heldout_sheet,
     heldout_video,
     outside_html,
@@ -115,7 +115,7 @@ def write_report(folder: Path, clips: list, photos: list, picked: int, table: di
                     "audio": c.speech.audio, "fps": c.speech.fps, "sample_rate": c.speech.sample_rate}
                    for c in clips[:picked]]
         sample_video(samples, emotion, folder / f"emotion_{emotion}.mp4")
-        contact_sheet(samples, folder / f"emotion_{emotion}.png")
+        generated_sheet(samples, folder / f"emotion_{emotion}.png")
     for photo in photos:
         heldout_sheet(photo.region, photo.peaks, folder / f"heldout_{photo.name}.png")
         heldout_video(photo.clips, photo.speech.audio, photo.speech.sample_rate, photo.speech.fps,

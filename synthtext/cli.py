@@ -14,7 +14,7 @@ from synthtext.ops.tracking import CHAMPION_URI
 
 def _inspect(args: argparse.Namespace) -> None:
     from synthtext.data.clipfile import read_clip
-    from synthtext.inference.preview import contact_sheet
+    from synthtext.data.preview import align_preview
 
     for path in args.clips:
         if not Path(path).is_file():
@@ -26,7 +26,7 @@ def _inspect(args: argparse.Namespace) -> None:
         for key, value in clip.attrs.items():
             print(f"  {key}: {value}")
     if args.sheet:
-        print(f"contact sheet: {contact_sheet(args.clips, args.sheet, frames=args.frames)}")
+        print(f"contact sheet: {align_preview(args.clips, args.sheet, frames=args.frames)}")
 
 
 def _sample_corpus(args: argparse.Namespace) -> None:

@@ -36,7 +36,7 @@ TINY_CORPUS = {"identities": 2, "sentences": 2, "intensity": "HI", "seed": 0}
 def corpus_dir(tmp_path_factory) -> Path:
     """A tiny sample corpus (2 identities x 6 emotions x 2 sentences = 24 clips), made once per session
     with the library directly (the flow and the CLI have their own tests)."""
-    from synthtext.data.corpus.generate import build_identities, contact_sheet, plan, synthesize_clip
+    from synthtext.data.corpus.generate import build_identities, corpus_sheet, plan, synthesize_clip
     from synthtext.inference.tts import PiperEngine
     from synthtext.ops.config import CorpusParams
 
@@ -44,7 +44,7 @@ def corpus_dir(tmp_path_factory) -> Path:
     params = CorpusParams(**TINY_CORPUS)
     identities, engine = build_identities(params), PiperEngine(fast_load=False)
     summaries = [synthesize_clip(spec, identities[spec.identity], engine, folder, params.seed) for spec in plan(params)]
-    contact_sheet(folder, summaries, params.identities)
+    corpus_sheet(folder, summaries, params.identities)
     return folder
 
 

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from synthtext.ops.errors import SynthTextError
-from synthtext.ops.lineage import cache_file, cached_manifest, check, dvc_hash, stage_graph, upstream
+from synthtext.ops.lineage import cached_manifest, check, dvc_hash, stage_graph, upstream
 from tests.conftest import REPO
 
 DVC_YAML = """\
@@ -155,6 +155,15 @@ def test_hashes_are_what_dvc_lock_records(project, tmp_path):
     assert record["raw_source"] == "raw" and record["raw_md5"] == raw
     assert record["inputs"] == {"features": prep["features"], "listing.txt": prep["listing.txt"]}
     assert record["train_clips"] == ["clip-a", "clip-b"] and record["dirty"] is False
+
+
+def cache_file(repo: Path, md5: str) -> Path:
+    """Where the DVC cache of ``repo`` keeps object ``md5`` (a file's bytes, or a directory's ``.dir``
+    manifest), as the repository's cache object says (its layout and ``cache.dir`` setting included)."""
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc_repo:
+        return Path(dvc_repo.cache.local.oid_to_path(md5))
 
 
 def test_cache_paths_are_dvcs(project):

@@ -24,13 +24,12 @@ from synthtext.app.uploads import (
     check_image,
     json_file,
     recording_suffix,
-    write_atomic,
 )
 from synthtext.data.landmarks import make_backend
 from synthtext.data.media import load_speech
 from synthtext.inference.infer import prepare_face
 from synthtext.ops.errors import SynthTextError
-from synthtext.ops.files import write_json_atomic
+from synthtext.ops.files import write_bytes_atomic, write_json_atomic
 
 PHOTO_ID = re.compile(r"^[0-9a-f]{32}$")
 RECORDING_ID = re.compile(r"^[0-9a-f]{32}\.[a-z0-9]{2,5}$")
@@ -72,7 +71,7 @@ class Uploads:
         with self.upload_lock:  # uploads share one landmark backend, and the same photo is written once
             if path.is_file() and face_png.is_file():
                 return {**self.photo_info(photo_id, access), "new": False}
-            write_atomic(path, data)
+            write_bytes_atomic(path, data)
             try:
                 _, model = self.models.current()
                 face = prepare_face(path, model.preprocess, self.backend(model.preprocess, "upload"))
@@ -83,7 +82,7 @@ class Uploads:
             write_json_atomic(self.photos / f"{photo_id}.meta.json", {
                 "faces": face.faces, "width": int(face.image.shape[1]), "height": int(face.image.shape[0]),
                 "owner": access.name})
-            write_atomic(face_png, png.tobytes())  # last: a photo counts as kept once its face is there
+            write_bytes_atomic(face_png, png.tobytes())  # last: a photo counts as kept once its face is there
         return {**self.photo_info(photo_id, access), "new": True}
 
     def photo_path(self, photo_id: str, access: Access | None = None) -> Path:
@@ -131,7 +130,7 @@ class Uploads:
         with self.upload_lock:
             new = not path.is_file()
             if new:
-                write_atomic(path, data)
+                write_bytes_atomic(path, data)
         try:
             audio, rate = load_speech(path)
         except SynthTextError as exc:

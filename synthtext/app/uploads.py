@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from pathlib import Path
 
 from PIL import Image
 from starlette.exceptions import HTTPException
 
 from synthtext.data.media import SPEECH_SUFFIXES
-from synthtext.ops.files import tmp_path
 
 MAX_UPLOAD_BYTES = 15 * 1024 * 1024
 MAX_AUDIO_BYTES = 15 * 1024 * 1024
@@ -75,15 +73,6 @@ def recording_suffix(filename: str | None, data: bytes) -> str:
         named = f"is a {suffix} file" if suffix else "has a file name without a suffix"
         raise BadInput(f"the recording {named}: send {', '.join(s[1:] for s in SPEECH_SUFFIXES)}", 415)
     return suffix
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    tmp = tmp_path(path)
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def json_file(path: Path) -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import h5py
 import numpy as np
 
 from synthtext.ops.errors import SynthTextError
-from synthtext.ops.files import tmp_path
+from synthtext.ops.files import atomic_path
 
 SCHEMA_VERSION = 1
 REQUIRED_ATTRS = ("schema_version", "clip_id", "actor", "sentence", "emotion", "intensity", "fps",
@@ -51,19 +50,14 @@ def write_clip(path: str | Path, clip: AlignedClip, compression: str | None = No
         raise ValueError(f"video must be uint8 [T, S, S, 3], got {clip.video.dtype} {clip.video.shape}")
     if clip.landmarks.shape != (t, 68, 2):
         raise ValueError(f"landmarks must be [T, 68, 2], got {clip.landmarks.shape}")
-    tmp = tmp_path(path)
-    try:
-        with h5py.File(tmp, "w", track_order=True) as f:
-            f.create_dataset("video", data=clip.video, chunks=(1, s, s, 3), compression=compression,
-                             compression_opts=4 if compression == "gzip" else None, shuffle=compression is not None,
-                             track_times=False)
-            f.create_dataset("landmarks", data=clip.landmarks.astype(np.float32), track_times=False)
-            f.create_dataset("audio", data=clip.audio.astype(np.float32), track_times=False)
-            for key, value in clip.attrs.items():
-                f.attrs[key] = value
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w", track_order=True) as f:
+        f.create_dataset("video", data=clip.video, chunks=(1, s, s, 3), compression=compression,
+                         compression_opts=4 if compression == "gzip" else None, shuffle=compression is not None,
+                         track_times=False)
+        f.create_dataset("landmarks", data=clip.landmarks.astype(np.float32), track_times=False)
+        f.create_dataset("audio", data=clip.audio.astype(np.float32), track_times=False)
+        for key, value in clip.attrs.items():
+            f.attrs[key] = value
 
 
 def _checked_attrs(path: str | Path, f: h5py.File) -> dict:

@@ -1,46 +1,46 @@
-"""Pictures people look at: resized frames, labels, emotion grids, sample grids and confusion matrices."""
+"""Pictures people look at: resized frames, labels, contact sheets and emotion grids."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
-import torch
 
-from synthtext.data.features import to_uint8
-
-
-def sample_grid(real: torch.Tensor, fake: torch.Tensor, items: int = 4, frames: int = 4) -> np.ndarray:
-    """Rows: real, generated (for up to ``items`` clips); columns: the first ``frames`` frames."""
-    rows = []
-    for i in range(min(items, real.shape[0])):
-        step = max(1, real.shape[1] // frames)
-        for video in (real[i], fake[i]):
-            rows.append(np.concatenate(list(to_uint8(video[::step][:frames])), axis=1))
-    return np.concatenate(rows, axis=0)
+from synthtext.ops.files import write_png_atomic
 
 
-def confusion_image(matrix: np.ndarray, labels: tuple[str, ...]) -> np.ndarray:
-    """A confusion matrix drawn as an RGB picture (rows: true, columns: predicted)."""
-    cell, margin = 48, 40
-    n = len(labels)
-    image = np.full((margin + n * cell, margin + n * cell, 3), 255, np.uint8)
-    norm = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
-    for i in range(n):
-        cv2.putText(image, labels[i], (4, margin + i * cell + 28), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
-        cv2.putText(image, labels[i], (margin + i * cell + 8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
-        for j in range(n):
-            shade = int(255 - 200 * norm[i, j])
-            y, x = margin + i * cell, margin + j * cell
-            image[y:y + cell - 2, x:x + cell - 2] = (shade, shade, 255)
-            cv2.putText(image, str(int(matrix[i, j])), (x + 14, y + 28), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1)
-    return image
-
-
-def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
-    if frames.shape[1] == size:
+def resize_frames(frames: np.ndarray, size: int | tuple[int, int], interpolation: int | None = None) -> np.ndarray:
+    """Frames [T, H, W, C] at ``size`` (a side, or (width, height)); unchanged when already that size. By
+    default they are averaged down (INTER_AREA) and interpolated up (INTER_CUBIC)."""
+    width, height = (size, size) if isinstance(size, int) else size
+    if frames.shape[1:3] == (height, width):
         return frames
-    interp = cv2.INTER_CUBIC if size > frames.shape[1] else cv2.INTER_AREA
-    return np.stack([cv2.resize(f, (size, size), interpolation=interp) for f in frames])
+    if interpolation is None:
+        interpolation = cv2.INTER_CUBIC if height > frames.shape[1] else cv2.INTER_AREA
+    return np.stack([cv2.resize(f, (width, height), interpolation=interpolation) for f in frames])
+
+
+def fit_frames(frames: np.ndarray, side: int) -> np.ndarray:
+    """Frames made small enough to fit a ``side`` x ``side`` box (even sides, for H.264); never enlarged."""
+    height, width = frames.shape[1:3]
+    scale = side / max(height, width)
+    if scale >= 1:
+        return frames
+    return resize_frames(frames, (int(width * scale) // 2 * 2, int(height * scale) // 2 * 2), cv2.INTER_AREA)
+
+
+def frames_at_height(frames: np.ndarray, height: int) -> np.ndarray:
+    """Frames scaled (INTER_AREA) to ``height``, keeping their aspect with an even width."""
+    width = max(2, int(round(frames.shape[2] * height / frames.shape[1] / 2)) * 2)
+    return resize_frames(frames, (width, height), cv2.INTER_AREA)
+
+
+def contact_sheet(rows: list[list[np.ndarray]], out: str | Path) -> Path:
+    """Write a grid of RGB tiles (a list of rows; the tiles of a row share a height, the rows a width) as
+    a PNG, atomically."""
+    sheet = np.concatenate([np.concatenate(row, axis=1) for row in rows], axis=0)
+    return write_png_atomic(out, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
 
 
 def label(frame: np.ndarray, text: str) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 import soundfile as sf
 
 from synthtext.ops.errors import ClipRejected, SynthTextError
-from synthtext.ops.files import tmp_path
+from synthtext.ops.files import atomic_path, tmp_path
 
 T = TypeVar("T")
 
@@ -328,10 +328,5 @@ class VideoWriter:
 
 def write_wav_atomic(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
     """Mono 16-bit PCM WAV, written to a temporary name and renamed when complete."""
-    path = Path(path)
-    tmp = tmp_path(path)
-    try:
+    with atomic_path(path) as tmp:
         sf.write(tmp, audio, sample_rate, subtype="PCM_16", format="WAV")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -43,10 +43,6 @@ class ClipName:
     intensity: str
     corpus: str
 
-    @property
-    def emotion_index(self) -> int:
-        return EMOTIONS.index(self.emotion)
-
 
 def parse_clip_name(path: str | Path) -> ClipName:
     """Parse a CREMA-D (or GRID) clip path into its labels.

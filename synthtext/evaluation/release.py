@@ -23,6 +23,7 @@ from pathlib import Path
 
 import yaml
 
+from synthtext.evaluation.runs import figure_text as _fig
 from synthtext.ops.errors import SynthTextError
 from synthtext.ops.files import write_text_atomic
 
@@ -98,10 +99,6 @@ def check(committed_lock: Path, committed_metrics: Path, lock: Path = ROOT / "dv
                              + "\n  ".join(problems))
     return (f"models differ from dvc.lock in their last bits ({', '.join(differ)}; PyTorch's CPU kernels differ "
             f"by machine) and every figure of evaluate.json is within tolerance ({TOLERANCE})")
-
-
-def _fig(value) -> str:
-    return "–" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def model_table(metrics: dict) -> str:

@@ -13,10 +13,10 @@ import numpy as np
 
 from synthtext import EMOTIONS
 from synthtext.data.clipfile import audio_length
-from synthtext.data.frames import label, resize_frames
+from synthtext.data.frames import contact_sheet, label, resize_frames
 from synthtext.data.media import write_video
 from synthtext.evaluation import runs as evaluation
-from synthtext.evaluation.runs import HELDOUT_COLUMNS, target_text
+from synthtext.evaluation.runs import HELDOUT_COLUMNS, figure_text, target_text
 from synthtext.ops.files import write_png_atomic, write_text_atomic
 
 EMOTION_NAMES = {"ANG": "anger", "DIS": "disgust", "FEA": "fear", "HAP": "happiness", "NEU": "neutral",
@@ -42,15 +42,15 @@ def sample_video(rows: list[dict], emotion: str, out: Path, cell: int = 128) -> 
     write_png_atomic(out.with_suffix(".poster.png"), cv2.cvtColor(grid[frames // 2], cv2.COLOR_RGB2BGR))
 
 
-def contact_sheet(rows: list[dict], out: Path, columns: int = 6, cell: int = 96) -> None:
+def generated_sheet(rows: list[dict], out: Path, columns: int = 6, cell: int = 96) -> None:
     """Generated frames spread over each clip, one row per clip, the reference frame leading."""
     lines = []
     for r in rows:
         picks = np.linspace(0, len(r["generated"]) - 1, columns).round().astype(int)
         cells = [label(resize_frames(r["static"][:1], cell)[0], "ref")]
         cells += [resize_frames(r["generated"][i:i + 1], cell)[0] for i in picks]
-        lines.append(np.concatenate(cells, axis=1))
-    write_png_atomic(out, cv2.cvtColor(np.concatenate(lines, axis=0), cv2.COLOR_RGB2BGR))
+        lines.append(cells)
+    contact_sheet(lines, out)
 
 
 def heldout_sheet(region: np.ndarray, peaks: dict[str, np.ndarray], out: Path) -> None:
@@ -195,9 +195,7 @@ speech. Each sheet: the reference frame, then generated frames across the clip.<
 def _figure(value) -> str:
     if isinstance(value, list):
         return ", ".join(_figure(v) for v in value) or "–"
-    if value is None or isinstance(value, str):
-        return html.escape(str(value if value is not None else "–"))
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
+    return html.escape(figure_text(value))
 
 
 def _checks_table(checks: dict[str, dict]) -> str:

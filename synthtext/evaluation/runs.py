@@ -43,6 +43,7 @@ from skimage.metrics import structural_similarity
 
 from synthtext import EMOTIONS
 from synthtext.data.clipfile import audio_length, read_attrs, read_clip
+from synthtext.data.frames import frames_at_height
 from synthtext.data.geometry import INNER_LIP_PAIRS
 from synthtext.data.template import LEFT_EYE, RIGHT_EYE
 from synthtext.evaluation.evaluator import EmotionEvaluator, Measurer, measured_features
@@ -212,6 +213,11 @@ def json_ready(data):
     if isinstance(data, float) and not np.isfinite(data):
         return None
     return data
+
+
+def figure_text(value) -> str:
+    """A figure as the report and the README's table write it: 3 decimals, "–" for none."""
+    return "–" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def target_text(entry: Metric) -> str:
@@ -624,11 +630,6 @@ def peak_frame(measured: Measured, speech: Speech, frames: int) -> int:
     return int(np.argmax(speech_envelope(speech.audio, speech.sample_rate, speech.fps, frames)))
 
 
-def _shrink(frames: np.ndarray, height: int) -> np.ndarray:
-    width = max(2, int(round(frames.shape[2] * height / frames.shape[1] / 2)) * 2)
-    return np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames])
-
-
 def evaluate_photo(path: str | Path, speeches: list[Speech], model, tools: Instruments, size: int = 256,
                    seed: int = 0, cell: int = 256, long_speech: Speech | None = None) -> PhotoResult:
     """A held-out photo speaking each speech in all six emotions, as the aligned face at ``size`` px and
@@ -659,7 +660,7 @@ def evaluate_photo(path: str | Path, speeches: list[Speech], model, tools: Instr
                         frames if kind == "face" else frames[:, region[0], region[1]])
                 if index == 0 and kind == "photo":
                     peaks[emotion] = frames[peak_frame(measured, speech, len(frames))][region]
-                    clips[emotion] = _shrink(frames[:, region[0], region[1]], cell)
+                    clips[emotion] = frames_at_height(frames[:, region[0], region[1]], cell)
     result = PhotoResult(name=Path(path).stem, region=photo[region], videos=videos, peaks=peaks, clips=clips,
                          speech=speeches[0], judged=judged if tools.outside is not None else {})
     if long_speech is not None:
@@ -681,7 +682,7 @@ def lively_photo(result: PhotoResult, face, speech: Speech, model, tools: Instru
         centres["blink"] = int(animation.parts["life"][:, 0].argmax())
     for name, t in centres.items():
         picked = np.clip(np.arange(t - around, t + around + 1), 0, len(pasted) - 1)
-        result.strip[name] = _shrink(pasted[picked], 160)
+        result.strip[name] = frames_at_height(pasted[picked], 160)
 
 
 def heldout_columns(photos: list[PhotoResult]) -> dict[str, dict]:

@@ -22,13 +22,12 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
 from synthtext import EMOTIONS, parse_emotion
 from synthtext.data.clipfile import audio_length
-from synthtext.data.frames import emotion_grid
+from synthtext.data.frames import emotion_grid, fit_frames
 from synthtext.data.landmarks import make_backend
 from synthtext.data.media import load_speech, write_video, write_wav_atomic
 from synthtext.inference import infer
@@ -336,7 +335,7 @@ def make_video(job: Job, model, engine, options: Options, key: str, progress=Non
         total = writer.frames
     else:  # the six-emotion grid: every clip at once, side by side in turn
         start = time.perf_counter()
-        clips = {e: _fit(frames_of(infer.animate(model.generator, s.audio, s.sample_rate, face.crop,
+        clips = {e: fit_frames(frames_of(infer.animate(model.generator, s.audio, s.sample_rate, face.crop,
                                                  emotion_condition([(Segment("", e, job.intensity), 0, 1)], 1, fps),
                                                  options.seed, options.overlap, life=job.life,
                                                  landmarks=face.landmarks)), GRID_CELL_MAX)
@@ -382,15 +381,6 @@ def emotion_condition(spans: list[tuple[Segment, int, int]], frames: int, fps: f
 def _pad(audio: np.ndarray, frames: int, fps: int, rate: int) -> np.ndarray:
     samples = audio_length(frames, rate, fps)
     return np.pad(audio, (0, max(0, samples - len(audio))))[:samples]
-
-
-def _fit(frames: np.ndarray, side: int) -> np.ndarray:
-    height, width = frames.shape[1:3]
-    scale = side / max(height, width)
-    if scale >= 1:
-        return frames
-    size = (int(width * scale) // 2 * 2, int(height * scale) // 2 * 2)
-    return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
 
 
 def make_video_safely(job: Job, model, engine, options: Options, key: str, progress=None,

@@ -3,7 +3,6 @@ and loaded without unpickling code."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import torch
@@ -11,21 +10,17 @@ from torch import nn
 
 from synthtext.model.config import ModelConfig
 from synthtext.ops.errors import SynthTextError
+from synthtext.ops.files import atomic_folder
 
 
 def save_model(folder: Path, model: nn.Module, cfg: ModelConfig, extra: dict[str, nn.Module] | None = None) -> None:
     """``model.pt`` (state_dict) + ``config.json`` [+ other state_dicts], written to a temporary
     folder and renamed into place when complete."""
-    folder = Path(folder)
-    tmp = folder.with_name(f".{folder.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    torch.save(unwrap(model).state_dict(), tmp / "model.pt")
-    for name, module in (extra or {}).items():
-        torch.save(unwrap(module).state_dict(), tmp / f"{name}.pt")
-    cfg.save(tmp / "config.json")
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
+    with atomic_folder(folder) as tmp:
+        torch.save(unwrap(model).state_dict(), tmp / "model.pt")
+        for name, module in (extra or {}).items():
+            torch.save(unwrap(module).state_dict(), tmp / f"{name}.pt")
+        cfg.save(tmp / "config.json")
 
 
 def load_model(folder: str | Path, kind: type[nn.Module], file: str = "model.pt") -> tuple[nn.Module, ModelConfig]:

@@ -1,9 +1,13 @@
-"""Small file helpers: atomic writes so a reader never sees a partial file."""
+"""Atomic writes: every file and folder is written under a temporary name and renamed into place when
+complete, so a reader (another stage, DVC, the web page) never sees a partial one."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -18,13 +22,44 @@ def tmp_path(path: Path, keep_suffix: bool = False) -> Path:
     return path.with_name(f".{path.stem}.tmp{path.suffix}" if keep_suffix else f".{path.name}.tmp")
 
 
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write text to a temporary sibling, then rename over ``path``."""
+@contextmanager
+def atomic_path(path: str | Path, keep_suffix: bool = False) -> Iterator[Path]:
+    """The temporary sibling to write ``path`` to: renamed over ``path`` when the block ends without an
+    error, removed when it raises."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_path(path)
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    tmp = tmp_path(path, keep_suffix)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_folder(folder: str | Path) -> Iterator[Path]:
+    """An empty temporary sibling folder to fill: it replaces ``folder`` (and all it held) when the block
+    ends without an error, and is removed when it raises."""
+    folder = Path(folder)
+    staging = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+        shutil.rmtree(folder, ignore_errors=True)
+        staging.rename(folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def write_json_atomic(path: str | Path, data: object) -> None:
@@ -33,12 +68,9 @@ def write_json_atomic(path: str | Path, data: object) -> None:
 
 def write_png_atomic(path: str | Path, bgr) -> Path:
     """Write an OpenCV (BGR) image as PNG, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_path(path, keep_suffix=True)
-    cv2.imwrite(str(tmp), bgr)
-    os.replace(tmp, path)
-    return path
+    with atomic_path(path, keep_suffix=True) as tmp:
+        cv2.imwrite(str(tmp), bgr)
+    return Path(path)
 
 
 def remove_stale_temporaries(folder: str | Path) -> int:

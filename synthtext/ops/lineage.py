@@ -31,7 +31,7 @@ from synthtext.ops import tracking
 from synthtext.ops.config import TRAINING_STAGES, Params
 from synthtext.ops.errors import SynthTextError
 from synthtext.ops.hashing import folder_md5, stable_hash
-from synthtext.ops.tracking import git_state as tracked
+from synthtext.ops.tracking import git_state
 
 if TYPE_CHECKING:
     from dvc.ignore import DvcIgnoreFilter
@@ -104,13 +104,6 @@ def cached_manifest(cache: HashFileDB, md5: str) -> dict[str, str] | None:
         return None
 
 
-def cache_file(repo: Path, md5: str) -> Path:
-    """Where the DVC cache of ``repo`` keeps object ``md5`` (a file's bytes, or a directory's ``.dir``
-    manifest), as the repository's cache object says (its layout and ``cache.dir`` setting included)."""
-    with _dvc_repo(Path(repo)) as dvc_repo:
-        return Path(dvc_repo.cache.local.oid_to_path(md5))
-
-
 # ---------------------------------------------------------------- the pipeline as DVC sees it
 
 
@@ -174,11 +167,6 @@ def upstream(graph: dict[str, dict], stage: str) -> list[str]:
     return list(graph[stage]["upstream"])
 
 
-def git_state(repo: Path) -> dict:
-    state = tracked(repo)
-    return {"commit": state["git_commit"], "dirty": state["git_dirty"] == "True"}
-
-
 # ---------------------------------------------------------------- recording
 
 
@@ -198,7 +186,9 @@ def record(repo: Path, stage: str, params: Params, inputs: list[str], train_clip
     produced = {path: md5 for entry in chain.values() for path, md5 in entry["outs"].items()}
     source = params.data.source
     raw = next((md5 for e in chain.values() for p, md5 in e["deps"].items() if p == source), "")
-    return {"stage": stage, **git_state(repo), "params": {s: params.raw.get(s) for s in graph[stage]["params"]},
+    git = git_state(repo)
+    return {"stage": stage, "commit": git["git_commit"], "dirty": git["git_dirty"] == "True",
+            "params": {s: params.raw.get(s) for s in graph[stage]["params"]},
             "inputs": {path: produced.get(path, "") for path in inputs}, "upstream": chain,
             "train_clips": sorted(train_clips), "raw_source": source, "raw_md5": raw,
             "params_md5": pipeline_params_hash(params.raw)}

@@ -157,7 +157,7 @@ def git_state(repo: Path) -> dict[str, str]:
 
     # dvc.lock and the .gitignore files DVC maintains are written (and staged) by `dvc repro` itself
     # while the pipeline runs, and so are the stages' metrics (outputs that teams commit with dvc.lock,
-    # see the README): they are the pipeline's record, not a change to the code.
+    # see docs/operations.md, "A DVC remote and an audit"): they are the pipeline's record, not a change to the code.
     changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)dvc.lock",
                   ":(exclude)metrics", ":(exclude,glob)**/.gitignore", ":(exclude).gitignore")
     return {"git_commit": git("rev-parse", "HEAD") or "unknown", "git_dirty": str(bool(changed))}

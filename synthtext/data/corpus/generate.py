@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import tempfile
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
@@ -28,6 +27,7 @@ from synthtext.data.corpus.motion import (
     speaker_mix,
 )
 from synthtext.data.corpus.puppet import HEIGHT, WIDTH, Identity, PiecewiseAffine, make_identity, puppet_frame
+from synthtext.data.frames import contact_sheet
 from synthtext.data.landmarks import DlibBackend
 from synthtext.data.media import ffmpeg_exe
 from synthtext.data.naming import CREMA_SENTENCES
@@ -35,7 +35,7 @@ from synthtext.inference.tts import PiperEngine, prosody_for
 from synthtext.inference.tts.prosody import INTENSITY_SCALE
 from synthtext.ops.config import CorpusParams
 from synthtext.ops.errors import SynthTextError
-from synthtext.ops.files import tmp_path, write_json_atomic, write_png_atomic
+from synthtext.ops.files import atomic_path, write_json_atomic
 
 FPS = 30000 / 1001
 SAMPLE_RATE = 44100
@@ -57,12 +57,6 @@ class ClipSpec:
 
     def seed(self, corpus_seed: int) -> int:
         return zlib.crc32(f"{corpus_seed}:{self.clip_id}".encode())
-
-
-@dataclass
-class Corpus:
-    folder: Path
-    clips: list[ClipSpec] = field(default_factory=list)
 
 
 def check_output_folder(out: Path) -> None:
@@ -200,37 +194,33 @@ def synthesize_clip(spec: ClipSpec, identity: Identity, engine: PiperEngine, fol
 
 def encode(path: Path, video: np.ndarray, audio: np.ndarray) -> None:
     """CREMA-D style: FLV with Sorenson H.263 video at 29.97 fps and mono mp3 audio at 44.1 kHz."""
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch, atomic_path(path, keep_suffix=True) as tmp:
         wav = Path(scratch) / "audio.wav"
         sf.write(wav, audio, SAMPLE_RATE, subtype="PCM_16")
-        tmp = tmp_path(path, keep_suffix=True)
         cmd = [ffmpeg_exe(), "-hide_banner", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
                "-s", f"{WIDTH}x{HEIGHT}", "-r", "30000/1001", "-i", "-", "-i", str(wav), "-c:v", "flv1",
                "-q:v", "2", "-c:a", "libmp3lame", "-b:a", "128k", "-ac", "1", "-threads", "1",
                "-fflags", "+bitexact", "-flags", "+bitexact", "-map_metadata", "-1", str(tmp)]
-        try:
-            # One blocking write of the raw frames (run(input=...) would feed them in small select() chunks).
-            with open(Path(scratch) / "ffmpeg.log", "wb+") as log:
-                proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
-                try:
-                    proc.stdin.write(np.ascontiguousarray(video).data)
-                finally:
-                    proc.stdin.close()
-                if proc.wait():
-                    log.seek(0)
-                    raise subprocess.CalledProcessError(proc.returncode, cmd, stderr=log.read())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        # One blocking write of the raw frames (run(input=...) would feed them in small select() chunks).
+        with open(Path(scratch) / "ffmpeg.log", "wb+") as log:
+            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
+            try:
+                proc.stdin.write(np.ascontiguousarray(video).data)
+            finally:
+                proc.stdin.close()
+            if proc.wait():
+                log.seek(0)
+                raise subprocess.CalledProcessError(proc.returncode, cmd, stderr=log.read())
 
 
-def contact_sheet(folder: Path, summaries: list[dict], identities: int) -> Path:
+def corpus_sheet(folder: Path, summaries: list[dict], identities: int) -> Path:
     """identities x emotions grid, one face crop each at peak mouth opening, labelled."""
     tile = 144
-    sheet = np.full((identities * tile + 24, len(EMOTIONS) * tile, 3), 255, np.uint8)
+    header = np.full((24, len(EMOTIONS) * tile, 3), 255, np.uint8)
     for column, emotion in enumerate(EMOTIONS):
-        cv2.putText(sheet, emotion, (column * tile + tile // 2 - 16, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0),
+        cv2.putText(header, emotion, (column * tile + tile // 2 - 16, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0),
                     1, cv2.LINE_AA)
+    cells = [[np.full((tile, tile, 3), 255, np.uint8) for _ in EMOTIONS] for _ in range(identities)]
     for summary in summaries:
         actor, _, emotion, _ = summary["clip_id"].split("_")
         row, column = int(actor) - 1001, EMOTIONS.index(emotion)
@@ -250,8 +240,8 @@ def contact_sheet(folder: Path, summaries: list[dict], identities: int) -> Path:
         x0, y0 = int(max(cx - half, 0)), int(max(cy - half, 0))
         crop = frame[y0:int(cy + half), x0:int(cx + half)]
         crop = cv2.resize(crop, (tile - 4, tile - 4), interpolation=cv2.INTER_AREA)
-        y, x = 24 + row * tile + 2, column * tile + 2
-        sheet[y:y + tile - 4, x:x + tile - 4] = crop
+        cell = cells[row][column]
+        cell[2:tile - 2, 2:tile - 2] = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
         if column == 0:
-            cv2.putText(sheet, actor, (x + 3, y + 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
-    return write_png_atomic(folder / "contact_sheet.png", sheet)
+            cv2.putText(cell, actor, (5, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+    return contact_sheet([[header], *cells], folder / "contact_sheet.png")

@@ -25,7 +25,6 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm import tqdm
 
 from synthtext import EMOTIONS, GENERATED_CLASS
-from synthtext.data.frames import confusion_image, sample_grid
 from synthtext.model import EmotionDiscriminator, FrameDiscriminator, Generator, ModelConfig, gradient_penalty
 from synthtext.model.config import profile
 from synthtext.model.io import load_model, save_model, unwrap
@@ -41,8 +40,10 @@ from synthtext.model.train.losses import (
     perceptual_loss,
     reconstruction_loss,
 )
+from synthtext.model.train.pictures import confusion_image, sample_grid
 from synthtext.ops.config import TrainParams
 from synthtext.ops.errors import SynthTextError
+from synthtext.ops.files import atomic_path
 
 
 def model_config(params: TrainParams) -> ModelConfig:
@@ -174,25 +175,20 @@ class Checkpoint:
 
     def save(self, step: int, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
              identity: dict, history: list[dict]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        torch.save({"step": step, "identity": {k: str(v) for k, v in identity.items()},
-                    "modules": {k: unwrap(m).state_dict() for k, m in modules.items()},
-                    "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
-                    "torch_rng": torch.get_rng_state(), "python_rng": _python_rng(),
-                    "numpy_rng": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
-                    "numpy_pos": list(np.random.get_state()[2:]),
-                    **({"cuda_rng": torch.cuda.get_rng_state_all()} if torch.cuda.is_available() else {}),
-                    "history": history}, tmp)
-        os.replace(tmp, self.path)
+        with atomic_path(self.path) as tmp:
+            torch.save({"step": step, "identity": {k: str(v) for k, v in identity.items()},
+                        "modules": {k: unwrap(m).state_dict() for k, m in modules.items()},
+                        "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+                        "torch_rng": torch.get_rng_state(), "python_rng": _python_rng(),
+                        "numpy_rng": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
+                        "numpy_pos": list(np.random.get_state()[2:]),
+                        **({"cuda_rng": torch.cuda.get_rng_state_all()} if torch.cuda.is_available() else {}),
+                        "history": history}, tmp)
 
 
 def _python_rng() -> list:
     version, internal, gauss = random.getstate()
     return [version, list(internal), gauss]
-
-
-# ---------------------------------------------------------------- pictures
 
 
 # ---------------------------------------------------------------- the stages

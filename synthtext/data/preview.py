@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 
 from synthtext.data.clipfile import read_clip
+from synthtext.data.frames import contact_sheet
 from synthtext.data.template import eye_centres, template
-from synthtext.ops.files import write_png_atomic
 
 
 def clip_strip(path: str | Path, frames: int = 6, scale: int = 1) -> np.ndarray:
@@ -34,13 +34,11 @@ def clip_strip(path: str | Path, frames: int = 6, scale: int = 1) -> np.ndarray:
     return np.concatenate(tiles, axis=1)
 
 
-def contact_sheet(paths: Sequence[str | Path], out: str | Path, frames: int = 6, max_clips: int = 16) -> Path:
+def align_preview(paths: Sequence[str | Path], out: str | Path, frames: int = 6, max_clips: int = 16) -> Path:
     """Write a PNG with one strip per clip (the first ``max_clips`` in sorted order), atomically."""
-    out = Path(out)
-    strips = [clip_strip(p, frames) for p in sorted(paths)[:max_clips]]
+    strips = [[clip_strip(p, frames)] for p in sorted(paths)[:max_clips]]
     if not strips:
-        sheet = np.zeros((64, 256, 3), np.uint8)
-        cv2.putText(sheet, "no aligned clips", (8, 36), cv2.FONT_HERSHEY_PLAIN, 1.0, (255, 255, 255), 1)
-    else:
-        sheet = np.concatenate(strips, axis=0)
-    return write_png_atomic(out, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+        empty = np.zeros((64, 256, 3), np.uint8)
+        cv2.putText(empty, "no aligned clips", (8, 36), cv2.FONT_HERSHEY_PLAIN, 1.0, (255, 255, 255), 1)
+        strips = [[empty]]
+    return contact_sheet(strips, out)
