@@ -13,7 +13,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
-from synthtext.inference.videojobs import Job, Options, make_video_safely, make_videos
+from synthtext.inference.jobs import Job, Options
+from synthtext.inference.videojobs import make_video_safely, make_videos
 
 
 @task(name="make-video", cache_policy=NO_CACHE)

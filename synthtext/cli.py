@@ -67,7 +67,7 @@ def _add_video_options(command: argparse.ArgumentParser) -> None:
 
 
 def _options(args: argparse.Namespace):
-    from synthtext.inference.videojobs import Options
+    from synthtext.inference.jobs import Options
 
     if args.size is not None and (args.size < 16 or args.size % 2):
         raise SynthTextError(f"--size {args.size}: use an even number of pixels, at least 16")
@@ -168,9 +168,9 @@ def _run_live(job, model: str, options, port: int) -> dict:
 
 def _generate(args: argparse.Namespace) -> int:
     from synthtext.inference.infer import check_model_ref
+    from synthtext.inference.jobs import make_job, parse_head_motion
     from synthtext.inference.markup import has_tags, parse_intensity, starts_with_tag
     from synthtext.inference.tts.text import read_text
-    from synthtext.inference.videojobs import make_job, parse_head_motion
 
     if args.all_emotions and args.emotion:
         raise SynthTextError("give --emotion or --all-emotions, not both")
@@ -208,7 +208,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _generate_batch(args: argparse.Namespace) -> int:
     from synthtext.inference.infer import check_model_ref
-    from synthtext.inference.videojobs import parse_head_motion, read_jobs
+    from synthtext.inference.jobs import parse_head_motion, read_jobs
     from synthtext.ops.files import write_json_atomic
 
     out_dir = Path(args.out_dir)

@@ -92,7 +92,8 @@ def test_tags_take_a_number_and_the_track_follows_it():
 
 
 def test_head_motion_blinks_and_intensity_are_part_of_the_job_key(photo, tmp_path):
-    from synthtext.inference.videojobs import Options, job_key, make_job
+    from synthtext.inference.jobs import Options, make_job
+    from synthtext.inference.videojobs import job_key
 
     def key(**settings) -> str:
         return job_key(make_job(str(photo), "Hello there.", "HAP", str(tmp_path / "a.mp4"), **settings), Options(), "m")
@@ -109,7 +110,7 @@ def test_head_motion_blinks_and_intensity_are_part_of_the_job_key(photo, tmp_pat
 
 
 def test_text_that_starts_with_a_tag_needs_no_emotion(photo, tmp_path):
-    from synthtext.inference.videojobs import make_job
+    from synthtext.inference.jobs import make_job
 
     job = make_job(str(photo), "  [happy] Hi. [sad] Bye.", None, str(tmp_path / "a.mp4"))
     assert job.emotions == ["HAP"]
@@ -118,7 +119,7 @@ def test_text_that_starts_with_a_tag_needs_no_emotion(photo, tmp_path):
 
 
 def test_batch_rows_take_head_motion_blinks_and_a_numeric_intensity(photo, tmp_path):
-    from synthtext.inference.videojobs import read_jobs
+    from synthtext.inference.jobs import read_jobs
 
     jobs = tmp_path / "jobs.csv"
     jobs.write_text("image,text,emotion,intensity,head_motion,blinks\n"

@@ -22,7 +22,7 @@ from tests.conftest import REPO
 
 
 def test_psnr_by_hand():
-    from synthtext.evaluation.runs import psnr
+    from synthtext.evaluation.measures import psnr
 
     a = np.zeros((4, 4, 3), np.uint8)
     assert psnr(a, a + 10) == pytest.approx(10 * np.log10(255 ** 2 / 100))  # mse 100 -> 28.13 dB
@@ -34,7 +34,7 @@ def test_psnr_by_hand():
 
 def test_ssim_by_hand():
     """Constant images: no variance, so SSIM is the luminance term (2 m1 m2 + C1) / (m1^2 + m2^2 + C1)."""
-    from synthtext.evaluation.runs import ssim
+    from synthtext.evaluation.measures import ssim
 
     c1 = (0.01 * 255) ** 2
     a, b = np.full((8, 8, 3), 100, np.uint8), np.full((8, 8, 3), 110, np.uint8)
@@ -55,7 +55,7 @@ def _face(iod: float = 10.0) -> np.ndarray:
 
 
 def test_landmark_distance_and_mouth_opening_by_hand():
-    from synthtext.evaluation.runs import MOUTH, landmark_distance, mouth_opening
+    from synthtext.evaluation.measures import MOUTH, landmark_distance, mouth_opening
 
     real = np.stack([_face(10.0), _face(20.0)])
     moved = real + np.array([3.0, 4.0])  # every point 5 px away
@@ -72,7 +72,7 @@ def test_landmark_distance_and_mouth_opening_by_hand():
 
 
 def test_sync_finds_the_offset():
-    from synthtext.evaluation.runs import best_offset_correlation, speech_envelope
+    from synthtext.evaluation.measures import best_offset_correlation, speech_envelope
 
     envelope = np.random.default_rng(1).random(80)
     late = np.r_[np.zeros(3), envelope[:-3]]  # the mouth moves 3 frames after the sound
@@ -85,7 +85,7 @@ def test_sync_finds_the_offset():
 
 
 def test_confusion_and_ground_truth_resampling(tmp_path):
-    from synthtext.evaluation.runs import confusion, ground_truth_opening
+    from synthtext.evaluation.measures import confusion, ground_truth_opening
 
     matrix = confusion(["ANG", "ANG", "SAD"], ["ANG", "HAP", "SAD"])
     assert matrix.sum() == 3 and matrix[0, 0] == 1 and matrix[0, 3] == 1 and matrix[5, 5] == 1
@@ -96,7 +96,7 @@ def test_confusion_and_ground_truth_resampling(tmp_path):
 
 def test_the_mouth_box_follows_the_measured_size():
     """Landmarks measured at 64 px, frames at 128: the mouth box is scaled by 2 (not by 128 / 128)."""
-    from synthtext.evaluation.runs import MOUTH, Measured, video_metrics
+    from synthtext.evaluation.measures import MOUTH, Measured, video_metrics
 
     points = np.tile(_face(20.0), (2, 1, 1)).astype(float)
     points[:, MOUTH] = np.array([[10.0, 30.0], [20.0, 34.0]] * 10)  # mouth: x 10..20, y 30..34 at 64 px
@@ -167,7 +167,7 @@ def test_sharpness_ratio_of_a_blurred_copy(judge):
 def test_redetection_with_and_without_a_face(judge):
     """A video that is the photo, and one that is grey: every sampled frame found / none; identity is
     measured only where a face was found, and the pooled summaries count a face-less frame as lost."""
-    from synthtext.evaluation.runs import Video, summarise
+    from synthtext.evaluation.table import Video, summarise
 
     photo = _astronaut()
     reference = judge.reference(photo)
@@ -190,7 +190,7 @@ def test_redetection_with_and_without_a_face(judge):
 def test_summaries_by_the_table():
     """own: the clips' own emotion and baselines only; mean: every video; median and share: pooled frames
     (NaN is a frame without a face); accuracy: answers against the conditions."""
-    from synthtext.evaluation.runs import Video, check_targets, summarise
+    from synthtext.evaluation.table import Video, check_targets, summarise
 
     own = Video(values={"psnr": 20.0, "sync_r": 0.2}, per_frame={"identity": np.array([0.2, 0.5, np.nan])},
                 predicted="ANG", hit=1.0, condition="ANG")
@@ -209,19 +209,20 @@ def test_summaries_by_the_table():
 
 def test_a_new_table_entry_reaches_the_summary_the_gate_and_the_report(monkeypatch):
     from synthtext.evaluation import promote, report
-    from synthtext.evaluation import runs as evaluation
+    from synthtext.evaluation import table as metric_table
+    from synthtext.evaluation.table import BOTH, METRICS, Metric, Video, check_targets, summarise
 
-    entry = evaluation.Metric("blink_gap", "seconds between blinks off the real ones", "lower", "mean",
-                              evaluation.BOTH, target=0.5)
-    monkeypatch.setattr(evaluation, "METRICS", (*evaluation.METRICS, entry))
-    videos = [evaluation.Video(values={"blink_gap": v}, per_frame={}, predicted="ANG", hit=1.0) for v in (0.2, 0.4)]
-    column = evaluation.summarise(videos)
+    entry = Metric("blink_gap", "seconds between blinks off the real ones", "lower", "mean",
+                   BOTH, target=0.5)
+    monkeypatch.setattr(metric_table, "METRICS", (*METRICS, entry))
+    videos = [Video(values={"blink_gap": v}, per_frame={}, predicted="ANG", hit=1.0) for v in (0.2, 0.4)]
+    column = summarise(videos)
     assert column["blink_gap"] == pytest.approx(0.3)
     assert promote.decide(column, {"blink_gap": 0.35}, None, ["blink_gap"]).promote  # lower is better
     refused = promote.decide(column, {"blink_gap": 0.1}, None, ["blink_gap"])
     assert not refused.promote and "blink_gap: candidate 0.3000 > static baseline 0.1000" in refused.reasons[0]
     table = {"generated": column, "static": {"blink_gap": 0.35}, "real": {}}
-    page = report.metric_table(table, evaluation.check_targets(table))
+    page = report.metric_table(table, check_targets(table))
     assert "seconds between blinks off the real ones" in page and "&lt;= 0.5" in page and "class=pass" in page
 
 
@@ -262,17 +263,28 @@ def test_a_clip_and_a_held_out_photo_are_measured_and_reported(aligned_corpus, t
     """The real per-clip and per-photo code with a tiny generator: every video measured, the static
     baseline is the reference itself, the photo is rendered at both sizes, the report shows both."""
     from synthtext.data.landmarks import make_backend
-    from synthtext.evaluation import runs as evaluation
+    from synthtext.evaluation.evaluator import EmotionEvaluator, Measurer
     from synthtext.evaluation.report import heldout_sheet, heldout_video, write_index
+    from synthtext.evaluation.runs import (
+        Instruments,
+        evaluate_clip,
+        evaluate_photo,
+        generated_confusion,
+        heldout_breakdown,
+        heldout_columns,
+        per_emotion_accuracy,
+        validation_columns,
+    )
+    from synthtext.evaluation.table import check_targets
 
     files = sorted(str(p) for p in (aligned_corpus[0] / "clips").glob("*.h5"))
     features = np.random.default_rng(0).normal(size=(12, 2 * len(EXPRESSION_POINTS)))
-    evaluator = evaluation.EmotionEvaluator.fit(features, list(EMOTIONS) * 2)
-    tools = evaluation.Instruments(evaluation.Measurer(make_backend("dlib"), 128), evaluator, judge, face_frames=2)
-    clip = evaluation.evaluate_clip(files[0], files[0], tiny_model.generator, tools, 1.0,
+    evaluator = EmotionEvaluator.fit(features, list(EMOTIONS) * 2)
+    tools = Instruments(Measurer(make_backend("dlib"), 128), evaluator, judge, face_frames=2)
+    clip = evaluate_clip(files[0], files[0], tiny_model.generator, tools, 1.0,
                                     keep=("real", "static", *EMOTIONS))
     assert set(clip.videos) == {"real", "static", *EMOTIONS} and clip.frames["ANG"].shape == (25, 128, 128, 3)
-    columns = evaluation.validation_columns([clip])
+    columns = validation_columns([clip])
     assert columns["static"]["identity_median"] == pytest.approx(0.0, abs=1e-6)
     assert columns["static"]["sharpness"] == pytest.approx(1.0) and columns["static"]["redetected"] == 1.0
     assert {"psnr", "ssim", "identity_median", "sharpness", "redetected"} <= columns["generated"].keys()
@@ -284,7 +296,7 @@ def test_a_clip_and_a_held_out_photo_are_measured_and_reported(aligned_corpus, t
     from synthtext.inference.life import Life
 
     tools.life, tools.outside = Life(), OutsideJudge()
-    photo = evaluation.evaluate_photo(path, [clip.speech], tiny_model, tools, size=128, cell=64,
+    photo = evaluate_photo(path, [clip.speech], tiny_model, tools, size=128, cell=64,
                                       long_speech=clip.speech)
     assert [len(photo.videos[k]) for k in ("face", "photo")] == [6, 6]
     # the outside judge read each emotion's video at both sizes; the long speech was measured at both
@@ -296,16 +308,16 @@ def test_a_clip_and_a_held_out_photo_are_measured_and_reported(aligned_corpus, t
     checks = outside.check_judge(judged, {"present": False})
     assert "accuracy" not in checks and {"HAP_hits", "ANG_hits", "SAD_lift"} <= checks.keys()
     assert photo.peaks["HAP"].shape == photo.region.shape and photo.clips["SAD"].shape[1] == 64
-    table = {**columns, **evaluation.heldout_columns([photo])}
+    table = {**columns, **heldout_columns([photo])}
     assert table["heldout_photo"]["redetected"] > 0.5 and table["heldout_face"]["identity_median"] < 0.6
     heldout_sheet(photo.region, photo.peaks, tmp_path / "heldout_astronaut.png")
     heldout_video(photo.clips, photo.speech.audio, photo.speech.sample_rate, photo.speech.fps,
                   tmp_path / "heldout_astronaut.mp4")
     sheet = cv2.imread(str(tmp_path / "heldout_astronaut.png"))
     assert sheet.shape[:2] == (photo.region.shape[0], 7 * photo.region.shape[1])
-    write_index(tmp_path, table, {"promoted": False, "reasons": ["x"]}, evaluation.per_emotion_accuracy([clip]),
-                evaluation.generated_confusion([clip]), {}, evaluation.check_targets(table),
-                evaluation.heldout_breakdown([photo]))
+    write_index(tmp_path, table, {"promoted": False, "reasons": ["x"]}, per_emotion_accuracy([clip]),
+                generated_confusion([clip]), {}, check_targets(table),
+                heldout_breakdown([photo]))
     page = (tmp_path / "index.html").read_text()
     assert "heldout_astronaut.png" in page and "held-out, pasted back" in page and "identity_median" in page
 
@@ -320,14 +332,9 @@ def test_evaluator_is_trained_on_real_clips_only(aligned_corpus):
     from flows.evaluate import train_evaluator
     from synthtext.data.clipfile import read_attrs
     from synthtext.data.landmarks import make_backend
-    from synthtext.evaluation.runs import (
-        EmotionEvaluator,
-        Measurer,
-        first_frame,
-        measure,
-        neutral_features,
-        reference_clips,
-    )
+    from synthtext.evaluation.evaluator import EmotionEvaluator, Measurer
+    from synthtext.evaluation.measures import measure
+    from synthtext.evaluation.runs import first_frame, neutral_features, reference_clips
 
     work, _ = aligned_corpus
     files = sorted(str(p) for p in (work / "clips").glob("*.h5"))
@@ -539,7 +546,7 @@ def test_inception_torchscript_is_loaded_and_called(tmp_path):
 def test_evaluator_is_not_swayed_by_points_that_training_never_moved():
     """Landmarks the training clips barely move (a jaw line on a still chin) must not outvote the
     points that carry the expression when a new face's detector noise moves them a little."""
-    from synthtext.evaluation.runs import EmotionEvaluator
+    from synthtext.evaluation.evaluator import EmotionEvaluator
 
     rng = np.random.default_rng(0)
     labels = ["HAP", "SAD"] * 20

@@ -352,7 +352,8 @@ def test_video_writer_streams_chunks_and_leaves_nothing_on_error(tmp_path):
 
 def test_a_streamed_video_reports_its_progress_and_matches_its_speech(model, photo, piper, tmp_path):
     from synthtext.data.media import iter_frames
-    from synthtext.inference.videojobs import Options, make_job, make_video
+    from synthtext.inference.jobs import Options, make_job
+    from synthtext.inference.videojobs import make_video
 
     job = make_job(str(photo), "This sentence is long enough to need many windows. And here is a second one.",
                    "SAD", str(tmp_path / "long.mp4"))

@@ -4,5 +4,6 @@
 ``landmarks`` and ``ert`` (68-point face landmarks), ``template`` and ``geometry`` (the mean face and
 similarity transforms), ``align`` (aligned face crops), ``clipfile`` (the HDF5 clip file),
 ``naming`` (CREMA-D clip names), ``split`` (train/validation by actor), ``frames`` and ``features``
-(frame resizing and speech features), ``corpus`` (the generated sample corpus).
+(resizing, labels and contact sheets; speech features), ``preview`` (the align stage's contact sheet),
+``corpus`` (the generated sample corpus).
 """

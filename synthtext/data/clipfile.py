@@ -86,3 +86,11 @@ def read_attrs(path: str | Path) -> dict:
             return _checked_attrs(path, f)
     except OSError as exc:
         raise SynthTextError(f"{path}: not a readable clip file ({exc})") from exc
+
+
+def face_preprocess(clip_file: str) -> dict:
+    """How the training clips' faces were prepared (from an aligned clip's attributes): inference
+    prepares a photo the same way."""
+    attrs = read_attrs(clip_file)
+    return {"landmark_backend": attrs["landmark_backend"], "size": int(attrs["size"]),
+            "align_mode": int(attrs["align_mode"]), "schema_version": int(attrs["schema_version"])}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 
@@ -30,3 +31,15 @@ def split_by_actor(clips: Iterable[tuple[str, str]], val_ratio: float, seed: int
     train = [clip for clip, actor in pairs if actor not in val_actors]
     val = [clip for clip, actor in pairs if actor in val_actors]
     return train, val
+
+
+def read_split(splits: Path, clips: Path, name: str) -> list[str]:
+    """The aligned clip files of split ``name`` (``train`` or ``val``), each checked to exist."""
+    path = splits / f"{name}.txt"
+    if not path.is_file():
+        raise SynthTextError(f"{path} not found: run the split stage first (dvc repro split)")
+    files = [str(clips / f"{clip}.h5") for clip in path.read_text().split()]
+    missing = [f for f in files if not Path(f).is_file()]
+    if missing:
+        raise SynthTextError(f"{len(missing)} clips in {path} have no aligned file, e.g. {missing[0]}: dvc repro align")
+    return files

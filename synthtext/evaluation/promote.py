@@ -1,7 +1,7 @@
 """The promotion gate: a candidate generator becomes ``champion`` only when it beats the current
 champion on the metrics named in params (by a margin), is not worse than the static baseline on
 those and on SSIM, and keeps the identity of the people on the held-out photos. Directions come
-from the one metric table, ``synthtext.evaluation.runs.METRICS``.
+from the one metric table, ``synthtext.evaluation.table.METRICS``.
 
 MLflow is imported inside the functions that use it, not at the top: it takes seconds to import, and
 most callers of this module never reach it.
@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from synthtext.evaluation import runs as evaluation
-from synthtext.evaluation.runs import HELDOUT_COLUMNS, better, metric
+from synthtext.evaluation.table import HELDOUT_COLUMNS, better, entries, metric
 from synthtext.ops.errors import SynthTextError
 
 
@@ -41,7 +40,7 @@ def decide(candidate: dict, static: dict, champion: dict | None, metrics: list[s
     held-out column (``heldout``: column -> table) must not exceed it; with ``outside`` (held-out column ->
     the outside judge's accuracy, ``synthtext.evaluation.outside``) each must beat chance (1 in 6): an emotion a
     reader of real faces can't see is not shown. Any failure refuses."""
-    known = [e.name for e in evaluation.METRICS]
+    known = [e.name for e in entries()]
     unknown = [m for m in [*metrics, *static_floor] if m not in known]
     if unknown or not metrics:
         raise SynthTextError(f"promote.metrics {unknown or metrics}: name some of {', '.join(known)}")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from synthtext.evaluation.runs import figure_text as _fig
+from synthtext.evaluation.table import figure_text as _fig
 from synthtext.ops.errors import SynthTextError
 from synthtext.ops.files import write_text_atomic
 

@@ -1,5 +1,5 @@
 """``reports/``: one page a person opens to judge a model — the metric table (rows from
-``synthtext.evaluation.runs.METRICS``) with both baselines and the held-out photos, the targets, the
+``synthtext.evaluation.table.METRICS``) with both baselines and the held-out photos, the targets, the
 gate's decision, per emotion a short sample video (real | static | generated) and a contact sheet,
 and for each held-out photo the six emotions at peak mouth opening at the photo's own resolution."""
 
@@ -15,8 +15,7 @@ from synthtext import EMOTIONS
 from synthtext.data.clipfile import audio_length
 from synthtext.data.frames import contact_sheet, label, resize_frames
 from synthtext.data.media import write_video
-from synthtext.evaluation import runs as evaluation
-from synthtext.evaluation.runs import HELDOUT_COLUMNS, figure_text, target_text
+from synthtext.evaluation.table import HELDOUT_COLUMNS, entries, figure_text, target_text
 from synthtext.ops.files import write_png_atomic, write_text_atomic
 
 EMOTION_NAMES = {"ANG": "anger", "DIS": "disgust", "FEA": "fear", "HAP": "happiness", "NEU": "neutral",
@@ -103,13 +102,13 @@ def metric_table(table: dict[str, dict], targets: dict[str, dict]) -> str:
         f"{''.join(_cell(table[c].get(m.name), targets.get(c, {}).get(m.name)) for c in columns)}"
         f"<td class=dir>{'closer to 0' if m.better == 'near0' else m.better}</td>"
         f"<td class=dir>{html.escape(target_text(m))}</td></tr>"
-        for m in evaluation.METRICS if any(m.name in table[c] for c in columns))
+        for m in entries() if any(m.name in table[c] for c in columns))
     return f"<table><tr><th>metric</th>{head}<th>better</th><th>target</th></tr>{body}</table>"
 
 
 def breakdown_table(parts: dict[str, dict[str, dict]], first: str) -> str:
     """Held-out metrics by photo or by emotion, at both sizes."""
-    rows = [m for m in evaluation.METRICS if "heldout" in m.groups]
+    rows = [m for m in entries() if "heldout" in m.groups]
     head = "".join(f"<th>{html.escape(m.name)}<br>{k}</th>" for k in ("face", "photo") for m in rows)
     body = "".join(f"<tr><td>{html.escape(name)}</td>"
                    f"{''.join(_cell(part[k].get(m.name)) for k in ('face', 'photo') for m in rows)}</tr>"
@@ -122,7 +121,7 @@ def write_index(folder: Path, table: dict[str, dict], promotion: dict, per_emoti
                 heldout: dict | None = None, outside: str = "") -> Path:
     """``index.html``: the table (columns: generated, static, real[, champion][, held-out]), the gate's
     decision, per-emotion accuracy, the confusion matrix, the held-out photos (``heldout``: the
-    breakdown of ``evaluation.heldout_breakdown``; sheets and videos named ``heldout_<photo>``) and
+    breakdown of ``heldout_breakdown``; sheets and videos named ``heldout_<photo>``) and
     the sample videos and sheets."""
     decision = "promoted to <b>champion</b>" if promotion.get("promoted") else "<b>not</b> promoted"
     reasons = "".join(f"<li>{html.escape(r)}</li>" for r in promotion.get("reasons", []))
@@ -272,7 +271,7 @@ def summary(metrics: dict) -> str:
              f"v{promoted['candidate_version']} {'promoted to champion' if promoted['promoted'] else 'not promoted'}; "
              "report: reports/index.html",
              "targets (information; the gate's reasons are in the report):"]
-    by_name = {m.name: m for m in evaluation.METRICS}
+    by_name = {m.name: m for m in entries()}
     for column, checks in metrics.get("targets", {}).items():
         for name, check in checks.items():
             entry = by_name[name]

@@ -12,364 +12,44 @@ aligned face at ``size`` px (``infer.face_frames``) and pasted back into the pho
 resolution (``infer.paste_back``); landmarks of pasted-back frames are tracked in the photo's
 face region, at the photo's resolution.
 
-``METRICS`` is the one table of metrics: the summaries, the promotion gate (``synthtext.evaluation.promote``)
-and the report (``synthtext.evaluation.report``) all read it, so a new metric is one entry there.
-
-- image: PSNR and SSIM against the real frames, whole frame and mouth region;
-- motion: M-LMD / F-LMD, mean landmark distance to the real clip's (mouth points / all 68),
-  divided by the real face's inter-ocular distance;
-- sync: Pearson r between mouth opening and the speech RMS envelope at the best offset within
-  +-5 frames, and that offset (positive: the mouth moves after the sound);
-- emotion: an independent evaluator (logistic regression on landmark geometry relative to the face
-  the video starts from, trained here on real training clips only, each relative to its actor's
-  neutral frame) classifies every video; generated videos are made under each of the six emotion
-  conditions and scored against the condition;
-- face (``synthtext.evaluation.face_metrics``): identity distance to the reference (median frame, and the share
-  of frames within 0.45), sharpness over the reference's, and the share of frames in which dlib
-  finds the face again; identity and re-detection on ``face_frames`` frames spread over each video.
+The metrics are ``synthtext.evaluation.table``'s; measuring one video is ``synthtext.evaluation.measures``'.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import h5py
 import numpy as np
-from skimage.metrics import structural_similarity
 
 from synthtext import EMOTIONS
 from synthtext.data.clipfile import audio_length, read_attrs, read_clip
 from synthtext.data.frames import frames_at_height
-from synthtext.data.geometry import INNER_LIP_PAIRS
-from synthtext.data.template import LEFT_EYE, RIGHT_EYE
-from synthtext.evaluation.evaluator import EmotionEvaluator, Measurer, measured_features
-from synthtext.evaluation.face_metrics import IDENTITY_KEPT, FaceJudge, Reference
+from synthtext.evaluation.evaluator import EmotionEvaluator, Measurer
+from synthtext.evaluation.face_metrics import FaceJudge, Reference
 from synthtext.evaluation.liveliness import measure_video as liveliness
+from synthtext.evaluation.measures import (
+    Measured,
+    best_offset_correlation,
+    confusion,
+    ground_truth_opening,
+    measure,
+    mouth_opening,
+    speech_envelope,
+    sync_metrics,
+    video_metrics,
+)
 from synthtext.evaluation.sync_metrics import frechet_distance, inception_features, load_inception, lse
+from synthtext.evaluation.table import Video, summarise
 from synthtext.inference.infer import animate, face_frames, generate_frames, paste_back, prepare_face
 from synthtext.inference.life import Life
 from synthtext.ops.config import EVALUATE_REFERENCES
 from synthtext.ops.errors import SynthTextError
 
-MOUTH = slice(48, 68)
-MAX_OFFSET = 5
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-
-
-# ---------------------------------------------------------------- the metric table
-
-
-@dataclass(frozen=True)
-class Metric:
-    """One metric: how videos are summarised into it, which way is better, and its targets."""
-
-    name: str
-    label: str
-    better: str  # higher | lower | near0
-    aggregate: str  # own | mean | median | share | accuracy | separate (see ``summarise``)
-    groups: tuple[str, ...] = ("validation",)  # validation people and/or heldout photos
-    key: str = ""  # the per-video or per-frame value summarised (default: the name)
-    at_most: float | None = None  # share: of frames whose value is at most this (default: truthy frames)
-    target: float | str | None = None  # validation people: a value, or "static" (beat the static baseline)
-    heldout_target: float | None = None  # held-out photos, at both sizes
-
-    @property
-    def source(self) -> str:
-        return self.key or self.name
-
-
-BOTH = ("validation", "heldout")
-METRICS: tuple[Metric, ...] = (
-    Metric("emotion_accuracy", "evaluator emotion accuracy (6 conditions)", "higher", "accuracy", BOTH,
-           target=0.85, heldout_target=0.75),  # issue 26: validation 0.85, held-out 0.75
-    Metric("sync_r", "mouth-speech correlation at best offset", "higher", "mean", BOTH, target=0.6, heldout_target=0.5),
-    Metric("sync_offset", "best offset, frames", "near0", "mean", BOTH),
-    Metric("identity_median", "identity distance to the reference, median frame (< 0.6: same person)", "lower",
-           "median", BOTH, key="identity"),
-    Metric("identity_kept", f"frames within {IDENTITY_KEPT} identity distance of the reference", "higher", "share",
-           BOTH, key="identity", at_most=IDENTITY_KEPT, heldout_target=0.95),
-    Metric("sharpness", "sharpness: face Laplacian variance over the reference's", "higher", "mean", BOTH,
-           heldout_target=0.8),
-    Metric("redetected", "frames in which dlib finds the face again", "higher", "share", BOTH, key="found",
-           heldout_target=0.99),
-    Metric("face_found", "frames with landmarks tracked", "higher", "mean", BOTH),
-    Metric("gt_opening_r", "mouth opening vs ground truth (sample corpus)", "higher", "mean"),
-    Metric("psnr", "PSNR, dB", "higher", "own", target="static"),
-    Metric("ssim", "SSIM", "higher", "own", target="static"),
-    Metric("psnr_mouth", "PSNR mouth, dB", "higher", "own"),
-    Metric("ssim_mouth", "SSIM mouth", "higher", "own"),
-    Metric("m_lmd", "M-LMD (IOD units)", "lower", "own", target="static"),
-    Metric("f_lmd", "F-LMD (IOD units)", "lower", "own"),
-    Metric("lse_d", "LSE-D (SyncNet distance)", "lower", "mean"),
-    Metric("lse_c", "LSE-C (SyncNet confidence)", "higher", "mean"),
-    Metric("lse_offset", "LSE offset, frames", "near0", "mean"),
-    Metric("fid", "FID (Inception)", "lower", "separate"),
-)
-HELDOUT_COLUMNS = {"heldout_face": "held-out, aligned face", "heldout_photo": "held-out, pasted back"}
-
-
-def metric(name: str) -> Metric:
-    """The table's entry for ``name``."""
-    for entry in METRICS:
-        if entry.name == name:
-            return entry
-    raise SynthTextError(f"unknown metric {name!r}: use one of {', '.join(m.name for m in METRICS)}")
-
-
-def better(name: str, a: float, b: float, margin: float = 0.0) -> bool:
-    """``a`` at least as good as ``b`` improved by ``margin``, in the metric's direction."""
-    way = metric(name).better
-    if way == "higher":
-        return a >= b + margin
-    if way == "lower":
-        return a <= b - margin
-    return abs(a) <= abs(b) - margin
-
-
-@dataclass
-class Video:
-    """One video's measures: per-video values, per-frame values, and the evaluator's answer."""
-
-    values: dict[str, float]
-    per_frame: dict[str, np.ndarray]
-    predicted: str
-    hit: float  # share of the video's emotion conditions that the evaluator's answer matches
-    condition: str | None = None  # the emotion it was generated under (None: a baseline video)
-    own: bool = True  # the clip's own emotion, or a baseline (image and motion metrics compare only these)
-
-
-def _nanmean(values: list[float]) -> float:
-    values = np.asarray(values, float)
-    return float(np.mean(values[np.isfinite(values)])) if np.isfinite(values).any() else float("nan")
-
-
-def _aggregate(entry: Metric, videos: list[Video]) -> float | None:
-    key = entry.source
-    if entry.aggregate == "accuracy":
-        return float(np.mean([v.hit for v in videos])) if videos else None
-    if entry.aggregate in ("own", "mean"):
-        values = [v.values[key] for v in videos if key in v.values and (v.own or entry.aggregate == "mean")]
-        return _nanmean(values) if values else None
-    if entry.aggregate in ("median", "share"):
-        frames = [np.asarray(v.per_frame[key], float) for v in videos if key in v.per_frame]
-        if not frames or not sum(map(len, frames)):
-            return None
-        pooled = np.concatenate(frames)
-        if entry.aggregate == "median":
-            return float(np.median(pooled[np.isfinite(pooled)])) if np.isfinite(pooled).any() else float("nan")
-        kept = pooled <= entry.at_most if entry.at_most is not None else pooled > 0  # NaN (no face) counts as not
-        return float(np.mean(kept))
-    return None  # separate: computed over all the frames at once (FID, ``add_fid``)
-
-
-def summarise(videos: list[Video], group: str = "validation") -> dict[str, float]:
-    """One column of the table: every metric of ``group`` measured on these videos.
-
-    own: mean over the clips' own emotion and the baselines (image and motion metrics need the real
-    clip); mean: over every video; median / share: over the sampled frames of every video pooled;
-    accuracy: the evaluator's answers against the conditions.
-    """
-    out = {}
-    for entry in METRICS:
-        if group in entry.groups:
-            value = _aggregate(entry, videos)
-            if value is not None:
-                out[entry.name] = value
-    return out
-
-
-def check_targets(table: dict[str, dict]) -> dict[str, dict[str, dict]]:
-    """Pass or fail against the targets (information for people; the gate is ``promote.decide``):
-    column -> metric -> {target, value, pass}. ``static`` targets must beat the static column."""
-    out: dict[str, dict[str, dict]] = {}
-    for entry in METRICS:
-        checks = []
-        if entry.target is not None and "generated" in table:
-            checks.append(("generated", table.get("static", {}).get(entry.name) if entry.target == "static"
-                           else entry.target, entry.target == "static"))
-        if entry.heldout_target is not None:
-            checks += [(column, entry.heldout_target, False) for column in HELDOUT_COLUMNS if column in table]
-        for column, target, strict in checks:
-            value = table[column].get(entry.name)
-            if value is None or target is None:
-                continue
-            ok = bool(np.isfinite(value) and better(entry.name, value, target) and not (strict and value == target))
-            out.setdefault(column, {})[entry.name] = {"target": float(target), "value": float(value), "pass": ok}
-    return out
-
-
-def json_ready(data):
-    """Nested tables with NaN (not measured) as null, so that JSON readers other than Python's accept them."""
-    if isinstance(data, dict):
-        return {k: json_ready(v) for k, v in data.items()}
-    if isinstance(data, (list, tuple)):
-        return [json_ready(v) for v in data]
-    if isinstance(data, np.generic):
-        data = data.item()
-    if isinstance(data, float) and not np.isfinite(data):
-        return None
-    return data
-
-
-def figure_text(value) -> str:
-    """A figure as the report and the README's table write it: 3 decimals, "–" for none."""
-    return "–" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
-
-
-def target_text(entry: Metric) -> str:
-    """The targets of a metric as a person reads them, e.g. ``>= 0.75 (held-out >= 0.65)``."""
-    sign = {"higher": ">=", "lower": "<=", "near0": "|x| <="}[entry.better]
-    parts = []
-    if entry.target == "static":
-        parts.append(f"{'>' if entry.better == 'higher' else '<'} static")
-    elif entry.target is not None:
-        parts.append(f"{sign} {entry.target:g}")
-    if entry.heldout_target is not None:
-        parts.append(f"held-out {sign} {entry.heldout_target:g}")
-    return "; ".join(parts)
-
-
-# ---------------------------------------------------------------- metrics on arrays
-
-
-def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
-    """Peak signal-to-noise ratio in dB of uint8-range arrays (100 for identical arrays)."""
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 100.0 if mse == 0 else float(10 * np.log10(peak ** 2 / mse))
-
-
-def ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean structural similarity (Wang et al. 2004; 7x7 windows) of two frames [H, W, 3] in 0..255."""
-    side = min(a.shape[0], a.shape[1])
-    window = min(7, side if side % 2 else side - 1)
-    return float(structural_similarity(a, b, data_range=255, channel_axis=-1, win_size=window))
-
-
-def interocular(landmarks: np.ndarray) -> np.ndarray:
-    """Distance between the eye centres per frame [T]."""
-    return np.linalg.norm(landmarks[:, LEFT_EYE].mean(1) - landmarks[:, RIGHT_EYE].mean(1), axis=-1)
-
-
-def landmark_distance(pred: np.ndarray, real: np.ndarray, points: slice | np.ndarray = slice(None)) -> float:
-    """Mean point distance over frames where both have landmarks, in units of the real IOD."""
-    dist = np.linalg.norm(pred[:, points] - real[:, points], axis=-1).mean(1) / interocular(real)
-    return float(np.nanmean(dist)) if np.isfinite(dist).any() else float("nan")
-
-
-def mouth_opening(landmarks: np.ndarray) -> np.ndarray:
-    """Inner-lip gap per frame in IOD units [T] (NaN where no face)."""
-    gap = np.mean([np.linalg.norm(landmarks[:, a] - landmarks[:, b], axis=-1) for a, b in INNER_LIP_PAIRS], axis=0)
-    return gap / interocular(landmarks)
-
-
-def speech_envelope(audio: np.ndarray, sample_rate: int, fps: float, frames: int) -> np.ndarray:
-    """RMS of the audio under each video frame [frames]."""
-    hop = sample_rate / fps
-    out = np.zeros(frames)
-    for t in range(frames):
-        chunk = audio[int(round(t * hop)):int(round((t + 1) * hop))]
-        out[t] = np.sqrt(np.mean(np.square(chunk, dtype=np.float64))) if chunk.size else 0.0
-    return out
-
-
-def _corr(a: np.ndarray, b: np.ndarray) -> float:
-    ok = np.isfinite(a) & np.isfinite(b)
-    if ok.sum() < 3 or a[ok].std() == 0 or b[ok].std() == 0:
-        return 0.0
-    return float(np.corrcoef(a[ok], b[ok])[0, 1])
-
-
-def best_offset_correlation(motion: np.ndarray, envelope: np.ndarray,
-                            max_offset: int = MAX_OFFSET) -> tuple[float, int]:
-    """(r, offset) maximising corr(motion[t], envelope[t - offset]) for |offset| <= max_offset."""
-    best = (-2.0, 0)
-    for offset in range(-max_offset, max_offset + 1):
-        if offset >= 0:
-            a, b = motion[offset:], envelope[:len(envelope) - offset]
-        else:
-            a, b = motion[:offset], envelope[-offset:]
-        r = _corr(a, b)
-        if r > best[0]:
-            best = (r, offset)
-    return best
-
-
-# ---------------------------------------------------------------- measuring videos
-
-
-def mouth_box(landmarks: np.ndarray, size: int, scale: float, pad: float = 0.25) -> tuple[slice, slice]:
-    """The mouth region (from real landmarks, times ``scale`` into the frame) in a ``size`` frame, padded."""
-    mouth = landmarks[:, MOUTH].reshape(-1, 2) * scale
-    mouth = mouth[np.isfinite(mouth).all(1)]
-    if not len(mouth):
-        return slice(size // 2, size), slice(size // 4, 3 * size // 4)
-    (x0, y0), (x1, y1) = mouth.min(0), mouth.max(0)
-    px, py = (x1 - x0) * pad, (y1 - y0) * pad
-    clamp = lambda v: int(min(max(v, 0), size))  # noqa: E731
-    return slice(clamp(y0 - py), clamp(y1 + py + 1)), slice(clamp(x0 - px), clamp(x1 + px + 1))
-
-
-@dataclass
-class Measured:
-    landmarks: np.ndarray
-    features: np.ndarray  # expression geometry for the evaluator
-    size: int | None  # the frame size the landmarks' pixels belong to (None: the frames' own)
-
-
-def measure(frames: np.ndarray, measurer: Measurer, aligned: bool = True) -> Measured:
-    points = measurer.landmarks(frames, aligned)
-    return Measured(landmarks=points, features=measured_features(points), size=measurer.size if aligned else None)
-
-
-def video_metrics(frames: np.ndarray, real: np.ndarray, measured: Measured, real_measured: Measured,
-                  audio: np.ndarray, sample_rate: int, fps: float) -> dict:
-    """Image, motion and sync metrics of one video against the real clip (same length, aligned faces)."""
-    size = frames.shape[1]
-    rows, cols = mouth_box(real_measured.landmarks, size, size / (real_measured.size or size))
-    metrics = {
-        "psnr": float(np.mean([psnr(f, r) for f, r in zip(frames, real, strict=True)])),
-        "ssim": float(np.mean([ssim(f, r) for f, r in zip(frames, real, strict=True)])),
-        "psnr_mouth": float(np.mean([psnr(f[rows, cols], r[rows, cols]) for f, r in zip(frames, real, strict=True)])),
-        "ssim_mouth": float(np.mean([ssim(f[rows, cols], r[rows, cols]) for f, r in zip(frames, real, strict=True)])),
-        "m_lmd": landmark_distance(measured.landmarks, real_measured.landmarks, MOUTH),
-        "f_lmd": landmark_distance(measured.landmarks, real_measured.landmarks),
-    }
-    metrics.update(sync_metrics(measured.landmarks, audio, sample_rate, fps))
-    metrics["face_found"] = float(np.isfinite(measured.landmarks[:, 0, 0]).mean())
-    return metrics
-
-
-def sync_metrics(landmarks: np.ndarray, audio: np.ndarray, sample_rate: int, fps: float) -> dict:
-    opening = mouth_opening(landmarks)
-    envelope = speech_envelope(audio, sample_rate, fps, len(landmarks))
-    r, offset = best_offset_correlation(opening, envelope)
-    return {"sync_r": r, "sync_offset": float(offset)}
-
-
-# ---------------------------------------------------------------- the independent evaluator
-
-
-def confusion(actual: list[str], predicted: list[str]) -> np.ndarray:
-    matrix = np.zeros((len(EMOTIONS), len(EMOTIONS)), int)
-    for a, p in zip(actual, predicted, strict=True):
-        matrix[EMOTIONS.index(a), EMOTIONS.index(p)] += 1
-    return matrix
-
-
-def ground_truth_opening(sidecar: Path, frames: int, fps: float) -> np.ndarray | None:
-    """The sample corpus's true mouth opening, resampled to the clip's frame times."""
-    if not sidecar.is_file():
-        return None
-    data = json.loads(sidecar.read_text())
-    opening = np.asarray(data.get("per_frame", {}).get("mouth_opening", []), float)
-    if not opening.size:
-        return None
-    times = np.arange(frames) / fps
-    return np.interp(times, np.arange(opening.size) / float(data["fps"]), opening)
 
 
 # ---------------------------------------------------------------- validation clips

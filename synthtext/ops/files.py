@@ -3,6 +3,8 @@ complete, so a reader (another stage, DVC, the web page) never sees a partial on
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import shutil
@@ -64,6 +66,12 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 
 def write_json_atomic(path: str | Path, data: object) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def write_csv_atomic(path: str | Path, rows: list[list]) -> None:
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows(rows)
+    write_text_atomic(path, text.getvalue())
 
 
 def write_png_atomic(path: str | Path, bgr) -> Path:

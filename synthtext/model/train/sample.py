@@ -12,6 +12,7 @@ from synthtext.data.features import to_tensor_frames, to_uint8
 from synthtext.data.media import write_video
 from synthtext.inference.infer import generate_frames
 from synthtext.model import Generator
+from synthtext.model.io import load_model
 
 
 @torch.no_grad()
@@ -31,3 +32,9 @@ def write_sample_video(generator: Generator, clip_path: Path, out: Path, seconds
     real = to_uint8(torch.from_numpy(to_tensor_frames(clip.video[:total], cfg.image_size)))
     write_video(out, np.concatenate([real, fake], axis=2), cfg.fps, audio, rate)
     return out
+
+
+def sample_video(stage: str, model_dir: Path, files: list[str], folder: Path) -> Path:
+    """A sample mp4 (real | generated, with the clip's audio) of the first file, by the trained generator."""
+    generator, _ = load_model(model_dir, Generator)
+    return write_sample_video(generator, Path(files[0]), folder / f"{stage}_sample.mp4")
