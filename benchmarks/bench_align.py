@@ -23,14 +23,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from synthtext import media  # noqa: E402
-from synthtext.align import align_clip, baseline_landmarks  # noqa: E402
-from synthtext.clipfile import read_clip  # noqa: E402
-from synthtext.config import AlignParams, ConvertParams  # noqa: E402
-from synthtext.convert import convert_clip, outputs  # noqa: E402
-from synthtext.errors import ClipRejected  # noqa: E402
-from synthtext.landmarks import make_backend  # noqa: E402
-from synthtext.naming import find_videos, parse_clip_name  # noqa: E402
+from synthtext.data import media  # noqa: E402
+from synthtext.data.align import align_clip, baseline_landmarks  # noqa: E402
+from synthtext.data.clipfile import read_clip  # noqa: E402
+from synthtext.data.convert import convert_clip, outputs  # noqa: E402
+from synthtext.data.landmarks import make_backend  # noqa: E402
+from synthtext.data.naming import find_videos, parse_clip_name  # noqa: E402
+from synthtext.ops.config import AlignParams, ConvertParams  # noqa: E402
+from synthtext.ops.errors import ClipRejected  # noqa: E402
 
 
 def peak_rss_mb() -> float:

@@ -143,7 +143,7 @@ def server_on(model: str, folder: str, *options: str):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "flows.cli", "serve", "--model", model, "--port", str(port),
+    server = subprocess.Popen([sys.executable, "-m", "synthtext.cli", "serve", "--model", model, "--port", str(port),
                                "--out-dir", folder, *options], cwd=ROOT, stdout=subprocess.DEVNULL,
                               stderr=subprocess.STDOUT)
     try:

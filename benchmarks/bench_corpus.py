@@ -32,11 +32,11 @@ os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="bench-prefect-"))
 from flows import align as align_flow  # noqa: E402
 from flows import convert_fps as convert_flow  # noqa: E402
 from flows import sample_corpus as corpus_flow  # noqa: E402
-from synthtext.clipfile import read_clip  # noqa: E402
-from synthtext.config import RunnerParams, load_params  # noqa: E402
-from synthtext.corpus.checks import emotion_accuracy_by_identity, lip_audio_correlation  # noqa: E402
-from synthtext.media import read_audio  # noqa: E402
-from synthtext.naming import CREMA_SENTENCES  # noqa: E402
+from synthtext.data.clipfile import read_clip  # noqa: E402
+from synthtext.data.corpus.checks import emotion_accuracy_by_identity, lip_audio_correlation  # noqa: E402
+from synthtext.data.media import read_audio  # noqa: E402
+from synthtext.data.naming import CREMA_SENTENCES  # noqa: E402
+from synthtext.ops.config import RunnerParams, load_params  # noqa: E402
 
 
 def words(text: str) -> list[str]:

@@ -3,10 +3,10 @@
     python benchmarks/bench_corpus_judge.py [--identities 12] [--units '{"ANG": {"AU4": 1.65, ...}}']
 
 Each of the first ``--identities`` photos of ``assets/faces`` is drawn as the corpus draws it
-(``synthtext.corpus``: the emotion's action units at HI, no head pose, mouth closed and open 0.15 of
-the eye distance) and read by the outside judge (``synthtext.judge``) next to the same still in NEU.
+(``synthtext.data.corpus``: the emotion's action units at HI, no head pose, mouth closed and open 0.15 of
+the eye distance) and read by the outside judge (``synthtext.evaluation.judge``) next to the same still in NEU.
 Prints per emotion how many stills read as asked and the asked emotion's mean lift over NEU, the
-figures behind ``EMOTION_UNITS`` in ``synthtext/corpus/motion.py``. ``--units`` replaces emotions'
+figures behind ``EMOTION_UNITS`` in ``synthtext/data/corpus/motion.py``. ``--units`` replaces emotions'
 unit strengths for one run, to try a prototype before changing the corpus.
 """
 
@@ -24,11 +24,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from synthtext import EMOTIONS  # noqa: E402
-from synthtext.config import CorpusParams  # noqa: E402
-from synthtext.corpus import motion  # noqa: E402
-from synthtext.corpus.generate import build_identities  # noqa: E402
-from synthtext.corpus.puppet import Identity, PiecewiseAffine, puppet_frame  # noqa: E402
-from synthtext.judge import OutsideJudge  # noqa: E402
+from synthtext.data.corpus import motion  # noqa: E402
+from synthtext.data.corpus.generate import build_identities  # noqa: E402
+from synthtext.data.corpus.puppet import Identity, PiecewiseAffine, puppet_frame  # noqa: E402
+from synthtext.evaluation.judge import OutsideJudge  # noqa: E402
+from synthtext.ops.config import CorpusParams  # noqa: E402
 
 OPENINGS = (0.0, 0.15)  # inner-lip gap, eye distances
 STILL_POSE = np.array([0.0, 0.0, 0.0, 1.0])  # roll, dx, dy, scale

@@ -31,14 +31,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PREFECT_HOME", str(ROOT / ".prefect"))
 
-from synthtext import infer  # noqa: E402
-from synthtext.evaluation import sync_metrics  # noqa: E402
-from synthtext.evaluator import Measurer  # noqa: E402
-from synthtext.landmarks import make_backend  # noqa: E402
-from synthtext.media import load_speech  # noqa: E402
-from synthtext.selfcheck import attach_evaluator  # noqa: E402
-from synthtext.tts.engines import make_engine  # noqa: E402
-from synthtext.videojobs import Options, job_key, make_job, make_video  # noqa: E402
+from synthtext.data.landmarks import make_backend  # noqa: E402
+from synthtext.data.media import load_speech  # noqa: E402
+from synthtext.evaluation.evaluator import Measurer  # noqa: E402
+from synthtext.evaluation.measures import sync_metrics  # noqa: E402
+from synthtext.inference import infer  # noqa: E402
+from synthtext.inference.jobs import Options, make_job  # noqa: E402
+from synthtext.inference.selfcheck import attach_evaluator  # noqa: E402
+from synthtext.inference.tts.engines import make_engine  # noqa: E402
+from synthtext.inference.videojobs import job_key, make_video  # noqa: E402
 
 HELDOUT = ROOT / "assets" / "heldout"
 PHOTOS = sorted(p for p in HELDOUT.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))

@@ -28,12 +28,13 @@ sys.path.insert(0, str(ROOT))
 
 import h5py  # noqa: E402
 
-from synthtext import EMOTIONS, infer  # noqa: E402
-from synthtext.corpus.motion import expression_offsets  # noqa: E402
-from synthtext.markup import intensity_amount  # noqa: E402
-from synthtext.template import template  # noqa: E402
-from synthtext.train.data import stabilise  # noqa: E402
-from synthtext.tts.engines import make_engine, synthesize_text  # noqa: E402
+from synthtext import EMOTIONS  # noqa: E402
+from synthtext.data.corpus.motion import expression_offsets  # noqa: E402
+from synthtext.data.template import template  # noqa: E402
+from synthtext.inference import infer  # noqa: E402
+from synthtext.inference.markup import intensity_amount  # noqa: E402
+from synthtext.inference.tts.engines import make_engine, synthesize_text  # noqa: E402
+from synthtext.model.train.data import stabilise  # noqa: E402
 
 LEVELS = ("LO", "MD", "HI", 1.5)
 

@@ -47,10 +47,10 @@ def make_inputs(scratch: Path, model: str | None) -> tuple[Path, Path]:
         return photo, ROOT / "models" / "generator"
     import torch
 
-    from synthtext.files import write_json_atomic
-    from synthtext.models import Generator
-    from synthtext.models.config import profile
-    from synthtext.models.io import save_model
+    from synthtext.model import Generator
+    from synthtext.model.config import profile
+    from synthtext.model.io import save_model
+    from synthtext.ops.files import write_json_atomic
 
     torch.manual_seed(0)
     folder = scratch / "generator"
@@ -61,10 +61,10 @@ def make_inputs(scratch: Path, model: str | None) -> tuple[Path, Path]:
 
 def warm(photo: Path, model_dir: Path, repeats: int) -> dict:
     """Each step timed with everything loaded once (what a server or a batch pays per video)."""
-    from synthtext import infer
-    from synthtext.landmarks import make_backend
-    from synthtext.media import write_video, write_wav_atomic
-    from synthtext.tts.engines import make_engine, synthesize_text
+    from synthtext.data.landmarks import make_backend
+    from synthtext.data.media import write_video, write_wav_atomic
+    from synthtext.inference import infer
+    from synthtext.inference.tts.engines import make_engine, synthesize_text
 
     model = infer.load_generator(model_dir)
     engine = make_engine("piper")
@@ -114,9 +114,9 @@ def cold(photo: Path, model_dir: Path | str, prefect: bool) -> float:
 def redetection(model_dir: Path, faces: list[Path], sizes=(128, 256, "photo")) -> dict:
     """Frames of generated videos (one per face photo) in which dlib finds a face again, per output size
     (256: the CLI's default, twice the aligned crop; photo: pasted back at the photo's resolution)."""
-    from synthtext import infer
-    from synthtext.landmarks import make_backend
-    from synthtext.tts.engines import make_engine, synthesize_text
+    from synthtext.data.landmarks import make_backend
+    from synthtext.inference import infer
+    from synthtext.inference.tts.engines import make_engine, synthesize_text
 
     model = infer.load_generator(model_dir)
     speech = synthesize_text(make_engine("piper"), SENTENCE, "ANG", seed=0)
@@ -171,7 +171,7 @@ def main() -> None:
         return
     import torch
 
-    from synthtext.tracking import CHAMPION_URI
+    from synthtext.ops.tracking import CHAMPION_URI
 
     with tempfile.TemporaryDirectory() as scratch:
         photo, model_dir = make_inputs(Path(scratch), args.model)

@@ -1,4 +1,4 @@
-"""The outside judge (synthtext.judge) on one real actor: its calibration table and its speed.
+"""The outside judge (synthtext.evaluation.judge) on one real actor: its calibration table and its speed.
 
     python benchmarks/bench_judge.py [DIR]
 
@@ -21,8 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from synthtext import EMOTIONS  # noqa: E402
-from synthtext.judge import OutsideJudge, calibrate  # noqa: E402
-from synthtext.media import iter_frames  # noqa: E402
+from synthtext.data.media import iter_frames  # noqa: E402
+from synthtext.evaluation.judge import OutsideJudge, calibrate  # noqa: E402
 
 
 def main() -> None:

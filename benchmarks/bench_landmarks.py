@@ -1,4 +1,4 @@
-"""The 68-point landmark model: our evaluation (synthtext.ert) against dlib's own, on real frames.
+"""The 68-point landmark model: our evaluation (synthtext.data.ert) against dlib's own, on real frames.
 
     python benchmarks/bench_landmarks.py [DIR] [--rounds 7] [--processes 1 2]
 
@@ -27,9 +27,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from synthtext import ert  # noqa: E402
-from synthtext.landmarks import DlibBackend, predictor_path  # noqa: E402
-from synthtext.naming import find_videos  # noqa: E402
+from synthtext.data import ert  # noqa: E402
+from synthtext.data.landmarks import DlibBackend, predictor_path  # noqa: E402
+from synthtext.data.naming import find_videos  # noqa: E402
 
 
 def load_frames(folder: Path) -> list[tuple[np.ndarray, tuple[int, int, int, int]]]:

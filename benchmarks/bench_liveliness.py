@@ -1,4 +1,4 @@
-"""Liveliness of talking-face videos: blinks, head motion and the open mouth (synthtext.liveliness).
+"""Liveliness of talking-face videos: blinks, head motion and the open mouth (synthtext.evaluation.liveliness).
 
     python benchmarks/bench_liveliness.py VIDEO [VIDEO ...] [--real] [--still PHOTO ...] [--json OUT]
 
@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from synthtext import liveliness  # noqa: E402
+from synthtext.evaluation import liveliness  # noqa: E402
 
 # (result key, column title, width, format); jitter is shown in thousandths
 COLUMNS = [("blinks_per_min", "blink/min", 9, "{:.1f}"), ("blink_ms_median", "blink ms", 8, "{:.0f}"),

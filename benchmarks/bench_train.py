@@ -29,8 +29,8 @@ def measure(name: str, steps: int, decoder: str | None = None) -> dict:
     import torch
     from torch.nn import functional as F
 
-    from synthtext.models import EmotionDiscriminator, FrameDiscriminator, Generator, gradient_penalty, profile
-    from synthtext.train.losses import (
+    from synthtext.model import EmotionDiscriminator, FrameDiscriminator, Generator, gradient_penalty, profile
+    from synthtext.model.train.losses import (
         EmotionFeatures,
         coarse_loss,
         flow_smoothness,

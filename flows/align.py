@@ -15,15 +15,15 @@ from flows.align_jobs import align as align_job
 from flows.align_jobs import aligned, backend
 from flows.convert_fps import REPORT as CONVERT_REPORT
 from flows.runner import FanOut, fan_out, make_task_runner, run_batch, worker_processes
-from synthtext.codedeps import code_version
-from synthtext.config import AlignParams, RunnerParams
-from synthtext.convert import read_sidecar, video_input
-from synthtext.errors import SynthTextError
-from synthtext.files import remove_stale_temporaries, write_json_atomic
-from synthtext.hashing import stable_hash
-from synthtext.preview import contact_sheet
+from synthtext.data.convert import read_sidecar, video_input
+from synthtext.data.preview import align_preview
+from synthtext.ops.codedeps import code_version
+from synthtext.ops.config import AlignParams, RunnerParams
+from synthtext.ops.errors import SynthTextError
+from synthtext.ops.files import remove_stale_temporaries, write_json_atomic
+from synthtext.ops.hashing import stable_hash
 
-CODE_VERSION = code_version("synthtext.align")  # every file align_clip can run
+CODE_VERSION = code_version("synthtext.data.align")  # every file align_clip can run
 
 
 @task(name="align-clips", cache_policy=NO_CACHE)
@@ -69,7 +69,7 @@ def align_flow(in_dir: str, clips_dir: str, report_path: str, metrics_path: str,
     write_json_atomic(report_path, {"params": asdict(align_params), "clips": fan.results})
     write_json_atomic(metrics_path, align_metrics(fan))
     if preview_path:
-        contact_sheet(sorted(out.glob("*.h5")), preview_path)
+        align_preview(sorted(out.glob("*.h5")), preview_path)
     return fan
 
 

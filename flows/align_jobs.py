@@ -12,11 +12,11 @@ from pathlib import Path
 import cv2
 import h5py
 
-from synthtext.align import align_clip
-from synthtext.config import AlignParams
-from synthtext.errors import ClipRejected
-from synthtext.landmarks import LandmarkBackend, make_backend
-from synthtext.naming import parse_clip_name
+from synthtext.data.align import align_clip
+from synthtext.data.landmarks import LandmarkBackend, make_backend
+from synthtext.data.naming import parse_clip_name
+from synthtext.ops.config import AlignParams
+from synthtext.ops.errors import ClipRejected
 
 _local = threading.local()
 

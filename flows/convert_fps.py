@@ -13,15 +13,15 @@ from prefect.cache_policies import NO_CACHE
 from flows.convert_jobs import convert as convert_job
 from flows.convert_jobs import converted
 from flows.runner import FanOut, fan_out, make_task_runner, run_batch, worker_processes
-from synthtext.codedeps import code_version
-from synthtext.config import ConvertParams, RunnerParams
-from synthtext.convert import VIDEO_SUFFIX
-from synthtext.errors import ClipRejected
-from synthtext.files import remove_stale_temporaries, write_json_atomic
-from synthtext.hashing import file_md5, stable_hash
-from synthtext.naming import find_videos, parse_clip_name
+from synthtext.data.convert import VIDEO_SUFFIX
+from synthtext.data.naming import find_videos, parse_clip_name
+from synthtext.ops.codedeps import code_version
+from synthtext.ops.config import ConvertParams, RunnerParams
+from synthtext.ops.errors import ClipRejected
+from synthtext.ops.files import remove_stale_temporaries, write_json_atomic
+from synthtext.ops.hashing import file_md5, stable_hash
 
-CODE_VERSION = code_version("synthtext.convert")  # every file convert_clip can run
+CODE_VERSION = code_version("synthtext.data.convert")  # every file convert_clip can run
 REPORT = "convert_report.json"
 
 

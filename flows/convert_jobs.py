@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from synthtext.config import ConvertParams
-from synthtext.convert import convert_clip, read_sidecar
-from synthtext.errors import ClipRejected
+from synthtext.data.convert import convert_clip, read_sidecar
+from synthtext.ops.config import ConvertParams
+from synthtext.ops.errors import ClipRejected
 
 
 def convert(job: dict) -> dict:

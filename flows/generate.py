@@ -1,6 +1,6 @@
 """The inference flow: every job (photo, text, emotion) one Prefect task, the model loaded once.
 
-The work itself is ``synthtext.videojobs``; here it is wired into Prefect: a thread pool of tasks,
+The work itself is ``synthtext.inference.videojobs``; here it is wired into Prefect: a thread pool of tasks,
 the run recorded on the Prefect server like the training flows.
 """
 
@@ -13,7 +13,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
-from synthtext.videojobs import Job, Options, make_video_safely, make_videos
+from synthtext.inference.jobs import Job, Options
+from synthtext.inference.videojobs import make_video_safely, make_videos
 
 
 @task(name="make-video", cache_policy=NO_CACHE)

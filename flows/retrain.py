@@ -20,10 +20,10 @@ from prefect import flow, get_run_logger, serve, task
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.schedules import Cron
 
-from synthtext.config import Params, RetrainParams, load_params
-from synthtext.errors import SynthTextError
-from synthtext.lineage import dvc_hash, load_for, pipeline_params_hash
-from synthtext.tracking import CHAMPION_URI
+from synthtext.ops.config import Params, RetrainParams, load_params
+from synthtext.ops.errors import SynthTextError
+from synthtext.ops.lineage import dvc_hash, load_for, pipeline_params_hash
+from synthtext.ops.tracking import CHAMPION_URI
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOYMENT = "weekly-retrain"

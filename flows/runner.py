@@ -19,7 +19,7 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect_dask import DaskTaskRunner
 from tqdm import tqdm
 
-from synthtext.config import RunnerParams
+from synthtext.ops.config import RunnerParams
 
 T = TypeVar("T")
 BATCH = 16  # clips per Prefect task at most (fan_out)

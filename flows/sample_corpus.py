@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from dataclasses import asdict
@@ -12,17 +11,17 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.runner import FanOut, fan_out, make_task_runner, run_batch, worker_processes
-from synthtext.config import CorpusParams, RunnerParams
-from synthtext.corpus.generate import (
+from synthtext.data.corpus.generate import (
     ClipSpec,
     build_identities,
     check_output_folder,
-    contact_sheet,
+    corpus_sheet,
     plan,
     synthesize_clip,
 )
-from synthtext.files import write_json_atomic
-from synthtext.tts import PiperEngine
+from synthtext.inference.tts import PiperEngine
+from synthtext.ops.config import CorpusParams, RunnerParams
+from synthtext.ops.files import atomic_folder, write_json_atomic
 
 _local = threading.local()
 
@@ -52,21 +51,16 @@ def sample_corpus_flow(out_dir: str, params: dict) -> FanOut:
     specs = plan(corpus)
     out = Path(out_dir)
     check_output_folder(out)
-    staging = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
     identities = build_identities(corpus)
-    jobs = [{"clip_id": s.clip_id, "spec": asdict(s), "identity": identities[s.identity], "folder": str(staging),
-             "seed": corpus.seed, "voice": corpus.voice} for s in specs]
-    fan = fan_out(synthesize_batch, jobs, desc="sample_corpus")
-    failed = fan.rejected
-    if failed:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise RuntimeError(f"{len(failed)} clips failed, first: {failed[0]['detail']}")
-    contact_sheet(staging, fan.results, corpus.identities)
-    write_json_atomic(staging / "corpus.json", {"params": asdict(corpus), "clips": [s.clip_id for s in specs]})
-    shutil.rmtree(out, ignore_errors=True)
-    staging.rename(out)
+    with atomic_folder(out) as staging:
+        jobs = [{"clip_id": s.clip_id, "spec": asdict(s), "identity": identities[s.identity], "folder": str(staging),
+                 "seed": corpus.seed, "voice": corpus.voice} for s in specs]
+        fan = fan_out(synthesize_batch, jobs, desc="sample_corpus")
+        failed = fan.rejected
+        if failed:
+            raise RuntimeError(f"{len(failed)} clips failed, first: {failed[0]['detail']}")
+        corpus_sheet(staging, fan.results, corpus.identities)
+        write_json_atomic(staging / "corpus.json", {"params": asdict(corpus), "clips": [s.clip_id for s in specs]})
     return fan
 
 

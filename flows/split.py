@@ -7,9 +7,9 @@ from pathlib import Path
 
 from prefect import flow, task
 
-from synthtext.errors import SynthTextError
-from synthtext.files import write_json_atomic, write_text_atomic
-from synthtext.split import split_by_actor
+from synthtext.data.split import split_by_actor
+from synthtext.ops.errors import SynthTextError
+from synthtext.ops.files import write_json_atomic, write_text_atomic
 
 
 @task(name="split-by-actor")

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import subprocess
 import sys
@@ -14,34 +12,22 @@ from pathlib import Path
 
 from prefect import flow, task
 
-from synthtext import EMOTIONS, tracking
-from synthtext import lineage as lineage_record
-from synthtext.clipfile import read_attrs
-from synthtext.codedeps import code_version
-from synthtext.config import TRAINING_STAGES, ComputeParams, TrainParams, load_params
-from synthtext.errors import SynthTextError
-from synthtext.files import write_json_atomic, write_text_atomic
-from synthtext.hashing import folder_md5
-from synthtext.models import Generator
-from synthtext.models.io import load_model
-from synthtext.train import worker
-from synthtext.train.sample import write_sample_video
-
-
-def read_split(splits: Path, clips: Path, name: str) -> list[str]:
-    path = splits / f"{name}.txt"
-    if not path.is_file():
-        raise SynthTextError(f"{path} not found: run the split stage first (dvc repro split)")
-    files = [str(clips / f"{clip}.h5") for clip in path.read_text().split()]
-    missing = [f for f in files if not Path(f).is_file()]
-    if missing:
-        raise SynthTextError(f"{len(missing)} clips in {path} have no aligned file, e.g. {missing[0]}: dvc repro align")
-    return files
+from synthtext.data.clipfile import face_preprocess
+from synthtext.data.split import read_split
+from synthtext.model.train import worker
+from synthtext.model.train.sample import sample_video
+from synthtext.ops import lineage as lineage_record
+from synthtext.ops import tracking
+from synthtext.ops.codedeps import code_version
+from synthtext.ops.config import TRAINING_STAGES, ComputeParams, TrainParams, load_params
+from synthtext.ops.files import write_json_atomic
+from synthtext.ops.hashing import folder_md5
+from synthtext.ops.plots import write_confusion, write_plots
 
 
 def training_code_version() -> str:
     """Changes when the networks, losses, data windows or loop change: a checkpoint from other code is not resumed."""
-    return code_version("synthtext.train.worker")  # the training process's whole import closure
+    return code_version("synthtext.model.train.worker")  # the training process's whole import closure
 
 
 @task(name="train")
@@ -54,7 +40,7 @@ def train_task(spec: dict, nproc: int) -> dict:
         spec = {**spec, "result": str(Path(scratch) / "result.json")}
         spec_file.write_text(json.dumps(spec))
         done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                               f"--nproc_per_node={nproc}", "-m", "synthtext.train.worker", str(spec_file)])
+                               f"--nproc_per_node={nproc}", "-m", "synthtext.model.train.worker", str(spec_file)])
         if done.returncode != 0:
             raise RuntimeError(f"torchrun exited with {done.returncode}")
         return json.loads(Path(spec["result"]).read_text())
@@ -115,35 +101,3 @@ def train_stage_flow(stage: str, repo: str, params: dict, compute: dict, paths: 
     return summary
 
 
-def face_preprocess(clip_file: str) -> dict:
-    """How the training clips' faces were prepared (from an aligned clip's attributes): inference
-    prepares a photo the same way."""
-    attrs = read_attrs(clip_file)
-    return {"landmark_backend": attrs["landmark_backend"], "size": int(attrs["size"]),
-            "align_mode": int(attrs["align_mode"]), "schema_version": int(attrs["schema_version"])}
-
-
-def write_plots(path: Path, history: list[dict]) -> None:
-    """Loss curves as CSV (a DVC plot): one row per logged step."""
-    keys = sorted({k for row in history for k in row} - {"step"})
-    write_csv_atomic(path, [["step", *keys], *([row["step"], *(round(row[k], 6) if k in row else "" for k in keys)]
-                                              for row in history)])
-
-
-def write_confusion(path: Path, confusion: list[list[int]]) -> None:
-    """Confusion matrix as actual/predicted rows (DVC's confusion plot template)."""
-    rows = [[EMOTIONS[i], EMOTIONS[j]] for i, row in enumerate(confusion) for j, count in enumerate(row)
-            for _ in range(count)]
-    write_csv_atomic(path, [["actual", "predicted"], *rows])
-
-
-def write_csv_atomic(path: Path, rows: list[list]) -> None:
-    text = io.StringIO()
-    csv.writer(text, lineterminator="\n").writerows(rows)
-    write_text_atomic(path, text.getvalue())
-
-
-def sample_video(stage: str, model_dir: Path, files: list[str], folder: Path) -> Path:
-    """A sample mp4 (real | generated, with the clip's audio) of the first file, by the trained generator."""
-    generator, _ = load_model(model_dir, Generator)
-    return write_sample_video(generator, Path(files[0]), folder / f"{stage}_sample.mp4")

@@ -11,8 +11,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from synthtext.config import Params, load_params
-from synthtext.errors import SynthTextError
+from synthtext.ops.config import Params, load_params
+from synthtext.ops.errors import SynthTextError
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PREFECT_HOME", str(ROOT / ".prefect"))

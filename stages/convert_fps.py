@@ -1,7 +1,7 @@
 """Stage convert_fps: raw clips -> data/interim/fps25/<clip>.mp4 + .wav (+ sidecar, convert_report.json)."""
 
 from stages import main
-from synthtext.config import Params
+from synthtext.ops.config import Params
 
 
 def stage(params: Params) -> str:

@@ -5,8 +5,8 @@ from dataclasses import asdict
 
 from flows.evaluate import evaluate_flow
 from stages import ROOT, main
-from synthtext.config import Params
-from synthtext.report import summary
+from synthtext.evaluation.report import summary
+from synthtext.ops.config import Params
 
 
 def stage(params: Params) -> str:

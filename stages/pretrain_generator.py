@@ -2,7 +2,7 @@
 
 from stages import main
 from stages.train_common import run_stage
-from synthtext.config import Params
+from synthtext.ops.config import Params
 
 
 def stage(params: Params) -> str:

@@ -4,8 +4,8 @@ from pathlib import Path
 
 from flows.sample_corpus import run
 from stages import main
-from synthtext.config import Params
-from synthtext.files import write_text_atomic
+from synthtext.ops.config import Params
+from synthtext.ops.files import write_text_atomic
 
 OUT = "data/raw/sample"
 

@@ -2,7 +2,7 @@
 
 from flows.split import split_flow
 from stages import main
-from synthtext.config import Params
+from synthtext.ops.config import Params
 
 
 def stage(params: Params) -> str:

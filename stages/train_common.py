@@ -4,7 +4,7 @@ from dataclasses import asdict
 
 from flows.train import train_stage_flow
 from stages import ROOT
-from synthtext.config import TRAINING_STAGES, Params
+from synthtext.ops.config import TRAINING_STAGES, Params
 
 
 def run_stage(name: str, params: Params) -> str:

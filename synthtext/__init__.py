@@ -1,6 +1,6 @@
 """SynthText: emotionally expressive talking faces from one photo, text and an emotion."""
 
-from synthtext.errors import SynthTextError
+from synthtext.ops.errors import SynthTextError
 
 __version__ = "0.1.0"
 

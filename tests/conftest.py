@@ -36,15 +36,15 @@ TINY_CORPUS = {"identities": 2, "sentences": 2, "intensity": "HI", "seed": 0}
 def corpus_dir(tmp_path_factory) -> Path:
     """A tiny sample corpus (2 identities x 6 emotions x 2 sentences = 24 clips), made once per session
     with the library directly (the flow and the CLI have their own tests)."""
-    from synthtext.config import CorpusParams
-    from synthtext.corpus.generate import build_identities, contact_sheet, plan, synthesize_clip
-    from synthtext.tts import PiperEngine
+    from synthtext.data.corpus.generate import build_identities, corpus_sheet, plan, synthesize_clip
+    from synthtext.inference.tts import PiperEngine
+    from synthtext.ops.config import CorpusParams
 
     folder = tmp_path_factory.mktemp("corpus")
     params = CorpusParams(**TINY_CORPUS)
     identities, engine = build_identities(params), PiperEngine(fast_load=False)
     summaries = [synthesize_clip(spec, identities[spec.identity], engine, folder, params.seed) for spec in plan(params)]
-    contact_sheet(folder, summaries, params.identities)
+    corpus_sheet(folder, summaries, params.identities)
     return folder
 
 
@@ -75,7 +75,7 @@ def aligned_corpus(prefect_server, corpus_dir, tmp_path_factory) -> tuple[Path, 
 
     from flows import align as align_flow
     from flows import convert_fps as convert_flow
-    from synthtext.config import RunnerParams, load_params
+    from synthtext.ops.config import RunnerParams, load_params
 
     work = tmp_path_factory.mktemp("aligned")
     params = load_params(REPO / "params.yaml")
@@ -99,7 +99,7 @@ def photo(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def dlib_backend():
-    from synthtext.landmarks import make_backend
+    from synthtext.data.landmarks import make_backend
 
     return make_backend("dlib")
 
@@ -108,7 +108,7 @@ def ffmpeg(*args: str) -> None:
     """Run the bundled ffmpeg (used to build broken inputs for the tests)."""
     import subprocess
 
-    from synthtext.media import ffmpeg_exe
+    from synthtext.data.media import ffmpeg_exe
 
     subprocess.run([ffmpeg_exe(), "-hide_banner", "-v", "error", "-y", *args], check=True)
 

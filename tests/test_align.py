@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from synthtext import media
-from synthtext.align import (
+from synthtext.data import media
+from synthtext.data.align import (
     FaceTracker,
     align_frames,
     alignment_transforms,
@@ -15,10 +15,10 @@ from synthtext.align import (
     transform_points,
     warp_frame,
 )
-from synthtext.clipfile import read_clip
-from synthtext.config import AlignParams
-from synthtext.errors import ClipRejected
-from synthtext.template import RIGID_POINTS, eye_centres, template
+from synthtext.data.clipfile import read_clip
+from synthtext.data.template import RIGID_POINTS, eye_centres, template
+from synthtext.ops.config import AlignParams
+from synthtext.ops.errors import ClipRejected
 
 
 def test_similarity_recovers_a_known_transform():
@@ -178,10 +178,10 @@ def test_mode_1_warps_every_frame_with_the_first_frames_transform(demo_dir, dlib
 
 
 def test_a_copied_video_aligns_like_the_encoded_one(demo_dir, dlib_backend, tmp_path):
-    from synthtext.align import align_clip
-    from synthtext.config import ConvertParams
-    from synthtext.convert import convert_clip, read_sidecar, video_input
-    from synthtext.naming import parse_clip_name
+    from synthtext.data.align import align_clip
+    from synthtext.data.convert import convert_clip, read_sidecar, video_input
+    from synthtext.data.naming import parse_clip_name
+    from synthtext.ops.config import ConvertParams
 
     src = sorted(demo_dir.iterdir())[1]
     results = {}
@@ -212,7 +212,7 @@ def test_detection_without_upsampling_still_finds_a_small_face():
     import cv2
     from skimage import data
 
-    from synthtext.landmarks import make_backend
+    from synthtext.data.landmarks import make_backend
 
     small = cv2.resize(data.astronaut()[20:300, 100:360], None, fx=0.35, fy=0.35, interpolation=cv2.INTER_AREA)
     canvas = np.full((360, 480, 3), 90, np.uint8)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from synthtext.errors import SynthTextError
-from synthtext.server_access import Tokens, add_serve_options, load_tokens, serve_settings
+from synthtext.app.access import Tokens, add_serve_options, load_tokens, serve_settings
+from synthtext.ops.errors import SynthTextError
 from tests.test_serve import PHOTO, make_client, save_tiny_generator, wait_done
 
 ALICE, BOB, BOSS = "alice-token-0123456789", "bob-token-0123456789ab", "boss-token-0123456789ab"

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from synthtext.server_access import Tokens
+from synthtext.app.access import Tokens
 from tests.test_serve import REPO, save_tiny_generator, serve_in_thread
 
 ALICE, BOB = "alice-token-0123456789abcdef", "bob-token-0123456789abcdef"
@@ -42,7 +42,7 @@ STACK_TRACE = ("Traceback (most recent call last)", 'File "/', "site-packages")
 
 @pytest.mark.slow
 def test_fuzzing_the_api_from_its_schema_finds_nothing(tmp_path):
-    from synthtext.server import create_app
+    from synthtext.app.server import create_app
 
     model = save_tiny_generator(tmp_path / "generator", seed=0)
     folder, reports = tmp_path / "app", tmp_path / "reports"

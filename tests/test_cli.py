@@ -3,12 +3,12 @@
 import subprocess
 import sys
 
-from synthtext.clipfile import write_clip
+from synthtext.data.clipfile import write_clip
 from tests.test_clipfile import make_clip
 
 
 def synthtext(*args):
-    return subprocess.run([sys.executable, "-m", "flows.cli", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "synthtext.cli", *args], capture_output=True, text=True)
 
 
 def test_inspect_prints_and_draws(tmp_path):

@@ -4,8 +4,8 @@ import h5py
 import numpy as np
 import pytest
 
-from synthtext.clipfile import SCHEMA_VERSION, AlignedClip, read_clip, write_clip
-from synthtext.errors import SynthTextError
+from synthtext.data.clipfile import SCHEMA_VERSION, AlignedClip, read_clip, write_clip
+from synthtext.ops.errors import SynthTextError
 
 
 def make_clip(frames=10, size=32, seed=0) -> AlignedClip:

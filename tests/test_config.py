@@ -8,8 +8,11 @@ import pytest
 import yaml
 
 import stages
-from synthtext import landmarks, tracking
-from synthtext.config import (
+from synthtext.data import landmarks
+from synthtext.model import PROFILES, profile
+from synthtext.model.train.data import ClipWindows
+from synthtext.ops import tracking
+from synthtext.ops.config import (
     LANDMARK_BACKENDS,
     PROFILE_NAMES,
     TRAINING_STAGES,
@@ -19,9 +22,7 @@ from synthtext.config import (
     load_params,
     section_classes,
 )
-from synthtext.errors import SynthTextError
-from synthtext.models import PROFILES, profile
-from synthtext.train.data import ClipWindows
+from synthtext.ops.errors import SynthTextError
 from tests.conftest import REPO
 
 RAW = yaml.safe_load((REPO / "params.yaml").read_text())

@@ -12,8 +12,15 @@ import numpy as np
 import pytest
 
 from synthtext import EMOTIONS
-from synthtext.errors import SynthTextError
-from synthtext.markup import Segment, emotion_track, intensity_amount, parse_intensity, parse_markup, voice_level
+from synthtext.inference.markup import (
+    Segment,
+    emotion_track,
+    intensity_amount,
+    parse_intensity,
+    parse_markup,
+    voice_level,
+)
+from synthtext.ops.errors import SynthTextError
 from tests.test_serve import kept_files, make_client, save_tiny_generator, upload, wait_done
 
 HAP, NEU, SAD = (EMOTIONS.index(e) for e in ("HAP", "NEU", "SAD"))
@@ -25,7 +32,7 @@ def model_dir(tmp_path_factory) -> Path:
 
 
 def _cli(*args: str) -> int:
-    from flows.cli import main
+    from synthtext.cli import main
 
     return main(list(args))
 
@@ -58,7 +65,7 @@ def test_the_voice_speaks_at_the_nearest_named_level():
 def test_a_numeric_intensity_weighs_the_emotion_by_its_amount(intensity, emotion_weight, neutral_weight):
     """The face's condition: the emotion weighs the amount, neutral the rest (negative above 1: the
     expression extrapolated beyond the trained one); HI alone is the emotion's code."""
-    from synthtext.videojobs import emotion_condition
+    from synthtext.inference.videojobs import emotion_condition
 
     condition = emotion_condition([(Segment("Hi.", "HAP", intensity), 0, 30)], 30, 25)
     if emotion_weight is None:
@@ -85,7 +92,8 @@ def test_tags_take_a_number_and_the_track_follows_it():
 
 
 def test_head_motion_blinks_and_intensity_are_part_of_the_job_key(photo, tmp_path):
-    from synthtext.videojobs import Options, job_key, make_job
+    from synthtext.inference.jobs import Options, make_job
+    from synthtext.inference.videojobs import job_key
 
     def key(**settings) -> str:
         return job_key(make_job(str(photo), "Hello there.", "HAP", str(tmp_path / "a.mp4"), **settings), Options(), "m")
@@ -102,7 +110,7 @@ def test_head_motion_blinks_and_intensity_are_part_of_the_job_key(photo, tmp_pat
 
 
 def test_text_that_starts_with_a_tag_needs_no_emotion(photo, tmp_path):
-    from synthtext.videojobs import make_job
+    from synthtext.inference.jobs import make_job
 
     job = make_job(str(photo), "  [happy] Hi. [sad] Bye.", None, str(tmp_path / "a.mp4"))
     assert job.emotions == ["HAP"]
@@ -111,7 +119,7 @@ def test_text_that_starts_with_a_tag_needs_no_emotion(photo, tmp_path):
 
 
 def test_batch_rows_take_head_motion_blinks_and_a_numeric_intensity(photo, tmp_path):
-    from synthtext.videojobs import read_jobs
+    from synthtext.inference.jobs import read_jobs
 
     jobs = tmp_path / "jobs.csv"
     jobs.write_text("image,text,emotion,intensity,head_motion,blinks\n"

@@ -6,10 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from synthtext import media
-from synthtext.config import ConvertParams
-from synthtext.convert import convert_clip, outputs, read_sidecar
-from synthtext.errors import ClipRejected, SynthTextError
+from synthtext.data import media
+from synthtext.data.convert import convert_clip, outputs, read_sidecar
+from synthtext.ops.config import ConvertParams
+from synthtext.ops.errors import ClipRejected, SynthTextError
 from tests.conftest import ffmpeg
 
 

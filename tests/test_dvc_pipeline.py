@@ -128,9 +128,9 @@ def test_retrain_trains_and_promotes_then_does_nothing(project, prefect_server, 
     assert "metrics/evaluate.json" in shown and '"static"' in shown and '"real"' in shown
 
     # the evaluator is stored with the version it judged, and inference finds it from the alias
-    from synthtext.evaluator import EmotionEvaluator
-    from synthtext.infer import load_generator
-    from synthtext.selfcheck import attach_evaluator
+    from synthtext.evaluation.evaluator import EmotionEvaluator
+    from synthtext.inference.infer import load_generator
+    from synthtext.inference.selfcheck import attach_evaluator
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
     champion = attach_evaluator(load_generator("models:/synthtext-generator@champion", work), None, work)
@@ -141,7 +141,7 @@ def test_retrain_trains_and_promotes_then_does_nothing(project, prefect_server, 
 
 def test_lineage_of_the_champion(project):
     work, env = project
-    lineage = [sys.executable, "-m", "flows.cli", "lineage", "--repo", str(work)]
+    lineage = [sys.executable, "-m", "synthtext.cli", "lineage", "--repo", str(work)]
     cli_env = {**env, "PYTHONPATH": str(REPO)}
     ok = run([*lineage, "models:/synthtext-generator@champion"], work, cli_env)
     assert "reproducible as recorded" in ok.stdout and "<- align" in ok.stdout
@@ -186,7 +186,7 @@ def test_push_to_a_remote_and_audit_from_a_fresh_clone(project, tmp_path):
         run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "pipeline outputs", "--allow-empty"],
             work, env)
         shared = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}", "PYTHONPATH": str(REPO)}
-        lineage = [sys.executable, "-m", "flows.cli", "lineage", "models:/synthtext-generator@champion"]
+        lineage = [sys.executable, "-m", "synthtext.cli", "lineage", "models:/synthtext-generator@champion"]
 
         clone = tmp_path / "auditor"
         run(["git", "clone", "-q", str(work), str(clone)], tmp_path, env)
@@ -267,7 +267,7 @@ def check_registry(work: Path) -> None:
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from synthtext.hashing import folder_md5
+    from synthtext.ops.hashing import folder_md5
 
     mlflow.set_tracking_uri(f"sqlite:///{work / 'mlflow.db'}")
     client = MlflowClient()

@@ -1,13 +1,13 @@
-"""synthtext.ert reads dlib's model file and gives dlib's very landmarks (it replaces dlib's evaluation)."""
+"""synthtext.data.ert reads dlib's model file and gives dlib's very landmarks (it replaces dlib's evaluation)."""
 
 import cv2
 import dlib
 import numpy as np
 import pytest
 
-from synthtext import ert
-from synthtext.errors import SynthTextError
-from synthtext.landmarks import predictor_path
+from synthtext.data import ert
+from synthtext.data.landmarks import predictor_path
+from synthtext.ops.errors import SynthTextError
 from tests.conftest import REALDATA, needs_realdata
 
 

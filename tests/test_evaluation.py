@@ -14,15 +14,15 @@ import pytest
 import yaml
 
 from synthtext import EMOTIONS
-from synthtext.errors import SynthTextError
-from synthtext.geometry import EXPRESSION_POINTS
+from synthtext.data.geometry import EXPRESSION_POINTS
+from synthtext.ops.errors import SynthTextError
 from tests.conftest import REPO
 
 # ---------------------------------------------------------------- metrics
 
 
 def test_psnr_by_hand():
-    from synthtext.evaluation import psnr
+    from synthtext.evaluation.measures import psnr
 
     a = np.zeros((4, 4, 3), np.uint8)
     assert psnr(a, a + 10) == pytest.approx(10 * np.log10(255 ** 2 / 100))  # mse 100 -> 28.13 dB
@@ -34,7 +34,7 @@ def test_psnr_by_hand():
 
 def test_ssim_by_hand():
     """Constant images: no variance, so SSIM is the luminance term (2 m1 m2 + C1) / (m1^2 + m2^2 + C1)."""
-    from synthtext.evaluation import ssim
+    from synthtext.evaluation.measures import ssim
 
     c1 = (0.01 * 255) ** 2
     a, b = np.full((8, 8, 3), 100, np.uint8), np.full((8, 8, 3), 110, np.uint8)
@@ -55,7 +55,7 @@ def _face(iod: float = 10.0) -> np.ndarray:
 
 
 def test_landmark_distance_and_mouth_opening_by_hand():
-    from synthtext.evaluation import MOUTH, landmark_distance, mouth_opening
+    from synthtext.evaluation.measures import MOUTH, landmark_distance, mouth_opening
 
     real = np.stack([_face(10.0), _face(20.0)])
     moved = real + np.array([3.0, 4.0])  # every point 5 px away
@@ -72,7 +72,7 @@ def test_landmark_distance_and_mouth_opening_by_hand():
 
 
 def test_sync_finds_the_offset():
-    from synthtext.evaluation import best_offset_correlation, speech_envelope
+    from synthtext.evaluation.measures import best_offset_correlation, speech_envelope
 
     envelope = np.random.default_rng(1).random(80)
     late = np.r_[np.zeros(3), envelope[:-3]]  # the mouth moves 3 frames after the sound
@@ -85,7 +85,7 @@ def test_sync_finds_the_offset():
 
 
 def test_confusion_and_ground_truth_resampling(tmp_path):
-    from synthtext.evaluation import confusion, ground_truth_opening
+    from synthtext.evaluation.measures import confusion, ground_truth_opening
 
     matrix = confusion(["ANG", "ANG", "SAD"], ["ANG", "HAP", "SAD"])
     assert matrix.sum() == 3 and matrix[0, 0] == 1 and matrix[0, 3] == 1 and matrix[5, 5] == 1
@@ -96,7 +96,7 @@ def test_confusion_and_ground_truth_resampling(tmp_path):
 
 def test_the_mouth_box_follows_the_measured_size():
     """Landmarks measured at 64 px, frames at 128: the mouth box is scaled by 2 (not by 128 / 128)."""
-    from synthtext.evaluation import MOUTH, Measured, video_metrics
+    from synthtext.evaluation.measures import MOUTH, Measured, video_metrics
 
     points = np.tile(_face(20.0), (2, 1, 1)).astype(float)
     points[:, MOUTH] = np.array([[10.0, 30.0], [20.0, 34.0]] * 10)  # mouth: x 10..20, y 30..34 at 64 px
@@ -115,7 +115,7 @@ def test_the_mouth_box_follows_the_measured_size():
 
 @pytest.fixture(scope="module")
 def judge():
-    from synthtext.face_metrics import FaceJudge
+    from synthtext.evaluation.face_metrics import FaceJudge
 
     return FaceJudge()
 
@@ -130,7 +130,7 @@ def _grace_hopper() -> np.ndarray:
     """Another person: matplotlib's bundled portrait of Grace Hopper."""
     import matplotlib.cbook
 
-    from synthtext.infer import read_image
+    from synthtext.inference.infer import read_image
 
     return read_image(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
 
@@ -138,7 +138,7 @@ def _grace_hopper() -> np.ndarray:
 def test_identity_distance_on_real_photos(judge):
     """dlib's descriptors: a photo is 0 from itself, within 0.45 of a mildly shifted and scaled copy,
     and more than 0.6 from another person."""
-    from synthtext.face_metrics import IDENTITY_KEPT, SAME_PERSON, identity_distance
+    from synthtext.evaluation.face_metrics import IDENTITY_KEPT, SAME_PERSON, identity_distance
 
     photo = _astronaut()
     own = judge.describe(photo)
@@ -153,7 +153,7 @@ def test_identity_distance_on_real_photos(judge):
 
 
 def test_sharpness_ratio_of_a_blurred_copy(judge):
-    from synthtext.face_metrics import laplacian_variance, sharpness_ratio
+    from synthtext.evaluation.face_metrics import laplacian_variance, sharpness_ratio
 
     photo = _astronaut()
     reference = judge.reference(photo)
@@ -167,7 +167,7 @@ def test_sharpness_ratio_of_a_blurred_copy(judge):
 def test_redetection_with_and_without_a_face(judge):
     """A video that is the photo, and one that is grey: every sampled frame found / none; identity is
     measured only where a face was found, and the pooled summaries count a face-less frame as lost."""
-    from synthtext.evaluation import Video, summarise
+    from synthtext.evaluation.table import Video, summarise
 
     photo = _astronaut()
     reference = judge.reference(photo)
@@ -190,7 +190,7 @@ def test_redetection_with_and_without_a_face(judge):
 def test_summaries_by_the_table():
     """own: the clips' own emotion and baselines only; mean: every video; median and share: pooled frames
     (NaN is a frame without a face); accuracy: answers against the conditions."""
-    from synthtext.evaluation import Video, check_targets, summarise
+    from synthtext.evaluation.table import Video, check_targets, summarise
 
     own = Video(values={"psnr": 20.0, "sync_r": 0.2}, per_frame={"identity": np.array([0.2, 0.5, np.nan])},
                 predicted="ANG", hit=1.0, condition="ANG")
@@ -208,19 +208,21 @@ def test_summaries_by_the_table():
 
 
 def test_a_new_table_entry_reaches_the_summary_the_gate_and_the_report(monkeypatch):
-    from synthtext import evaluation, promote, report
+    from synthtext.evaluation import promote, report
+    from synthtext.evaluation import table as metric_table
+    from synthtext.evaluation.table import BOTH, METRICS, Metric, Video, check_targets, summarise
 
-    entry = evaluation.Metric("blink_gap", "seconds between blinks off the real ones", "lower", "mean",
-                              evaluation.BOTH, target=0.5)
-    monkeypatch.setattr(evaluation, "METRICS", (*evaluation.METRICS, entry))
-    videos = [evaluation.Video(values={"blink_gap": v}, per_frame={}, predicted="ANG", hit=1.0) for v in (0.2, 0.4)]
-    column = evaluation.summarise(videos)
+    entry = Metric("blink_gap", "seconds between blinks off the real ones", "lower", "mean",
+                   BOTH, target=0.5)
+    monkeypatch.setattr(metric_table, "METRICS", (*METRICS, entry))
+    videos = [Video(values={"blink_gap": v}, per_frame={}, predicted="ANG", hit=1.0) for v in (0.2, 0.4)]
+    column = summarise(videos)
     assert column["blink_gap"] == pytest.approx(0.3)
     assert promote.decide(column, {"blink_gap": 0.35}, None, ["blink_gap"]).promote  # lower is better
     refused = promote.decide(column, {"blink_gap": 0.1}, None, ["blink_gap"])
     assert not refused.promote and "blink_gap: candidate 0.3000 > static baseline 0.1000" in refused.reasons[0]
     table = {"generated": column, "static": {"blink_gap": 0.35}, "real": {}}
-    page = report.metric_table(table, evaluation.check_targets(table))
+    page = report.metric_table(table, check_targets(table))
     assert "seconds between blinks off the real ones" in page and "&lt;= 0.5" in page and "class=pass" in page
 
 
@@ -232,10 +234,10 @@ def tiny_model(tmp_path_factory):
     """A tiny-profile motion generator (random weights, fixed seed) loaded as inference loads one."""
     import torch
 
-    from synthtext.infer import load_generator
-    from synthtext.models import Generator
-    from synthtext.models.config import profile
-    from synthtext.models.io import save_model
+    from synthtext.inference.infer import load_generator
+    from synthtext.model import Generator
+    from synthtext.model.config import profile
+    from synthtext.model.io import save_model
 
     torch.manual_seed(0)
     cfg = profile("tiny")
@@ -246,8 +248,8 @@ def tiny_model(tmp_path_factory):
 
 
 def test_spread_clips_covers_people_and_emotions(aligned_corpus):
-    from synthtext.clipfile import read_attrs
-    from synthtext.evaluation import spread_clips
+    from synthtext.data.clipfile import read_attrs
+    from synthtext.evaluation.runs import spread_clips
 
     files = sorted(str(p) for p in (aligned_corpus[0] / "clips").glob("*.h5"))
     picked = spread_clips(files, 4)
@@ -260,30 +262,41 @@ def test_spread_clips_covers_people_and_emotions(aligned_corpus):
 def test_a_clip_and_a_held_out_photo_are_measured_and_reported(aligned_corpus, tiny_model, judge, tmp_path):
     """The real per-clip and per-photo code with a tiny generator: every video measured, the static
     baseline is the reference itself, the photo is rendered at both sizes, the report shows both."""
-    from synthtext import evaluation
-    from synthtext.landmarks import make_backend
-    from synthtext.report import heldout_sheet, heldout_video, write_index
+    from synthtext.data.landmarks import make_backend
+    from synthtext.evaluation.evaluator import EmotionEvaluator, Measurer
+    from synthtext.evaluation.report import heldout_sheet, heldout_video, write_index
+    from synthtext.evaluation.runs import (
+        Instruments,
+        evaluate_clip,
+        evaluate_photo,
+        generated_confusion,
+        heldout_breakdown,
+        heldout_columns,
+        per_emotion_accuracy,
+        validation_columns,
+    )
+    from synthtext.evaluation.table import check_targets
 
     files = sorted(str(p) for p in (aligned_corpus[0] / "clips").glob("*.h5"))
     features = np.random.default_rng(0).normal(size=(12, 2 * len(EXPRESSION_POINTS)))
-    evaluator = evaluation.EmotionEvaluator.fit(features, list(EMOTIONS) * 2)
-    tools = evaluation.Instruments(evaluation.Measurer(make_backend("dlib"), 128), evaluator, judge, face_frames=2)
-    clip = evaluation.evaluate_clip(files[0], files[0], tiny_model.generator, tools, 1.0,
+    evaluator = EmotionEvaluator.fit(features, list(EMOTIONS) * 2)
+    tools = Instruments(Measurer(make_backend("dlib"), 128), evaluator, judge, face_frames=2)
+    clip = evaluate_clip(files[0], files[0], tiny_model.generator, tools, 1.0,
                                     keep=("real", "static", *EMOTIONS))
     assert set(clip.videos) == {"real", "static", *EMOTIONS} and clip.frames["ANG"].shape == (25, 128, 128, 3)
-    columns = evaluation.validation_columns([clip])
+    columns = validation_columns([clip])
     assert columns["static"]["identity_median"] == pytest.approx(0.0, abs=1e-6)
     assert columns["static"]["sharpness"] == pytest.approx(1.0) and columns["static"]["redetected"] == 1.0
     assert {"psnr", "ssim", "identity_median", "sharpness", "redetected"} <= columns["generated"].keys()
 
     path = tmp_path / "astronaut.png"
     cv2.imwrite(str(path), cv2.cvtColor(_astronaut(), cv2.COLOR_RGB2BGR))
-    from synthtext import outside
-    from synthtext.judge import OutsideJudge
-    from synthtext.life import Life
+    from synthtext.evaluation import outside
+    from synthtext.evaluation.judge import OutsideJudge
+    from synthtext.inference.life import Life
 
     tools.life, tools.outside = Life(), OutsideJudge()
-    photo = evaluation.evaluate_photo(path, [clip.speech], tiny_model, tools, size=128, cell=64,
+    photo = evaluate_photo(path, [clip.speech], tiny_model, tools, size=128, cell=64,
                                       long_speech=clip.speech)
     assert [len(photo.videos[k]) for k in ("face", "photo")] == [6, 6]
     # the outside judge read each emotion's video at both sizes; the long speech was measured at both
@@ -295,16 +308,16 @@ def test_a_clip_and_a_held_out_photo_are_measured_and_reported(aligned_corpus, t
     checks = outside.check_judge(judged, {"present": False})
     assert "accuracy" not in checks and {"HAP_hits", "ANG_hits", "SAD_lift"} <= checks.keys()
     assert photo.peaks["HAP"].shape == photo.region.shape and photo.clips["SAD"].shape[1] == 64
-    table = {**columns, **evaluation.heldout_columns([photo])}
+    table = {**columns, **heldout_columns([photo])}
     assert table["heldout_photo"]["redetected"] > 0.5 and table["heldout_face"]["identity_median"] < 0.6
     heldout_sheet(photo.region, photo.peaks, tmp_path / "heldout_astronaut.png")
     heldout_video(photo.clips, photo.speech.audio, photo.speech.sample_rate, photo.speech.fps,
                   tmp_path / "heldout_astronaut.mp4")
     sheet = cv2.imread(str(tmp_path / "heldout_astronaut.png"))
     assert sheet.shape[:2] == (photo.region.shape[0], 7 * photo.region.shape[1])
-    write_index(tmp_path, table, {"promoted": False, "reasons": ["x"]}, evaluation.per_emotion_accuracy([clip]),
-                evaluation.generated_confusion([clip]), {}, evaluation.check_targets(table),
-                evaluation.heldout_breakdown([photo]))
+    write_index(tmp_path, table, {"promoted": False, "reasons": ["x"]}, per_emotion_accuracy([clip]),
+                generated_confusion([clip]), {}, check_targets(table),
+                heldout_breakdown([photo]))
     page = (tmp_path / "index.html").read_text()
     assert "heldout_astronaut.png" in page and "held-out, pasted back" in page and "identity_median" in page
 
@@ -317,16 +330,11 @@ def test_evaluator_is_trained_on_real_clips_only(aligned_corpus):
     through the same measuring path as generated videos; it recognises a held-out person's real clips
     (read relative to that person's neutral frame); it shares nothing with the GAN."""
     from flows.evaluate import train_evaluator
-    from synthtext.clipfile import read_attrs
-    from synthtext.evaluation import (
-        EmotionEvaluator,
-        Measurer,
-        first_frame,
-        measure,
-        neutral_features,
-        reference_clips,
-    )
-    from synthtext.landmarks import make_backend
+    from synthtext.data.clipfile import read_attrs
+    from synthtext.data.landmarks import make_backend
+    from synthtext.evaluation.evaluator import EmotionEvaluator, Measurer
+    from synthtext.evaluation.measures import measure
+    from synthtext.evaluation.runs import first_frame, neutral_features, reference_clips
 
     work, _ = aligned_corpus
     files = sorted(str(p) for p in (work / "clips").glob("*.h5"))
@@ -337,7 +345,7 @@ def test_evaluator_is_trained_on_real_clips_only(aligned_corpus):
     evaluator = train_evaluator.fn(train, measurer, 3.0, 0)
     assert isinstance(evaluator, EmotionEvaluator)
     assert evaluator.coef.shape == (len(EMOTIONS), 2 * len(EXPRESSION_POINTS))
-    from synthtext.clipfile import read_clip
+    from synthtext.data.clipfile import read_clip
 
     references = reference_clips(held, "neutral")
     hits = []
@@ -351,7 +359,7 @@ def test_evaluator_is_trained_on_real_clips_only(aligned_corpus):
     evaluator.save(saved)
     again = EmotionEvaluator.load(saved)
     np.testing.assert_array_equal(again.coef, evaluator.coef)
-    for module in ("synthtext/evaluation.py", "flows/evaluate.py"):  # never the GAN's emotion discriminator
+    for module in ("synthtext/evaluation/runs.py", "flows/evaluate.py"):  # never the GAN's emotion discriminator
         assert "EmotionDiscriminator" not in (REPO / module).read_text() and "models/emotion" not in \
             (REPO / module).read_text()
 
@@ -363,7 +371,7 @@ STATIC = {"sync_r": 0.0, "emotion_accuracy": 1 / 6, "m_lmd": 0.10}
 
 
 def test_gate_promotes_a_better_candidate():
-    from synthtext.promote import decide
+    from synthtext.evaluation.promote import decide
 
     champion = {"sync_r": 0.30, "emotion_accuracy": 0.40, "m_lmd": 0.08}
     better = {"sync_r": 0.35, "emotion_accuracy": 0.45, "m_lmd": 0.07}
@@ -373,7 +381,7 @@ def test_gate_promotes_a_better_candidate():
 
 
 def test_gate_refuses_a_worse_candidate():
-    from synthtext.promote import decide
+    from synthtext.evaluation.promote import decide
 
     champion = {"sync_r": 0.30, "emotion_accuracy": 0.40, "m_lmd": 0.08}
     worse = {"sync_r": 0.32, "emotion_accuracy": 0.35, "m_lmd": 0.07}
@@ -391,7 +399,7 @@ def test_gate_refuses_a_worse_candidate():
 
 
 def test_gate_refuses_ssim_below_static_and_identity_above_the_limit():
-    from synthtext.promote import decide
+    from synthtext.evaluation.promote import decide
 
     static = {"sync_r": 0.0, "emotion_accuracy": 1 / 6, "ssim": 0.68}
     candidate = {"sync_r": 0.5, "emotion_accuracy": 0.5, "ssim": 0.60}
@@ -421,7 +429,7 @@ def test_gate_refuses_ssim_below_static_and_identity_above_the_limit():
 
 def test_directory_hash_is_dvcs(tmp_path):
     """The directory hash is the one DVC writes to dvc.lock, so records and locks can be compared."""
-    from synthtext.lineage import dvc_hash
+    from synthtext.ops.lineage import dvc_hash
 
     data = tmp_path / "data"
     (data / "sub").mkdir(parents=True)
@@ -448,7 +456,7 @@ def test_retrain_sees_what_changed():
 
 
 def test_params_hash_ignores_evaluation_and_scheduling():
-    from synthtext.lineage import pipeline_params_hash
+    from synthtext.ops.lineage import pipeline_params_hash
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     base = pipeline_params_hash(params)
@@ -458,7 +466,7 @@ def test_params_hash_ignores_evaluation_and_scheduling():
 
 def test_the_deployment_schedule_is_what_params_say():
     from flows.retrain import DEPLOYMENT, retrain, schedule
-    from synthtext.config import RetrainParams, load_params
+    from synthtext.ops.config import RetrainParams, load_params
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     deployment = retrain.to_deployment(name=DEPLOYMENT, schedules=[schedule(load_params(REPO / "params.yaml").retrain)])
@@ -480,7 +488,7 @@ def test_syncnet_weights_load_and_score(tmp_path):
     through the real loading code and scores a video; other files are refused with a clear error."""
     import torch
 
-    from synthtext.sync_metrics import VSHIFT, SyncNet, load_syncnet, lse
+    from synthtext.evaluation.sync_metrics import VSHIFT, SyncNet, load_syncnet, lse
 
     torch.manual_seed(0)
     state = {k: v for k, v in SyncNet().state_dict().items() if not k.endswith("num_batches_tracked")}
@@ -504,7 +512,7 @@ def test_syncnet_weights_load_and_score(tmp_path):
 
 
 def test_frechet_distance_by_hand():
-    from synthtext.sync_metrics import frechet_distance
+    from synthtext.evaluation.sync_metrics import frechet_distance
 
     # 1-D: means 1 and 2, variances 2 and 2 -> (1 - 2)^2 + 2 + 2 - 2 sqrt(4) = 1
     assert frechet_distance(np.array([[0.0], [2.0]]), np.array([[1.0], [3.0]])) == pytest.approx(1.0)
@@ -517,7 +525,7 @@ def test_inception_torchscript_is_loaded_and_called(tmp_path):
     """The extractor is TorchScript, called as net(uint8 images, return_features=True)."""
     import torch
 
-    from synthtext.sync_metrics import inception_features, load_inception
+    from synthtext.evaluation.sync_metrics import inception_features, load_inception
 
     class Tiny(torch.nn.Module):
         def forward(self, images: torch.Tensor, return_features: bool = False) -> torch.Tensor:
@@ -538,7 +546,7 @@ def test_inception_torchscript_is_loaded_and_called(tmp_path):
 def test_evaluator_is_not_swayed_by_points_that_training_never_moved():
     """Landmarks the training clips barely move (a jaw line on a still chin) must not outvote the
     points that carry the expression when a new face's detector noise moves them a little."""
-    from synthtext.evaluation import EmotionEvaluator
+    from synthtext.evaluation.evaluator import EmotionEvaluator
 
     rng = np.random.default_rng(0)
     labels = ["HAP", "SAD"] * 20
@@ -559,7 +567,7 @@ def test_the_retrain_deployment_runs_one_at_a_time(prefect_server):
     from prefect.states import Pending, Running
 
     from flows.retrain import DEPLOYMENT, deployment
-    from synthtext.config import load_params
+    from synthtext.ops.config import load_params
 
     served = deployment(load_params(REPO / "params.yaml"))  # made outside the event loop (sync API)
 
@@ -585,7 +593,7 @@ def test_the_retrain_deployment_runs_one_at_a_time(prefect_server):
 
 
 def test_gate_refuses_an_emotion_the_outside_judge_cannot_see():
-    from synthtext import promote
+    from synthtext.evaluation import promote
 
     table, static = {"sync_r": 0.8, "emotion_accuracy": 0.9}, {"sync_r": 0.0, "emotion_accuracy": 1 / 6}
     seen = promote.decide(table, static, None, ["sync_r", "emotion_accuracy"], outside={"heldout_face": 0.5})

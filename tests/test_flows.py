@@ -17,7 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from flows import align as align_flow
 from flows import convert_fps as convert_flow
 from flows.runner import BATCH, batch_size, fan_out, run_batch
-from synthtext.config import RunnerParams, load_params
+from synthtext.ops.config import RunnerParams, load_params
 from tests.conftest import REPO, add_bad_clips
 
 PARAMS = load_params(REPO / "params.yaml")
@@ -120,7 +120,7 @@ def test_the_processes_runner_works_in_worker_processes(tmp_path):
     """``runner.kind: processes``: the per-clip jobs of a batch task (a thread) run in worker processes
     all at once; a rejection raised there comes back whole, as that job's answer, and the others go on."""
     from flows.runner import each_in_worker, worker_processes
-    from synthtext.errors import ClipRejected
+    from synthtext.ops.errors import ClipRejected
 
     def pids(jobs):
         return dict(each_in_worker(_pid, jobs))
@@ -194,8 +194,8 @@ def test_child_processes_get_huge_pages_unless_the_user_chose(monkeypatch):
 
 def _convert(job):
     """A worker-process job: the converted empty file (a rejection), or for an empty job the worker's pid."""
-    from synthtext.config import ConvertParams
-    from synthtext.convert import convert_clip
+    from synthtext.data.convert import convert_clip
+    from synthtext.ops.config import ConvertParams
 
     if not job:
         return _pid(job)

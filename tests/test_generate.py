@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from synthtext import EMOTIONS, parse_emotion
-from synthtext.errors import SynthTextError
+from synthtext.ops.errors import SynthTextError
 from tests.conftest import REALDATA, needs_realdata
 
 SENTENCE = "Don't forget a jacket."
@@ -25,10 +25,10 @@ def model_dir(tmp_path_factory) -> Path:
     """A tiny-profile generator (random weights, fixed seed) saved as the training stages save one."""
     import torch
 
-    from synthtext.files import write_json_atomic
-    from synthtext.models import Generator
-    from synthtext.models.config import profile
-    from synthtext.models.io import save_model
+    from synthtext.model import Generator
+    from synthtext.model.config import profile
+    from synthtext.model.io import save_model
+    from synthtext.ops.files import write_json_atomic
 
     torch.manual_seed(0)
     cfg = profile("tiny")
@@ -42,21 +42,21 @@ def model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def model(model_dir):
-    from synthtext.infer import load_generator
+    from synthtext.inference.infer import load_generator
 
     return load_generator(model_dir)
 
 
 @pytest.fixture(scope="module")
 def piper():
-    from synthtext.tts.engines import make_engine
+    from synthtext.inference.tts.engines import make_engine
 
     return make_engine("piper")
 
 
 def streams(path: Path) -> tuple[str, str]:
     """The video and audio stream lines of ffmpeg's report on a file."""
-    from synthtext.media import ffmpeg_exe
+    from synthtext.data.media import ffmpeg_exe
 
     text = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
     return (next(line for line in text.splitlines() if "Video:" in line),
@@ -64,7 +64,7 @@ def streams(path: Path) -> tuple[str, str]:
 
 
 def frames_in(path: Path) -> int:
-    from synthtext.media import iter_frames
+    from synthtext.data.media import iter_frames
 
     return sum(1 for _ in iter_frames(path))
 
@@ -86,7 +86,7 @@ def test_unknown_emotions_are_refused(given):
 
 
 def test_long_text_is_cut_at_sentence_boundaries():
-    from synthtext.tts.text import split_sentences
+    from synthtext.inference.tts.text import split_sentences
 
     text = "First sentence here. Second one?  Third!\nFourth, with a clause; and more words after it."
     assert split_sentences(text) == ["First sentence here.", "Second one?", "Third!",
@@ -119,7 +119,7 @@ def _pdf_with_text(path: Path, text: str) -> None:
 
 
 def test_text_from_string_txt_and_pdf(tmp_path):
-    from synthtext.tts.text import read_text
+    from synthtext.inference.tts.text import read_text
 
     assert read_text("  Hello   there.\n") == "Hello there."
     (tmp_path / "a.txt").write_text("\ufeffFrom a file.\nTwo lines.")
@@ -137,7 +137,7 @@ def test_text_from_string_txt_and_pdf(tmp_path):
 
 
 def test_piper_speaks_long_text_in_order_with_pauses(piper):
-    from synthtext.tts.engines import synthesize_text
+    from synthtext.inference.tts.engines import synthesize_text
 
     speech = synthesize_text(piper, "Don't forget a jacket. It is cold outside.", "SAD", seed=3, pause=0.3)
     assert speech.sentences == ["Don't forget a jacket.", "It is cold outside."]
@@ -159,8 +159,8 @@ def test_piper_speaks_long_text_in_order_with_pauses(piper):
 
 
 def test_face_is_prepared_as_in_training(photo):
-    from synthtext.infer import prepare_face
-    from synthtext.template import RIGID_POINTS, template
+    from synthtext.data.template import RIGID_POINTS, template
+    from synthtext.inference.infer import prepare_face
 
     face = prepare_face(photo, {"landmark_backend": "dlib", "size": 128})
     assert face.crop.shape == (128, 128, 3) and face.faces == 1
@@ -169,7 +169,7 @@ def test_face_is_prepared_as_in_training(photo):
 
 
 def test_several_faces_use_the_largest(photo, tmp_path):
-    from synthtext.infer import prepare_face, read_image
+    from synthtext.inference.infer import prepare_face, read_image
 
     image = read_image(photo)
     small = cv2.resize(image, None, fx=0.5, fy=0.5)
@@ -187,7 +187,7 @@ def test_several_faces_use_the_largest(photo, tmp_path):
 
 
 def test_images_of_any_size_and_format(photo, tmp_path):
-    from synthtext.infer import prepare_face, read_image
+    from synthtext.inference.infer import prepare_face, read_image
 
     image = read_image(photo)
     big = cv2.resize(image, (2048, 2048), interpolation=cv2.INTER_CUBIC)
@@ -206,8 +206,8 @@ def test_images_of_any_size_and_format(photo, tmp_path):
 def test_paste_back_inverts_the_alignment(photo):
     """A generated crop equal to the aligned crop puts the photo back; a mark at the template's eye lands
     on the photo's eye."""
-    from synthtext.infer import feather_mask, paste_back, prepare_face
-    from synthtext.template import LEFT_EYE, template
+    from synthtext.data.template import LEFT_EYE, template
+    from synthtext.inference.infer import feather_mask, paste_back, prepare_face
 
     face = prepare_face(photo, {"landmark_backend": "dlib", "size": 128})
     frames = paste_back(face.crop[None], face)
@@ -233,7 +233,7 @@ def _motion(frames: int, side: int, shift_px: float = 0.0):
     frame samples the reference ``shift_px`` to its left), mask 1: the photo's pixels only."""
     import torch
 
-    from synthtext.infer import Animation
+    from synthtext.inference.infer import Animation
 
     flow = torch.zeros(frames, 2, side, side)
     flow[:, 0] = -shift_px * 2 / side
@@ -244,8 +244,8 @@ def _motion(frames: int, side: int, shift_px: float = 0.0):
 def test_motion_field_moves_the_photo_at_its_own_resolution(photo):
     """A still field gives back the photo itself; a shift of k network pixels moves a mark k pixels in the
     aligned crop at 8x the network's size, 16k at 16x, and the matching distance in the photo."""
-    from synthtext.infer import face_frames, feather_mask, paste_back, prepare_face
-    from synthtext.template import LEFT_EYE, template
+    from synthtext.data.template import LEFT_EYE, template
+    from synthtext.inference.infer import face_frames, feather_mask, paste_back, prepare_face
 
     face = prepare_face(photo, {"landmark_backend": "dlib", "size": 128})
     still = paste_back(_motion(1, 32), face)[0]
@@ -274,8 +274,8 @@ def test_motion_field_moves_the_photo_at_its_own_resolution(photo):
 
 def test_motion_faces_are_as_sharp_as_the_photo(model, photo):
     """At 256 px the face comes from the photo at 256 px: far sharper than the network's 32 px enlarged."""
-    from synthtext.frames import resize_frames
-    from synthtext.infer import animate, crop_frames, face_frames, prepare_face
+    from synthtext.data.frames import resize_frames
+    from synthtext.inference.infer import animate, crop_frames, face_frames, prepare_face
 
     face = prepare_face(photo, model.preprocess)
     audio = np.random.default_rng(0).normal(0, 0.1, 22050).astype(np.float32)
@@ -291,7 +291,7 @@ def test_motion_faces_are_as_sharp_as_the_photo(model, photo):
 
 
 def test_windows_cover_every_frame():
-    from synthtext.infer import crossfade_weights, window_starts
+    from synthtext.inference.infer import crossfade_weights, window_starts
 
     assert window_starts(5, 8, 4) == [0]
     assert window_starts(8, 8, 4) == [0]
@@ -304,7 +304,7 @@ def test_windows_cover_every_frame():
 
 
 def test_any_length_of_speech(model, photo):
-    from synthtext.infer import frame_count, generate_frames, prepare_face
+    from synthtext.inference.infer import frame_count, generate_frames, prepare_face
 
     face = prepare_face(photo, model.preprocess)
     for seconds in (0.1, 0.5, 3.3):
@@ -319,7 +319,7 @@ def test_streamed_pieces_are_the_same_frames_as_all_at_once(model, photo):
     frames of one pass over every window (the cross-fade does not depend on where it is cut)."""
     import torch
 
-    from synthtext.infer import animate_chunks, prepare_face
+    from synthtext.inference.infer import animate_chunks, prepare_face
 
     face = prepare_face(photo, model.preprocess)
     audio = np.random.default_rng(0).normal(0, 0.1, int(6.3 * 16000)).astype(np.float32)
@@ -333,7 +333,7 @@ def test_streamed_pieces_are_the_same_frames_as_all_at_once(model, photo):
 
 
 def test_video_writer_streams_chunks_and_leaves_nothing_on_error(tmp_path):
-    from synthtext.media import VideoWriter, iter_frames, probe
+    from synthtext.data.media import VideoWriter, iter_frames, probe
 
     frames = np.random.default_rng(0).integers(0, 255, (30, 64, 48, 3), dtype=np.uint8)
     out = tmp_path / "streamed.mp4"
@@ -351,8 +351,9 @@ def test_video_writer_streams_chunks_and_leaves_nothing_on_error(tmp_path):
 
 
 def test_a_streamed_video_reports_its_progress_and_matches_its_speech(model, photo, piper, tmp_path):
-    from synthtext.media import iter_frames
-    from synthtext.videojobs import Options, make_job, make_video
+    from synthtext.data.media import iter_frames
+    from synthtext.inference.jobs import Options, make_job
+    from synthtext.inference.videojobs import make_video
 
     job = make_job(str(photo), "This sentence is long enough to need many windows. And here is a second one.",
                    "SAD", str(tmp_path / "long.mp4"))
@@ -370,8 +371,8 @@ def test_a_streamed_video_reports_its_progress_and_matches_its_speech(model, pho
 def test_window_borders_leave_no_seam(model, photo, piper):
     """Frame-to-frame change across window borders is no larger than inside windows; without the
     cross-fade (overlap 0) the borders are where the largest jumps are."""
-    from synthtext.infer import generate_frames, prepare_face, window_starts
-    from synthtext.tts.engines import synthesize_text
+    from synthtext.inference.infer import generate_frames, prepare_face, window_starts
+    from synthtext.inference.tts.engines import synthesize_text
 
     face = prepare_face(photo, model.preprocess)
     speech = synthesize_text(piper, "Don't forget a jacket. It is cold outside today, so take it.", "ANG")
@@ -395,8 +396,8 @@ def test_window_borders_leave_no_seam(model, photo, piper):
 def test_model_from_registry_uri(model_dir, tmp_path, monkeypatch):
     import mlflow
 
-    from synthtext import tracking
-    from synthtext.infer import load_generator
+    from synthtext.inference.infer import load_generator
+    from synthtext.ops import tracking
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = tracking.setup(tmp_path)
@@ -415,9 +416,9 @@ def test_a_pickled_module_is_not_loaded(model_dir, tmp_path):
 
     import torch
 
-    from synthtext.infer import load_generator
-    from synthtext.models import Generator
-    from synthtext.models.config import profile
+    from synthtext.inference.infer import load_generator
+    from synthtext.model import Generator
+    from synthtext.model.config import profile
 
     folder = tmp_path / "pickled"
     shutil.copytree(model_dir, folder)
@@ -430,14 +431,14 @@ def test_a_pickled_module_is_not_loaded(model_dir, tmp_path):
 
 
 def _cli(*args: str) -> int:
-    from flows.cli import main
+    from synthtext.cli import main
 
     return main(list(args))
 
 
 def test_generate_writes_a_playable_video(model_dir, photo, tmp_path, capsys):
-    from synthtext.media import probe as media_probe
-    from synthtext.media import read_audio
+    from synthtext.data.media import probe as media_probe
+    from synthtext.data.media import read_audio
 
     out = tmp_path / "hello.mp4"
     assert _cli("generate", "--image", str(photo), "--text", "Don't forget a jacket. It is cold outside.",
@@ -456,8 +457,8 @@ def test_generate_writes_a_playable_video(model_dir, photo, tmp_path, capsys):
 
 
 def test_all_emotions_grid_and_paste_back(model_dir, photo, tmp_path):
-    from synthtext.media import probe as media_probe
-    from synthtext.media import read_audio
+    from synthtext.data.media import probe as media_probe
+    from synthtext.data.media import read_audio
 
     out = tmp_path / "grid.mp4"
     assert _cli("generate", "--image", str(photo), "--text", "Hello.", "--all-emotions", "--model", str(model_dir),
@@ -566,8 +567,8 @@ def test_generate_runs_the_prefect_flow(prefect_server, model_dir, photo, tmp_pa
 @pytest.mark.parametrize("face", sorted(p.name for p in (REALDATA / "faces").glob("*.png")) if REALDATA.is_dir()
                          else [])
 def test_real_face_crops_are_found_and_aligned(face):
-    from synthtext.infer import prepare_face
-    from synthtext.template import RIGID_POINTS, template
+    from synthtext.data.template import RIGID_POINTS, template
+    from synthtext.inference.infer import prepare_face
 
     prepared = prepare_face(REALDATA / "faces" / face, {"landmark_backend": "dlib", "size": 128})
     assert np.abs(prepared.landmarks[RIGID_POINTS] - template(128)[RIGID_POINTS]).mean() < 2.5
@@ -578,8 +579,8 @@ def test_real_face_crops_are_found_and_aligned(face):
 
 def _constant_evaluator(emotion: str):
     """An evaluator that reads every face as ``emotion`` (to test what happens on a match or mismatch)."""
-    from synthtext.evaluator import EmotionEvaluator
-    from synthtext.geometry import EXPRESSION_POINTS
+    from synthtext.data.geometry import EXPRESSION_POINTS
+    from synthtext.evaluation.evaluator import EmotionEvaluator
 
     width = 2 * len(EXPRESSION_POINTS)
     intercept = np.where(np.array(EMOTIONS) == emotion, 5.0, 0.0)
@@ -592,8 +593,8 @@ def test_the_emotion_condition_changes_at_the_tag(model, photo):
     segment, while a cut would jump."""
     import torch
 
-    from synthtext.infer import animate, prepare_face
-    from synthtext.markup import emotion_track
+    from synthtext.inference.infer import animate, prepare_face
+    from synthtext.inference.markup import emotion_track
 
     face = prepare_face(photo, model.preprocess)
     gen = model.generator
@@ -640,8 +641,8 @@ def test_the_self_check_warns_and_strict_exits_2(shown, code, model_dir, photo, 
 
     import torch
 
-    from synthtext.models import Generator
-    from synthtext.models.io import load_model, save_model
+    from synthtext.model import Generator
+    from synthtext.model.io import load_model, save_model
 
     folder = tmp_path / "model"
     shutil.copytree(model_dir, folder)
@@ -679,7 +680,7 @@ def _recording(path: Path, rate: int, channels: int, seconds: float = 1.5, level
     """A tone with a syllable-like envelope, written through the bundled ffmpeg in any format."""
     import soundfile
 
-    from synthtext.media import ffmpeg_exe
+    from synthtext.data.media import ffmpeg_exe
 
     t = np.arange(int(rate * seconds)) / rate
     tone = level * np.sin(2 * np.pi * 180 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))
@@ -696,7 +697,7 @@ def _recording(path: Path, rate: int, channels: int, seconds: float = 1.5, level
 @pytest.mark.parametrize("name, rate, channels", [("a.wav", 22050, 2), ("b.mp3", 44100, 1), ("c.flac", 48000, 2),
                                                   ("d.ogg", 16000, 1), ("e.m4a", 44100, 2)])
 def test_recorded_speech_in_any_format_drives_the_face(name, rate, channels, model_dir, photo, tmp_path):
-    from synthtext.media import load_speech
+    from synthtext.data.media import load_speech
 
     recording = _recording(tmp_path / name, rate, channels)
     audio, got = load_speech(recording)

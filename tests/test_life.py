@@ -1,13 +1,13 @@
-"""Blinks, head motion and the mouth interior rendered at inference (synthtext.life, synthtext.mouth)."""
+"""Blinks, head motion and the mouth interior rendered at inference (synthtext.inference.life and .mouth)."""
 
 import cv2
 import numpy as np
 import pytest
 
-from synthtext.errors import SynthTextError
-from synthtext.life import HeadField, Lids, Life, blink_closure, life_track
-from synthtext.mouth import paint_mouth
-from synthtext.template import template
+from synthtext.data.template import template
+from synthtext.inference.life import HeadField, Lids, Life, blink_closure, life_track
+from synthtext.inference.mouth import paint_mouth
+from synthtext.ops.errors import SynthTextError
 
 FPS, RATE = 25, 16000
 
@@ -131,7 +131,7 @@ def test_the_open_mouth_is_dark_red_with_teeth_under_the_upper_lip():
 
 
 def test_liveliness_targets_include_the_open_mouth():
-    from synthtext.outside import check_liveliness
+    from synthtext.evaluation.outside import check_liveliness
 
     measures = {"blinks_per_min": 20.0, "blink_ms": [160.0, 200.0], "roll_std_deg": 1.0, "yaw_std_deg": 1.0,
                 "pitch_std_deg": 1.0, "jitter": 0.005, "open_mouth_frames": 12, "mouth_sharpness": 1.5,
@@ -144,7 +144,7 @@ def test_liveliness_targets_include_the_open_mouth():
 
 
 def test_only_a_photo_that_shows_its_teeth_keeps_its_own_mouth():
-    from synthtext.infer import shows_teeth
+    from synthtext.inference.infer import shows_teeth
 
     side = 256
     points = template(side).astype(np.float64)
@@ -170,7 +170,7 @@ def test_a_shut_lid_reads_as_a_blink_to_the_landmark_fit(photo):
 
     from PIL import Image
 
-    from synthtext import liveliness
+    from synthtext.evaluation import liveliness
 
     path = Path(__file__).resolve().parents[1] / photo
     if not path.exists():

@@ -1,8 +1,8 @@
-"""synthtext.lineage against DVC itself, on a three-stage DVC repository made in a temporary folder.
+"""synthtext.ops.lineage against DVC itself, on a three-stage DVC repository made in a temporary folder.
 
 The pipeline: ``prep`` copies ``${data.source}`` (a directory, interpolated from params.yaml) to the
 directory output ``features`` and lists it in the file output ``listing.txt``; ``report`` reads both;
-``lineage`` writes a lineage record with :func:`synthtext.lineage.record` from inside ``dvc repro``
+``lineage`` writes a lineage record with :func:`synthtext.ops.lineage.record` from inside ``dvc repro``
 (which holds the repository lock then), as the training stages do. Every expectation comes from DVC:
 ``dvc.lock`` read as plain YAML, ``dvc dag``, ``dvc repro --dry``, ``dvc status`` and ``dvc cache dir``.
 """
@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from synthtext.errors import SynthTextError
-from synthtext.lineage import cache_file, cached_manifest, check, dvc_hash, stage_graph, upstream
+from synthtext.ops.errors import SynthTextError
+from synthtext.ops.lineage import cached_manifest, check, dvc_hash, stage_graph, upstream
 from tests.conftest import REPO
 
 DVC_YAML = """\
@@ -59,8 +59,8 @@ stages:
 
 PROBE = """\
 import json
-from synthtext.config import load_params
-from synthtext.lineage import record
+from synthtext.ops.config import load_params
+from synthtext.ops.lineage import record
 
 params = load_params("params.yaml")
 done = record(".", "lineage", params, ["features", "listing.txt"], ["clip-b", "clip-a"])
@@ -155,6 +155,15 @@ def test_hashes_are_what_dvc_lock_records(project, tmp_path):
     assert record["raw_source"] == "raw" and record["raw_md5"] == raw
     assert record["inputs"] == {"features": prep["features"], "listing.txt": prep["listing.txt"]}
     assert record["train_clips"] == ["clip-a", "clip-b"] and record["dirty"] is False
+
+
+def cache_file(repo: Path, md5: str) -> Path:
+    """Where the DVC cache of ``repo`` keeps object ``md5`` (a file's bytes, or a directory's ``.dir``
+    manifest), as the repository's cache object says (its layout and ``cache.dir`` setting included)."""
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc_repo:
+        return Path(dvc_repo.cache.local.oid_to_path(md5))
 
 
 def test_cache_paths_are_dvcs(project):

@@ -57,8 +57,8 @@ def boxes(data: bytes) -> list[tuple[str, int, int]]:
 
 
 def test_the_live_stream_grows_while_the_job_runs_and_is_a_valid_fragmented_mp4(model_dir, tmp_path):
-    from synthtext.media import iter_frames, probe
-    from synthtext.server import create_app
+    from synthtext.app.server import create_app
+    from synthtext.data.media import iter_frames, probe
 
     folder = tmp_path / "app"
     app = create_app(str(model_dir), folder, REPO)
@@ -103,7 +103,7 @@ def test_the_live_stream_grows_while_the_job_runs_and_is_a_valid_fragmented_mp4(
 
 
 def test_live_obeys_the_ownership_of_the_video(model_dir, tmp_path):
-    from synthtext.server_access import Tokens
+    from synthtext.app.access import Tokens
 
     ann, bob, admin = "ann-token-0123456789abcdef", "bob-token-0123456789abcdef", "root-token-0123456789abcdef"
     tokens = Tokens.parse(f"ann:{ann}\nbob:{bob}\nroot:{admin}:admin", "tokens")
@@ -132,7 +132,7 @@ def test_live_obeys_the_ownership_of_the_video(model_dir, tmp_path):
 @pytest.mark.skipif(NEEDS_CHROMIUM, reason="no Chromium: install it to run the browser test "
                     "(Debian/Ubuntu: apt-get install -y chromium)")
 def test_the_page_plays_the_video_while_it_is_made(model_dir, tmp_path):
-    from synthtext.server import create_app
+    from synthtext.app.server import create_app
 
     app = create_app(str(model_dir), tmp_path / "app", REPO)
     with browser_on(app, tmp_path) as (page, base):
@@ -179,7 +179,7 @@ def test_generate_live_serves_the_video_while_it_is_made(model_dir, tmp_path):
     import sys
 
     out = tmp_path / "live.mp4"
-    command = subprocess.Popen([sys.executable, "-m", "flows.cli", "generate", "--image", str(PHOTO), "--text",
+    command = subprocess.Popen([sys.executable, "-m", "synthtext.cli", "generate", "--image", str(PHOTO), "--text",
                                 LONG_TEXT[:120], "--emotion", "HAP", "--model", str(model_dir), "--out", str(out),
                                 "--live"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -197,7 +197,7 @@ def test_generate_live_serves_the_video_while_it_is_made(model_dir, tmp_path):
 
 
 def test_generate_live_mistakes_give_one_line(model_dir, tmp_path, capsys):
-    from flows.cli import main
+    from synthtext.cli import main
 
     base = ["generate", "--image", str(PHOTO), "--text", "Hi.", "--model", str(model_dir), "--out",
             str(tmp_path / "x.mp4"), "--live"]
@@ -211,9 +211,16 @@ def test_generate_live_mistakes_give_one_line(model_dir, tmp_path, capsys):
 def test_sentence_blocks_give_the_text_s_speech_segments_and_emotion_weights():
     """Spoken and cut sentence by sentence, the video has the speech, the segments' frame spans and the
     emotion weights it would have had from the whole text at once."""
-    from synthtext.live import Blocks, SentenceSpeech, plan_sentences
-    from synthtext.markup import Segment, emotion_track, intensity_amount, parse_markup, segment_frames, voice_level
-    from synthtext.tts.engines import make_engine, synthesize_segments
+    from synthtext.inference.live import Blocks, SentenceSpeech, plan_sentences
+    from synthtext.inference.markup import (
+        Segment,
+        emotion_track,
+        intensity_amount,
+        parse_markup,
+        segment_frames,
+        voice_level,
+    )
+    from synthtext.inference.tts.engines import make_engine, synthesize_segments
 
     engine, fps = make_engine("piper"), 25
     segments = parse_markup("Great news today. We won the cup! [sad:LO] But the bus broke down. [happy] What a day.",

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from skimage import data
 
-from synthtext import liveliness
-from synthtext.media import write_video
+from synthtext.data.media import write_video
+from synthtext.evaluation import liveliness
 from tests.conftest import REALDATA, needs_realdata
 
 FPS = 25.0

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from synthtext import EMOTIONS
-from synthtext.errors import SynthTextError
-from synthtext.markup import Segment, emotion_track, parse_markup, segment_frames
+from synthtext.inference.markup import Segment, emotion_track, parse_markup, segment_frames
+from synthtext.ops.errors import SynthTextError
 
 
 def test_text_without_tags_is_one_segment_with_the_default_emotion():
@@ -68,7 +68,7 @@ def test_emotion_track_is_each_segment_in_its_span_and_changes_smoothly():
 
 def test_spans_follow_the_speech_of_each_segment():
     """Each segment's speech is measured; the border sits in the pause between segments."""
-    from synthtext.tts.engines import synthesize_segments
+    from synthtext.inference.tts.engines import synthesize_segments
 
     class Metronome:  # a stand-in voice: one second of tone per word, so spans are easy to predict
         name, sample_rate = "metronome", 1000

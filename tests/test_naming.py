@@ -1,15 +1,15 @@
 import pytest
 
 from synthtext import EMOTIONS
-from synthtext.errors import ClipRejected
-from synthtext.naming import CREMA_SENTENCES, find_videos, parse_clip_name
+from synthtext.data.naming import CREMA_SENTENCES, find_videos, parse_clip_name
+from synthtext.ops.errors import ClipRejected
 
 
 def test_crema_fields():
     name = parse_clip_name("/data/VideoFlash/1091_TSI_SAD_HI.flv")
     assert (name.clip_id, name.actor, name.sentence, name.emotion, name.intensity, name.corpus) == (
         "1091_TSI_SAD_HI", "1091", "TSI", "SAD", "HI", "crema-d")
-    assert name.emotion_index == 5
+    assert EMOTIONS.index(name.emotion) == 5
 
 
 @pytest.mark.parametrize("emotion", EMOTIONS)
@@ -17,7 +17,6 @@ def test_crema_fields():
 def test_every_emotion_and_level(emotion, level):
     name = parse_clip_name(f"1001_DFA_{emotion}_{level}.mp4")
     assert name.emotion == emotion and name.intensity == level
-    assert EMOTIONS[name.emotion_index] == emotion
 
 
 def test_all_twelve_sentences():
@@ -58,7 +57,7 @@ def test_find_videos_recurses_and_filters(tmp_path):
 
 
 def test_missing_source_folder_is_a_clear_error(tmp_path):
-    from synthtext.errors import SynthTextError
+    from synthtext.ops.errors import SynthTextError
 
     with pytest.raises(SynthTextError, match="data.source"):
         find_videos(tmp_path / "nope")

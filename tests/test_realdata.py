@@ -8,9 +8,9 @@ import pytest
 
 from flows import align as align_flow
 from flows import convert_fps as convert_flow
-from synthtext.clipfile import read_clip
-from synthtext.config import RunnerParams, load_params
-from synthtext.template import eye_centres, template
+from synthtext.data.clipfile import read_clip
+from synthtext.data.template import eye_centres, template
+from synthtext.ops.config import RunnerParams, load_params
 from tests.conftest import REALDATA, REPO, add_bad_clips, needs_realdata
 
 pytestmark = [needs_realdata, pytest.mark.slow]

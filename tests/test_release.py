@@ -1,12 +1,12 @@
-"""The release check and the README's model table (synthtext.release)."""
+"""The release check and the README's model table (synthtext.evaluation.release)."""
 
 import json
 
 import pytest
 import yaml
 
-from synthtext.errors import SynthTextError
-from synthtext.release import TABLE_END, TABLE_START, check, compare_metrics, model_table, write_table
+from synthtext.evaluation.release import TABLE_END, TABLE_START, check, compare_metrics, model_table, write_table
+from synthtext.ops.errors import SynthTextError
 
 METRICS = {"generated": {"emotion_accuracy": 0.80, "psnr": 30.0}, "evaluate_run_id": "abc",
            "targets": {"generated": {"emotion_accuracy": {"target": 0.85, "value": 0.80, "pass": False}}},

@@ -8,17 +8,17 @@ import numpy as np
 import pytest
 
 from synthtext import EMOTIONS
-from synthtext.clipfile import read_clip
-from synthtext.config import CorpusParams, load_params
-from synthtext.corpus.checks import emotion_accuracy_by_identity, lip_audio_correlation
-from synthtext.corpus.generate import build_identities, json_text, load_photos, photo_files, plan, synthesize_clip
-from synthtext.corpus.puppet import HEIGHT, WIDTH, make_identity
-from synthtext.errors import SynthTextError
-from synthtext.landmarks import DlibBackend
-from synthtext.media import iter_frames, probe
-from synthtext.naming import CREMA_SENTENCES, parse_clip_name
-from synthtext.split import split_by_actor
-from synthtext.tts import PiperEngine
+from synthtext.data.clipfile import read_clip
+from synthtext.data.corpus.checks import emotion_accuracy_by_identity, lip_audio_correlation
+from synthtext.data.corpus.generate import build_identities, json_text, load_photos, photo_files, plan, synthesize_clip
+from synthtext.data.corpus.puppet import HEIGHT, WIDTH, make_identity
+from synthtext.data.landmarks import DlibBackend
+from synthtext.data.media import iter_frames, probe
+from synthtext.data.naming import CREMA_SENTENCES, parse_clip_name
+from synthtext.data.split import split_by_actor
+from synthtext.inference.tts import PiperEngine
+from synthtext.ops.config import CorpusParams, load_params
+from synthtext.ops.errors import SynthTextError
 from tests.conftest import REPO, TINY_CORPUS
 
 

@@ -36,10 +36,10 @@ def save_tiny_generator(folder: Path, seed: int) -> Path:
     """A tiny-profile generator (random weights, fixed seed) saved as the training stages save one."""
     import torch
 
-    from synthtext.files import write_json_atomic
-    from synthtext.models import Generator
-    from synthtext.models.config import profile
-    from synthtext.models.io import save_model
+    from synthtext.model import Generator
+    from synthtext.model.config import profile
+    from synthtext.model.io import save_model
+    from synthtext.ops.files import write_json_atomic
 
     torch.manual_seed(seed)
     cfg = profile("tiny")
@@ -60,8 +60,8 @@ def checked_model_dir(tmp_path_factory) -> Path:
     """The tiny generator with an emotion evaluator stored beside it (fitted to random features: what it
     reads is arbitrary, but every segment is checked), as ``evaluate`` stores one."""
     from synthtext import EMOTIONS
-    from synthtext.evaluator import EmotionEvaluator
-    from synthtext.geometry import EXPRESSION_POINTS
+    from synthtext.data.geometry import EXPRESSION_POINTS
+    from synthtext.evaluation.evaluator import EmotionEvaluator
 
     folder = save_tiny_generator(tmp_path_factory.mktemp("models") / "checked", seed=0)
     features = np.random.default_rng(0).normal(size=(12, 2 * len(EXPRESSION_POINTS)))
@@ -82,7 +82,7 @@ def wav_bytes(tmp_path: Path, seconds: float = 1.0, rate: int = 22050, silent: b
 def make_client(model: str | Path, folder: Path, repo: Path = REPO, **kwargs):
     from fastapi.testclient import TestClient
 
-    from synthtext.server import create_app
+    from synthtext.app.server import create_app
 
     return TestClient(create_app(str(model), folder, repo, **kwargs))
 
@@ -138,8 +138,8 @@ def serve_in_thread(app, stop_s: float = 120):
 
 
 def test_a_video_through_the_api_is_the_cli_s_video(model_dir, tmp_path):
-    from flows.cli import main
-    from synthtext.media import probe
+    from synthtext.cli import main
+    from synthtext.data.media import probe
 
     folder = tmp_path / "app"
     with make_client(model_dir, folder) as client:
@@ -303,7 +303,7 @@ def test_tagged_text_makes_segments_and_each_is_checked(checked_model_dir, tmp_p
 
 
 def test_an_uploaded_recording_drives_the_face(model_dir, tmp_path):
-    from synthtext.media import probe
+    from synthtext.data.media import probe
 
     folder = tmp_path / "app"
     with make_client(model_dir, folder) as client:
@@ -372,7 +372,7 @@ def test_new_jobs_follow_the_champion_alias(tmp_path, monkeypatch):
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from synthtext import tracking
+    from synthtext.ops import tracking
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = tracking.setup(tmp_path)
@@ -398,7 +398,7 @@ def test_new_jobs_follow_the_champion_alias(tmp_path, monkeypatch):
 
 
 def test_serve_refuses_bad_settings(model_dir, tmp_path, capsys):
-    from flows.cli import main
+    from synthtext.cli import main
 
     assert main(["serve", "--model", str(model_dir), "--workers", "0"]) == 1
     assert main(["serve", "--model", str(tmp_path / "no-model")]) == 1
@@ -411,7 +411,7 @@ def test_serve_refuses_bad_settings(model_dir, tmp_path, capsys):
 
 def start_server(model_dir: Path, folder: Path, port: int, log: Path) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    server = subprocess.Popen([sys.executable, "-m", "flows.cli", "serve", "--model", str(model_dir),
+    server = subprocess.Popen([sys.executable, "-m", "synthtext.cli", "serve", "--model", str(model_dir),
                                "--out-dir", str(folder), "--port", str(port)], cwd=REPO, env=env,
                               stdout=log.open("w"), stderr=subprocess.STDOUT)
     end = time.monotonic() + 120
@@ -523,7 +523,7 @@ class DevTools:
 @pytest.mark.skipif(NEEDS_CHROMIUM, reason="no Chromium: install it to run the browser test "
                     "(Debian/Ubuntu: apt-get install -y chromium)")
 def test_the_page_in_headless_chromium(model_dir, tmp_path):
-    from synthtext.server import create_app
+    from synthtext.app.server import create_app
 
     app = create_app(str(model_dir), tmp_path / "app", REPO)
     with browser_on(app, tmp_path) as (page, base):
@@ -630,8 +630,8 @@ def browser_on(app, tmp_path: Path):
 @pytest.mark.skipif(NEEDS_CHROMIUM, reason="no Chromium: install it to run the browser test "
                     "(Debian/Ubuntu: apt-get install -y chromium)")
 def test_the_page_asks_for_the_token_once(model_dir, tmp_path):
-    from synthtext.server import create_app
-    from synthtext.server_access import Tokens
+    from synthtext.app.access import Tokens
+    from synthtext.app.server import create_app
 
     token = "ann-token-0123456789abcdef"
     voices = {"default": None, "amy": str(tmp_path / "amy.onnx")}  # listed, never loaded here

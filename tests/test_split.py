@@ -1,7 +1,7 @@
 import pytest
 
-from synthtext.errors import SynthTextError
-from synthtext.split import split_by_actor
+from synthtext.data.split import split_by_actor
+from synthtext.ops.errors import SynthTextError
 
 CLIPS = [(f"{actor}_DFA_{emo}_XX", str(actor)) for actor in range(1001, 1021) for emo in ("ANG", "HAP", "SAD")]
 

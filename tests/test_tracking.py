@@ -6,8 +6,8 @@ import socket
 
 import pytest
 
-from synthtext import tracking
-from synthtext.errors import SynthTextError
+from synthtext.ops import tracking
+from synthtext.ops.errors import SynthTextError
 
 
 @pytest.fixture()
@@ -57,7 +57,7 @@ def test_a_tracking_server_that_is_down_is_one_clear_error(tmp_path, monkeypatch
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
     with pytest.raises(SynthTextError, match=f"tracking server at http://127.0.0.1:{port} does not answer"):
         tracking.setup(tmp_path)
-    from synthtext.infer import load_generator
+    from synthtext.inference.infer import load_generator
 
     with pytest.raises(SynthTextError, match="does not answer: start it"):
         load_generator("models:/synthtext-generator@champion", tmp_path)

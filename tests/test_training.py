@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from synthtext.config import TrainParams
-from synthtext.errors import SynthTextError
-from synthtext.features import to_tensor_frames
-from synthtext.models import PROFILES, EmotionDiscriminator, FrameDiscriminator, Generator, gradient_penalty, profile
-from synthtext.models import io as model_io
-from synthtext.train import loop
-from synthtext.train.data import ClipWindows
-from synthtext.train.losses import VGG19Features, reconstruction_loss, vgg19_features
+from synthtext.data.features import to_tensor_frames
+from synthtext.model import PROFILES, EmotionDiscriminator, FrameDiscriminator, Generator, gradient_penalty, profile
+from synthtext.model import io as model_io
+from synthtext.model.train import loop
+from synthtext.model.train.data import ClipWindows
+from synthtext.model.train.losses import VGG19Features, reconstruction_loss, vgg19_features
+from synthtext.ops.config import TrainParams
+from synthtext.ops.errors import SynthTextError
 
 TINY = {"profile": "tiny", "batch": 2, "workers": 0, "log_every": 1, "image_every": 1000, "checkpoint_every": 5}
 
@@ -66,8 +66,8 @@ def test_gradient_penalty_is_exact_for_a_linear_critic():
 def test_landmark_flow_loss_is_zero_for_the_field_the_faces_define():
     """A frame whose landmarks are the reference's moved 3 px right: the field that samples 3 px to the
     left is exact (0), the opposite one is 6 px off, no motion 3 px."""
-    from synthtext.features import normalised_points
-    from synthtext.train.losses import landmark_flow_loss
+    from synthtext.data.features import normalised_points
+    from synthtext.model.train.losses import landmark_flow_loss
 
     rng = np.random.default_rng(0)
     ref = rng.uniform(20, 44, (68, 2)).astype(np.float32)
@@ -84,8 +84,8 @@ def test_landmark_flow_loss_is_zero_for_the_field_the_faces_define():
 def test_landmark_displacements_spread_into_a_field():
     """The motion head's kernels cover the face (weights sum to ~1 there) and nothing far from it; moving
     every landmark 2 px right makes a field that samples 2 px to the left over the face."""
-    from synthtext.models.generator import landmark_kernels
-    from synthtext.template import template
+    from synthtext.data.template import template
+    from synthtext.model.generator import landmark_kernels
 
     kernels = landmark_kernels(64)
     total = kernels.sum(0)
@@ -107,9 +107,9 @@ def test_still_head_moves_frames_into_the_reference_pose():
     motion: its stable points land on the reference's, and the picture moves with them."""
     import cv2
 
-    from synthtext.geometry import transform_points
-    from synthtext.template import template
-    from synthtext.train.data import STABLE_POINTS, stabilise
+    from synthtext.data.geometry import transform_points
+    from synthtext.data.template import template
+    from synthtext.model.train.data import STABLE_POINTS, stabilise
 
     pose = template(64).astype(np.float32)
     frame = pose.copy()
@@ -250,7 +250,7 @@ def test_ddp_with_two_cpu_processes(aligned_corpus, tmp_path):
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           "-m", "synthtext.train.worker", str(tmp_path / "spec.json")], env=env,
+                           "-m", "synthtext.model.train.worker", str(tmp_path / "spec.json")], env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads((tmp_path / "result.json").read_text())["accuracy"] >= 0

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from synthtext.errors import SynthTextError
-from synthtext.tts import PRESETS, PiperEngine, Prosody, prosody_for
+from synthtext.inference.tts import PRESETS, PiperEngine, Prosody, prosody_for
+from synthtext.ops.errors import SynthTextError
 
 TEXT = "I think I have a doctor's appointment."
 
@@ -62,7 +62,7 @@ def test_corpus_engine_speaks_exactly_as_pipers_own_loader():
     import onnxruntime
     from piper import PiperVoice
 
-    from synthtext.tts.piper import NEUTRAL, _random_node_indices, index_preserving_model, optimized_model
+    from synthtext.inference.tts.piper import NEUTRAL, _random_node_indices, index_preserving_model, optimized_model
 
     engine = PiperEngine(fast_load=False)
     assert engine._exact is not None

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from synthtext.errors import SynthTextError
+from synthtext.ops.errors import SynthTextError
 
 needs_coqui = pytest.mark.skipif(importlib.util.find_spec("TTS") is None,
                                  reason="coqui-tts is not installed (make coqui builds its environment)")
@@ -50,14 +50,14 @@ def tiny_vits(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def engine(tiny_vits):
-    from synthtext.tts.engines import make_engine
+    from synthtext.inference.tts.engines import make_engine
 
     return make_engine("coqui", tiny_vits)
 
 
 @needs_coqui
 def test_local_model_loads_and_speaks(engine):
-    from synthtext.tts.engines import synthesize_text
+    from synthtext.inference.tts.engines import synthesize_text
 
     assert engine.name == "coqui" and engine.sample_rate == 16000
     speech = synthesize_text(engine, "Hello there. This is a test.", "NEU", seed=1)
@@ -71,7 +71,7 @@ def test_local_model_loads_and_speaks(engine):
 def test_emotion_presets_shape_coqui_speech(engine):
     """Without reference clips the shared presets apply: sadness slower and quieter than fear, by
     about the presets' rate ratio."""
-    from synthtext.tts.prosody import PRESETS
+    from synthtext.inference.tts.prosody import PRESETS
 
     sad = engine.speak("Don't forget a jacket.", "SAD", seed=2)
     fear = engine.speak("Don't forget a jacket.", "FEA", seed=2)
@@ -90,12 +90,12 @@ def test_generate_cli_with_coqui(tiny_vits, tmp_path):
     import torch
     from skimage import data
 
-    from flows.cli import main
-    from synthtext.files import write_json_atomic
-    from synthtext.media import read_audio
-    from synthtext.models import Generator
-    from synthtext.models.config import profile
-    from synthtext.models.io import save_model
+    from synthtext.cli import main
+    from synthtext.data.media import read_audio
+    from synthtext.model import Generator
+    from synthtext.model.config import profile
+    from synthtext.model.io import save_model
+    from synthtext.ops.files import write_json_atomic
 
     photo = tmp_path / "face.png"
     cv2.imwrite(str(photo), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
@@ -111,7 +111,7 @@ def test_generate_cli_with_coqui(tiny_vits, tmp_path):
 
 @needs_coqui
 def test_bad_coqui_models_are_one_clear_error(tmp_path):
-    from synthtext.tts.engines import make_engine
+    from synthtext.inference.tts.engines import make_engine
 
     with pytest.raises(SynthTextError, match="not a Coqui model"):
         make_engine("coqui", tmp_path)
@@ -122,7 +122,7 @@ def test_bad_coqui_models_are_one_clear_error(tmp_path):
 
 
 def test_reference_clips_by_emotion_name(tmp_path):
-    from synthtext.tts.coqui import find_references
+    from synthtext.inference.tts.coqui import find_references
 
     for name in ("ANG.wav", "happy.flac", "Sadness.wav", "notes.txt", "other.wav"):
         (tmp_path / name).write_bytes(b"")
@@ -147,7 +147,7 @@ def test_coqui_missing_gives_install_hint(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "TTS", None)
     monkeypatch.setitem(sys.modules, "TTS.api", None)
-    from synthtext.tts.engines import make_engine
+    from synthtext.inference.tts.engines import make_engine
 
     with pytest.raises(SynthTextError, match="make coqui"):
         make_engine("coqui", "whatever")

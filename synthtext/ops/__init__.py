@@ -1,0 +1,8 @@
+"""Operations: what every stage relies on besides the maths.
+
+``config`` (params.yaml as typed sections), ``tracking`` (MLflow runs and the model registry),
+``lineage`` (from a model version back to its data, params and code), ``codedeps`` (each stage's code
+dependencies, read from its imports), ``files`` (atomic writes), ``plots`` (the CSV files DVC plots),
+``hashing`` (content hashes),
+``errors`` (the project's exception types).
+"""
