@@ -35,7 +35,7 @@ from synthtext.data.landmarks import make_backend  # noqa: E402
 from synthtext.data.media import load_speech  # noqa: E402
 from synthtext.evaluation.evaluator import Measurer  # noqa: E402
 from synthtext.evaluation.measures import sync_metrics  # noqa: E402
-from synthtext.inference import infer  # noqa: E402
+from synthtext.inference import infer, render  # noqa: E402
 from synthtext.inference.jobs import Options, make_job  # noqa: E402
 from synthtext.inference.selfcheck import attach_evaluator  # noqa: E402
 from synthtext.inference.tts.engines import make_engine  # noqa: E402
@@ -115,7 +115,7 @@ def main() -> None:
         for photo in PHOTOS:
             face = infer.prepare_face(photo, model.preprocess, backend)
             animation = infer.animate(model.generator, audio, rate, face.crop, "NEU")
-            landmarks = measurer.landmarks(infer.face_frames(animation, face, 256))
+            landmarks = measurer.landmarks(render.face_frames(animation, face, 256))
             row.append(sync_metrics(landmarks, audio, rate, model.cfg.fps)["sync_r"])
         values.extend(row)
         print(f"   {recording.name:24s} {rate} Hz, {len(audio) / rate:.1f} s: " +

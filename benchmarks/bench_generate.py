@@ -63,7 +63,7 @@ def warm(photo: Path, model_dir: Path, repeats: int) -> dict:
     """Each step timed with everything loaded once (what a server or a batch pays per video)."""
     from synthtext.data.landmarks import make_backend
     from synthtext.data.media import write_video, write_wav_atomic
-    from synthtext.inference import infer
+    from synthtext.inference import infer, render
     from synthtext.inference.tts.engines import make_engine, synthesize_text
 
     model = infer.load_generator(model_dir)
@@ -80,13 +80,13 @@ def warm(photo: Path, model_dir: Path, repeats: int) -> dict:
             t2 = time.perf_counter()
             animation = infer.animate(model.generator, speech.audio, speech.sample_rate, face.crop, "HAP")
             t3 = time.perf_counter()
-            frames = infer.face_frames(animation, face, 256)
+            frames = render.face_frames(animation, face, 256)
             t4 = time.perf_counter()
             out = Path(scratch) / "warm.mp4"
             write_wav_atomic(out.with_suffix(".wav"), speech.audio, speech.sample_rate)
             write_video(out, frames, model.cfg.fps, speech.audio, speech.sample_rate)
             t5 = time.perf_counter()
-            pasted = infer.paste_back(animation, face)
+            pasted = render.paste_back(animation, face)
             t6 = time.perf_counter()
             write_video(out, pasted, model.cfg.fps, speech.audio, speech.sample_rate)
             t7 = time.perf_counter()
@@ -115,7 +115,7 @@ def redetection(model_dir: Path, faces: list[Path], sizes=(128, 256, "photo")) -
     """Frames of generated videos (one per face photo) in which dlib finds a face again, per output size
     (256: the CLI's default, twice the aligned crop; photo: pasted back at the photo's resolution)."""
     from synthtext.data.landmarks import make_backend
-    from synthtext.inference import infer
+    from synthtext.inference import infer, render
     from synthtext.inference.tts.engines import make_engine, synthesize_text
 
     model = infer.load_generator(model_dir)
@@ -126,7 +126,8 @@ def redetection(model_dir: Path, faces: list[Path], sizes=(128, 256, "photo")) -
         face = infer.prepare_face(photo, model.preprocess, backend)
         animation = infer.animate(model.generator, speech.audio, speech.sample_rate, face.crop, "ANG")
         for size in sizes:
-            frames = infer.paste_back(animation, face) if size == "photo" else infer.face_frames(animation, face, size)
+            frames = (render.paste_back(animation, face) if size == "photo"
+                      else render.face_frames(animation, face, size))
             counts[size][0] += sum(1 for frame in frames if backend.detect(frame))
             counts[size][1] += len(frames)
     return {size: (found, total) for size, (found, total) in counts.items()}

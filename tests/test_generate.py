@@ -207,7 +207,8 @@ def test_paste_back_inverts_the_alignment(photo):
     """A generated crop equal to the aligned crop puts the photo back; a mark at the template's eye lands
     on the photo's eye."""
     from synthtext.data.template import LEFT_EYE, template
-    from synthtext.inference.infer import feather_mask, paste_back, prepare_face
+    from synthtext.inference.infer import prepare_face
+    from synthtext.inference.render import feather_mask, paste_back
 
     face = prepare_face(photo, {"landmark_backend": "dlib", "size": 128})
     frames = paste_back(face.crop[None], face)
@@ -245,7 +246,8 @@ def test_motion_field_moves_the_photo_at_its_own_resolution(photo):
     """A still field gives back the photo itself; a shift of k network pixels moves a mark k pixels in the
     aligned crop at 8x the network's size, 16k at 16x, and the matching distance in the photo."""
     from synthtext.data.template import LEFT_EYE, template
-    from synthtext.inference.infer import face_frames, feather_mask, paste_back, prepare_face
+    from synthtext.inference.infer import prepare_face
+    from synthtext.inference.render import face_frames, feather_mask, paste_back
 
     face = prepare_face(photo, {"landmark_backend": "dlib", "size": 128})
     still = paste_back(_motion(1, 32), face)[0]
@@ -275,7 +277,8 @@ def test_motion_field_moves_the_photo_at_its_own_resolution(photo):
 def test_motion_faces_are_as_sharp_as_the_photo(model, photo):
     """At 256 px the face comes from the photo at 256 px: far sharper than the network's 32 px enlarged."""
     from synthtext.data.frames import resize_frames
-    from synthtext.inference.infer import animate, crop_frames, face_frames, prepare_face
+    from synthtext.inference.infer import animate, prepare_face
+    from synthtext.inference.render import crop_frames, face_frames
 
     face = prepare_face(photo, model.preprocess)
     audio = np.random.default_rng(0).normal(0, 0.1, 22050).astype(np.float32)
@@ -304,7 +307,8 @@ def test_windows_cover_every_frame():
 
 
 def test_any_length_of_speech(model, photo):
-    from synthtext.inference.infer import frame_count, generate_frames, prepare_face
+    from synthtext.inference.infer import frame_count, prepare_face
+    from synthtext.inference.render import generate_frames
 
     face = prepare_face(photo, model.preprocess)
     for seconds in (0.1, 0.5, 3.3):
@@ -371,7 +375,8 @@ def test_a_streamed_video_reports_its_progress_and_matches_its_speech(model, pho
 def test_window_borders_leave_no_seam(model, photo, piper):
     """Frame-to-frame change across window borders is no larger than inside windows; without the
     cross-fade (overlap 0) the borders are where the largest jumps are."""
-    from synthtext.inference.infer import generate_frames, prepare_face, window_starts
+    from synthtext.inference.infer import prepare_face, window_starts
+    from synthtext.inference.render import generate_frames
     from synthtext.inference.tts.engines import synthesize_text
 
     face = prepare_face(photo, model.preprocess)

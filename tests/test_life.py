@@ -144,7 +144,7 @@ def test_liveliness_targets_include_the_open_mouth():
 
 
 def test_only_a_photo_that_shows_its_teeth_keeps_its_own_mouth():
-    from synthtext.inference.infer import shows_teeth
+    from synthtext.inference.render import shows_teeth
 
     side = 256
     points = template(side).astype(np.float64)

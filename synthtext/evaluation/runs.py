@@ -8,8 +8,8 @@ frames are scaled up to it): landmarks by the pipeline's own backend (detected o
 as in the align stage).
 
 Held-out photos: each photo speaks the speech of a few validation clips in all six emotions, as the
-aligned face at ``size`` px (``infer.face_frames``) and pasted back into the photo at its own
-resolution (``infer.paste_back``); landmarks of pasted-back frames are tracked in the photo's
+aligned face at ``size`` px (``render.face_frames``) and pasted back into the photo at its own
+resolution (``render.paste_back``); landmarks of pasted-back frames are tracked in the photo's
 face region, at the photo's resolution.
 
 The metrics are ``synthtext.evaluation.table``'s; measuring one video is ``synthtext.evaluation.measures``'.
@@ -44,8 +44,9 @@ from synthtext.evaluation.measures import (
 )
 from synthtext.evaluation.sync_metrics import frechet_distance, inception_features, load_inception, lse
 from synthtext.evaluation.table import Video, summarise
-from synthtext.inference.infer import animate, face_frames, generate_frames, paste_back, prepare_face
+from synthtext.inference.infer import animate, prepare_face
 from synthtext.inference.life import Life
+from synthtext.inference.render import face_frames, generate_frames, paste_back
 from synthtext.ops.config import EVALUATE_REFERENCES
 from synthtext.ops.errors import SynthTextError
 

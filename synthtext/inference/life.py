@@ -2,7 +2,7 @@
 
 The generator learns expression and speech with the head held still (``still_head``), and blinks in
 the corpus come at random, so nothing in its inputs says when to blink: both are rendered here, on
-top of its motion field, at the output's own resolution (``infer.move_pixels``).
+top of its motion field, at the output's own resolution (``render.move_pixels``).
 
 - ``life_track`` schedules them from the speech and a seed: the same inputs give the same video.
   Blinks come every 1-6 s (about 20 a minute, as real talkers blink), more often where the speech

@@ -2,7 +2,7 @@
 upper teeth under the upper lip and the lower teeth over the lower lip when the mouth opens wide.
 
 One renderer for both ends: the sample corpus draws it in every frame (``corpus.puppet``), and
-inference draws it over the generated face at the output's resolution (``infer.move_pixels``), where
+inference draws it over the generated face at the output's resolution (``render.move_pixels``), where
 the network's own mouth image is only 64 px. It is driven by the inner-lip points alone, so the upper
 teeth move with the upper lip (and the head), the lower teeth with the lower lip and the jaw, and
 nothing flickers that the lips don't. The teeth take the light of the face around the mouth.

@@ -26,7 +26,7 @@ from synthtext.data.clipfile import audio_length
 from synthtext.data.frames import emotion_grid, fit_frames
 from synthtext.data.landmarks import make_backend
 from synthtext.data.media import load_speech, write_video, write_wav_atomic
-from synthtext.inference import infer
+from synthtext.inference import infer, render
 from synthtext.inference.infer import load_generator
 from synthtext.inference.jobs import Job, Options
 from synthtext.inference.live import Blocks, LiveWriter, SentenceSpeech, animate_block, block_batch, plan_sentences
@@ -121,8 +121,8 @@ def make_video(job: Job, model, engine, options: Options, key: str, progress=Non
     evaluator = model.evaluator
 
     def frames_of(animation: infer.Animation) -> np.ndarray:
-        return infer.paste_back(animation, face, options.feather) if options.paste_back else \
-            infer.face_frames(animation, face, size)
+        return render.paste_back(animation, face, options.feather) if options.paste_back else \
+            render.face_frames(animation, face, size)
 
     out = Path(job.out)
     report("generate")

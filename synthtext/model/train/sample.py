@@ -10,7 +10,7 @@ import torch
 from synthtext.data.clipfile import audio_length, read_clip
 from synthtext.data.features import to_tensor_frames, to_uint8
 from synthtext.data.media import write_video
-from synthtext.inference.infer import generate_frames
+from synthtext.inference.render import generate_frames
 from synthtext.model import Generator
 from synthtext.model.io import load_model
 
