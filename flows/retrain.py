@@ -3,16 +3,14 @@
     python -m flows.retrain            # one run now (what the schedule does)
     python -m flows.retrain serve      # serve the deployment on its cron schedule (make serve)
 
-The flow compares the content hash of ``data.source`` and the hash of the pipeline params with what
-the current champion's training run recorded; when something changed it runs ``dvc repro`` (the
-pipeline, then ``evaluate`` and its promotion gate), then ``dvc push`` when ``retrain.push`` is set.
-When nothing changed it does nothing and says so.
+When ``data.source`` or the pipeline params changed since the champion's training run
+(``synthtext.ops.retraining``): ``dvc repro`` (evaluate and its gate included), then ``dvc push`` when
+``retrain.push`` is set. Otherwise it does nothing and says so.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -21,68 +19,23 @@ from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLi
 from prefect.schedules import Cron
 
 from synthtext.ops.config import Params, RetrainParams, load_params
-from synthtext.ops.errors import SynthTextError
-from synthtext.ops.lineage import dvc_hash, load_for, pipeline_params_hash
-from synthtext.ops.tracking import CHAMPION_URI
+from synthtext.ops.retraining import champion_state, changes, current_state, push, repro
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOYMENT = "weekly-retrain"
-# One retrain at a time: a run that comes due while another is still going waits for it (ENQUEUE),
-# so a slow retrain and the next scheduled one never train, write dvc.lock or promote together.
+# One retrain at a time: a run due while another goes waits (ENQUEUE); two never write dvc.lock together.
 ONE_AT_A_TIME = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
-
-
-def current_state(repo: Path, params: Params) -> dict:
-    source = repo / params.data.source
-    return {"raw_md5": dvc_hash(source) if source.exists() else "absent",
-            "params_md5": pipeline_params_hash(params.raw)}
-
-
-def champion_state(repo: Path) -> tuple[dict | None, dict]:
-    try:
-        record, about = load_for(CHAMPION_URI, repo)
-    except SynthTextError:
-        return None, {}
-    return record, about
-
-
-def changes(now: dict, champion: dict | None) -> list[str]:
-    if champion is None:
-        return ["there is no champion yet"]
-    found = []
-    if champion.get("raw_md5") != now["raw_md5"]:
-        found.append(f"raw data changed ({champion.get('raw_md5')} -> {now['raw_md5']})")
-    if champion.get("params_md5") != now["params_md5"]:
-        found.append("params changed")
-    return found
 
 
 @task(name="dvc-repro")
 def dvc_repro(repo: str) -> str:
     """The whole pipeline; stages that are up to date are skipped by DVC."""
-    logger = get_run_logger()
-    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=repo, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    lines = []
-    for line in proc.stdout:
-        lines.append(line.rstrip())
-        if line.startswith(("Running stage", "evaluate:", "train_gan:", "align:")):
-            logger.warning(line.rstrip())  # WARNING: the level the project's Prefect logs show
-    if proc.wait() != 0:
-        raise RuntimeError("dvc repro failed:\n" + "\n".join(lines[-30:]))
-    return "\n".join(lines)
+    return repro(repo, get_run_logger().warning)  # WARNING: the level the project's Prefect logs show
 
 
 @task(name="dvc-push")
 def dvc_push(repo: str) -> str:
-    remotes = subprocess.run([sys.executable, "-m", "dvc", "remote", "list"], cwd=repo, capture_output=True,
-                             text=True).stdout.strip()
-    if not remotes:
-        return "no DVC remote configured (dvc remote add -d NAME URL): nothing pushed"
-    done = subprocess.run([sys.executable, "-m", "dvc", "push"], cwd=repo, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"dvc push failed: {done.stderr.strip()[-500:]}")
-    return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else "pushed"
+    return push(repo)
 
 
 @flow(name="retrain")

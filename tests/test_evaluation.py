@@ -446,7 +446,7 @@ def test_directory_hash_is_dvcs(tmp_path):
 
 
 def test_retrain_sees_what_changed():
-    from flows.retrain import changes
+    from synthtext.ops.retraining import changes
 
     now = {"raw_md5": "r1", "params_md5": "p1"}
     assert changes(now, {"raw_md5": "r1", "params_md5": "p1"}) == []
