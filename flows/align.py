@@ -4,7 +4,6 @@ each clip's result cached by its content."""
 from __future__ import annotations
 
 import json
-from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
@@ -12,18 +11,13 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.align_jobs import align as align_job
-from flows.align_jobs import aligned, backend
+from flows.align_jobs import align_metrics, aligned, backend, plan_jobs
 from flows.convert_fps import REPORT as CONVERT_REPORT
 from flows.runner import FanOut, fan_out, make_task_runner, run_batch, worker_processes
-from synthtext.data.convert import read_sidecar, video_input
 from synthtext.data.preview import align_preview
-from synthtext.ops.codedeps import code_version
 from synthtext.ops.config import AlignParams, RunnerParams
 from synthtext.ops.errors import SynthTextError
 from synthtext.ops.files import remove_stale_temporaries, write_json_atomic
-from synthtext.ops.hashing import stable_hash
-
-CODE_VERSION = code_version("synthtext.data.align")  # every file align_clip can run
 
 
 @task(name="align-clips", cache_policy=NO_CACHE)
@@ -46,20 +40,7 @@ def align_flow(in_dir: str, clips_dir: str, report_path: str, metrics_path: str,
     backend(align_params.backend, align_params.detect_upsample)  # a bad backend setting fails here, once
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
-    jobs, earlier = [], []
-    for clip in converted:
-        sidecar = read_sidecar(source_dir, clip["clip_id"]) if clip["status"] == "ok" else None
-        if sidecar is None:
-            earlier.append({"stage": "convert_fps", **clip} if clip["status"] != "ok" else
-                           {"clip_id": clip["clip_id"], "stage": "convert_fps", "status": "rejected",
-                            "reason": "missing", "detail": "converted files are missing: rerun convert_fps"})
-            continue
-        key = stable_hash("align", str(out), sidecar["key"], asdict(align_params), CODE_VERSION)
-        video, wav, start = video_input(source_dir, sidecar)
-        jobs.append({"clip_id": clip["clip_id"], "source": sidecar["source"], "video": str(video), "wav": str(wav),
-                     "start": start, "dst": str(out / f"{clip['clip_id']}.h5"), "params": asdict(align_params),
-                     "fps": sidecar["fps"], "source_md5": sidecar["source_md5"], "key": key})
-
+    jobs, earlier = plan_jobs(source_dir, out, converted, align_params)
     fan = fan_out(align_batch, jobs, desc="align")
     fan.results = sorted(fan.results + earlier, key=lambda r: r["clip_id"])
     keep = {r["clip_id"] for r in fan.ok}
@@ -71,16 +52,6 @@ def align_flow(in_dir: str, clips_dir: str, report_path: str, metrics_path: str,
     if preview_path:
         align_preview(sorted(out.glob("*.h5")), preview_path)
     return fan
-
-
-def align_metrics(fan: FanOut) -> dict:
-    """Small numbers for `dvc metrics show`: counts and landmark coverage."""
-    frames = sum(r["frames"] for r in fan.ok)
-    with_face = sum(r["frames_with_face"] for r in fan.ok)
-    return {"clips_in": len(fan.results), "clips_written": len(fan.ok), "clips_rejected": len(fan.rejected),
-            "rejected_by_reason": dict(sorted(Counter(r["reason"] for r in fan.rejected).items())),
-            "frames": frames, "face_frame_ratio": round(with_face / frames, 4) if frames else 0.0,
-            "detections_per_clip": round(sum(r["detections"] for r in fan.ok) / len(fan.ok), 3) if fan.ok else 0.0}
 
 
 def run(in_dir: str, clips_dir: str, report_path: str, metrics_path: str, params: AlignParams, runner: RunnerParams,
