@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import asdict
 from pathlib import Path
 
 from prefect import flow, task
@@ -54,10 +53,10 @@ def align_flow(in_dir: str, clips_dir: str, report_path: str, metrics_path: str,
                            {"clip_id": clip["clip_id"], "stage": "convert_fps", "status": "rejected",
                             "reason": "missing", "detail": "converted files are missing: rerun convert_fps"})
             continue
-        key = stable_hash("align", str(out), sidecar["key"], asdict(align_params), CODE_VERSION)
+        key = stable_hash("align", str(out), sidecar["key"], align_params.as_dict(), CODE_VERSION)
         video, wav, start = video_input(source_dir, sidecar)
         jobs.append({"clip_id": clip["clip_id"], "source": sidecar["source"], "video": str(video), "wav": str(wav),
-                     "start": start, "dst": str(out / f"{clip['clip_id']}.h5"), "params": asdict(align_params),
+                     "start": start, "dst": str(out / f"{clip['clip_id']}.h5"), "params": align_params.as_dict(),
                      "fps": sidecar["fps"], "source_md5": sidecar["source_md5"], "key": key})
 
     fan = fan_out(align_batch, jobs, desc="align")
@@ -66,7 +65,7 @@ def align_flow(in_dir: str, clips_dir: str, report_path: str, metrics_path: str,
     for path in out.glob("*.h5"):
         if path.stem not in keep:
             path.unlink()
-    write_json_atomic(report_path, {"params": asdict(align_params), "clips": fan.results})
+    write_json_atomic(report_path, {"params": align_params.as_dict(), "clips": fan.results})
     write_json_atomic(metrics_path, align_metrics(fan))
     if preview_path:
         align_preview(sorted(out.glob("*.h5")), preview_path)
@@ -88,4 +87,4 @@ def run(in_dir: str, clips_dir: str, report_path: str, metrics_path: str, params
     """Run the flow with the task runner named in params (``params`` crosses into Prefect as a dict)."""
     flow_with_runner = align_flow.with_options(task_runner=make_task_runner(runner))
     with worker_processes(runner):
-        return flow_with_runner(in_dir, clips_dir, report_path, metrics_path, asdict(params), preview_path)
+        return flow_with_runner(in_dir, clips_dir, report_path, metrics_path, params.as_dict(), preview_path)
