@@ -20,7 +20,6 @@ import re
 import sys
 import tempfile
 from collections import defaultdict
-from dataclasses import replace
 from pathlib import Path
 
 import librosa
@@ -80,7 +79,7 @@ def main() -> None:
     runner = RunnerParams(kind="threads", workers=args.workers)
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
-        sample = replace(params.sample, identities=args.identities, sentences=args.sentences)
+        sample = params.sample.replace(identities=args.identities, sentences=args.sentences)
         fan, seconds = corpus_flow.run(str(work / "corpus"), sample, runner)
         frames = sum(r["frames"] for r in fan.results)
         print(f"generation : {len(fan.results)} clips, {frames} frames in {seconds:.1f} s "

@@ -4,7 +4,6 @@ each clip's result cached by its content."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 from prefect import flow, task
@@ -47,7 +46,7 @@ def align_flow(in_dir: str, clips_dir: str, report_path: str, metrics_path: str,
     for path in out.glob("*.h5"):
         if path.stem not in keep:
             path.unlink()
-    write_json_atomic(report_path, {"params": asdict(align_params), "clips": fan.results})
+    write_json_atomic(report_path, {"params": align_params.as_dict(), "clips": fan.results})
     write_json_atomic(metrics_path, align_metrics(fan))
     if preview_path:
         align_preview(sorted(out.glob("*.h5")), preview_path)
@@ -59,4 +58,4 @@ def run(in_dir: str, clips_dir: str, report_path: str, metrics_path: str, params
     """Run the flow with the task runner named in params (``params`` crosses into Prefect as a dict)."""
     flow_with_runner = align_flow.with_options(task_runner=make_task_runner(runner))
     with worker_processes(runner):
-        return flow_with_runner(in_dir, clips_dir, report_path, metrics_path, asdict(params), preview_path)
+        return flow_with_runner(in_dir, clips_dir, report_path, metrics_path, params.as_dict(), preview_path)

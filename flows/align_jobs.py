@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from dataclasses import asdict
 from pathlib import Path
 
 import cv2
@@ -78,10 +77,10 @@ def plan_jobs(source_dir: Path, out: Path, converted: list[dict], params: AlignP
                            {"clip_id": clip["clip_id"], "stage": "convert_fps", "status": "rejected",
                             "reason": "missing", "detail": "converted files are missing: rerun convert_fps"})
             continue
-        key = stable_hash("align", str(out), sidecar["key"], asdict(params), CODE_VERSION)
+        key = stable_hash("align", str(out), sidecar["key"], params.as_dict(), CODE_VERSION)
         video, wav, start = video_input(source_dir, sidecar)
         jobs.append({"clip_id": clip["clip_id"], "source": sidecar["source"], "video": str(video), "wav": str(wav),
-                     "start": start, "dst": str(out / f"{clip['clip_id']}.h5"), "params": asdict(params),
+                     "start": start, "dst": str(out / f"{clip['clip_id']}.h5"), "params": params.as_dict(),
                      "fps": sidecar["fps"], "source_md5": sidecar["source_md5"], "key": key})
     return jobs, earlier
 

@@ -3,7 +3,6 @@ the clips in batches, each clip's result cached by its content."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 from prefect import flow, task
@@ -33,12 +32,12 @@ def convert_fps_flow(source: str, out_dir: str, params: dict) -> FanOut:
     fan = fan_out(convert_batch, jobs, desc="convert_fps")
     fan.results = sorted(fan.results + name_rejects, key=lambda r: r["clip_id"])
     prune(out, {r["clip_id"] for r in fan.ok}, convert_params.video)
-    write_json_atomic(out / REPORT, {"params": asdict(convert_params), "clips": fan.results})
+    write_json_atomic(out / REPORT, {"params": convert_params.as_dict(), "clips": fan.results})
     return fan
 
 
 def run(source: str, out_dir: str, params: ConvertParams, runner: RunnerParams) -> FanOut:
     """Run the flow with the task runner named in params (``params`` crosses into Prefect as a dict)."""
     with worker_processes(runner):
-        return convert_fps_flow.with_options(task_runner=make_task_runner(runner))(source, out_dir, asdict(params))
+        return convert_fps_flow.with_options(task_runner=make_task_runner(runner))(source, out_dir, params.as_dict())
 

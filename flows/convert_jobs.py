@@ -7,7 +7,6 @@ no Prefect and no torch, so a worker starts in under a second with about 100 MB.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 from pathlib import Path
 
 from synthtext.data.convert import VIDEO_SUFFIX, convert_clip, read_sidecar
@@ -55,9 +54,9 @@ def plan_jobs(source: Path, out_dir: Path, params: ConvertParams) -> tuple[list[
             continue
         seen.add(name.clip_id)
         # the clip id and output folder are in the key: two files with equal bytes are still two clips
-        key = stable_hash("convert_fps", name.clip_id, str(out_dir), md5, asdict(params), CODE_VERSION)
+        key = stable_hash("convert_fps", name.clip_id, str(out_dir), md5, params.as_dict(), CODE_VERSION)
         jobs.append({"src": str(path), "out_dir": str(out_dir), "clip_id": name.clip_id,
-                     "params": asdict(params), "source_md5": md5, "key": key})
+                     "params": params.as_dict(), "source_md5": md5, "key": key})
     return jobs, rejected
 
 

@@ -27,7 +27,7 @@ outside_readings = task(name="outside-readings", cache_policy=NO_CACHE)(stage.ou
 @flow(name="evaluate")
 def evaluate_flow(repo: str, evaluate_params: dict, promote_params: dict, data_source: str) -> dict:
     """The evaluate stage: metrics, plots, report, promotion. Returns the metrics written. ``evaluate_params``
-    and ``promote_params``: ``asdict`` of EvaluateParams and PromoteParams; ``data_source``: data.source."""
+    and ``promote_params``: ``as_dict`` of EvaluateParams and PromoteParams; ``data_source``: data.source."""
     root = Path(repo)
     experiment = tracking.setup(root)  # a tracking server that is down: one clear error now, not after the work
     run = stage.prepare(root, EvaluateParams.from_dict(evaluate_params), PromoteParams.from_dict(promote_params),

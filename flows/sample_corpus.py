@@ -60,7 +60,7 @@ def sample_corpus_flow(out_dir: str, params: dict) -> FanOut:
         if failed:
             raise RuntimeError(f"{len(failed)} clips failed, first: {failed[0]['detail']}")
         corpus_sheet(staging, fan.results, corpus.identities)
-        write_json_atomic(staging / "corpus.json", {"params": asdict(corpus), "clips": [s.clip_id for s in specs]})
+        write_json_atomic(staging / "corpus.json", {"params": corpus.as_dict(), "clips": [s.clip_id for s in specs]})
     return fan
 
 
@@ -69,5 +69,5 @@ def run(out_dir: str, params: CorpusParams, runner: RunnerParams) -> tuple[FanOu
     returns the fan-out and the wall time."""
     started = time.perf_counter()
     with worker_processes(runner):
-        fan = sample_corpus_flow.with_options(task_runner=make_task_runner(runner))(out_dir, asdict(params))
+        fan = sample_corpus_flow.with_options(task_runner=make_task_runner(runner))(out_dir, params.as_dict())
     return fan, time.perf_counter() - started

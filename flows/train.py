@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict, replace
 from pathlib import Path
 
 from prefect import flow, task
@@ -48,12 +47,12 @@ def train_task(spec: dict, nproc: int) -> dict:
 
 @flow(name="train-stage")
 def train_stage_flow(stage: str, repo: str, params: dict, compute: dict, paths: dict) -> dict:
-    """One training stage as one MLflow run. ``params`` and ``compute``: ``asdict`` of the stage's TrainParams
+    """One training stage as one MLflow run. ``params`` and ``compute``: ``as_dict`` of the stage's TrainParams
     and of ComputeParams. ``paths``: clips, splits, out_dir, ckpt_dir, metrics, plots, and emotion_dir /
     generator_dir where the stage starts from earlier models."""
     root = Path(repo)
     compute_params = ComputeParams.from_dict(compute)
-    train_params = replace(TrainParams.from_dict(params, stage), device=compute_params.device)
+    train_params = TrainParams.from_dict({**params, "device": compute_params.device}, stage)
     clips, splits = root / paths["clips"], root / paths["splits"]
     train_files, val_files = read_split(splits, clips, "train"), read_split(splits, clips, "val")
     experiment = tracking.setup(root)
@@ -68,11 +67,11 @@ def train_stage_flow(stage: str, repo: str, params: dict, compute: dict, paths: 
         run.tags({**tracking.git_state(root), **input_tags})
         if killed:  # their history up to the checkpoint this run resumes from is logged again here
             run.tags({"resumes_killed_runs": ",".join(killed)})
-        run.params(tracking.flatten({stage: asdict(train_params), "compute": asdict(compute_params)}))
-        spec = {"stage": stage, "params": asdict(train_params), "train": train_files, "val": val_files,
+        run.params(tracking.flatten({stage: train_params.as_dict(), "compute": compute_params.as_dict()}))
+        spec = {"stage": stage, "params": train_params.as_dict(), "train": train_files, "val": val_files,
                 "out_dir": str(root / paths["out_dir"]), "ckpt_dir": str(root / paths["ckpt_dir"]),
                 "tracking_uri": tracking.tracking_uri(root), "run_id": run.id,
-                "identity": {"params": asdict(train_params), "train": train_files, "code": training_code_version(),
+                "identity": {"params": train_params.as_dict(), "train": train_files, "code": training_code_version(),
                              **input_tags},
                 **{k: str(root / paths[k]) for k in ("emotion_dir", "generator_dir") if k in paths}}
         metrics = train_task(spec, compute_params.nproc)

@@ -1,7 +1,6 @@
 """Stage evaluate (flows/evaluate.py): metrics with baselines and held-out photos, reports/index.html,
 the promotion gate."""
 
-from dataclasses import asdict
 
 from flows.evaluate import evaluate_flow
 from stages import ROOT, main
@@ -10,7 +9,7 @@ from synthtext.ops.config import Params
 
 
 def stage(params: Params) -> str:
-    return summary(evaluate_flow(str(ROOT), asdict(params.evaluate), asdict(params.promote), params.data.source))
+    return summary(evaluate_flow(str(ROOT), params.evaluate.as_dict(), params.promote.as_dict(), params.data.source))
 
 
 if __name__ == "__main__":

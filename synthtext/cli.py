@@ -314,10 +314,10 @@ def build_parser() -> argparse.ArgumentParser:
                                  "lip motion, emotional faces, ground truth)")
     corpus.add_argument("--out", required=True, help="a new or empty folder (or an earlier sample corpus)")
     corpus.add_argument("--identities", type=int, default=4)
-    corpus.add_argument("--sentences", type=int, default=CorpusParams.sentences,
+    corpus.add_argument("--sentences", type=int, default=CorpusParams.defaults()["sentences"],
                         help="CREMA-D sentences per identity (1-12)")
-    corpus.add_argument("--intensity", default=CorpusParams.intensity, choices=["LO", "MD", "HI"])
-    corpus.add_argument("--seed", type=int, default=CorpusParams.seed)
+    corpus.add_argument("--intensity", default=CorpusParams.defaults()["intensity"], choices=["LO", "MD", "HI"])
+    corpus.add_argument("--seed", type=int, default=CorpusParams.defaults()["seed"])
     corpus.add_argument("--photos", help="a folder of face photos, one speaker each (default: assets/faces)")
     corpus.add_argument("--voice", help="a Piper .onnx voice (default: the bundled en_US joe voice)")
     corpus.add_argument("--workers", type=int, default=2)

@@ -306,7 +306,8 @@ def test_training_killed_by_sigkill_resumes_to_the_same_model(project):
 
     work, env = project
     params = yaml.safe_load((work / "params.yaml").read_text())
-    params["pretrain_generator"].update(steps=120, checkpoint_every=20, log_every=1, image_every=1000)
+    params["pretrain_generator"].update(steps=120, checkpoint_every=20, image_every=1000)
+    params["generator"]["log_every"] = 1
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     model = work / "models/generator_pre/model.pt"
     checkpoints = work / "models/checkpoints/pretrain_generator"
@@ -498,7 +499,8 @@ def train_until_a_checkpoint(work: Path, env: dict, steps: int) -> tuple[subproc
     """`dvc repro -s pretrain_generator` started afresh with ``steps`` steps (a checkpoint every 10),
     returned once its first checkpoint is on disk, with the checkpoint folder."""
     params = yaml.safe_load((work / "params.yaml").read_text())
-    params["pretrain_generator"].update(steps=steps, checkpoint_every=10, log_every=1, image_every=1000)
+    params["pretrain_generator"].update(steps=steps, checkpoint_every=10, image_every=1000)
+    params["generator"]["log_every"] = 1
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     checkpoints = work / "models/checkpoints/pretrain_generator"
     shutil.rmtree(checkpoints, ignore_errors=True)

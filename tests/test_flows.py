@@ -5,7 +5,6 @@ import json
 import os
 import platform
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import h5py
@@ -25,7 +24,7 @@ THREADS = RunnerParams(kind="threads", workers=2)
 
 
 def convert(raw, out, runner=THREADS, **overrides):
-    return convert_flow.run(str(raw), str(out), replace(PARAMS.convert_fps, **overrides), runner)
+    return convert_flow.run(str(raw), str(out), PARAMS.convert_fps.replace(**overrides), runner)
 
 
 def test_per_clip_cache_follows_content(prefect_server, raw_copy, tmp_path):

@@ -1,7 +1,6 @@
 """Real CREMA-D and GRID recordings from ../shared/realdata (skipped when that folder is absent)."""
 
 import json
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -30,7 +29,7 @@ def test_real_clips_convert_and_align(prefect_server, real_raw, tmp_path, mode):
     runner = RunnerParams(kind="threads", workers=2)
     convert_flow.run(str(real_raw), str(tmp_path / "fps25"), PARAMS.convert_fps, runner)
     fan = align_flow.run(str(tmp_path / "fps25"), str(tmp_path / "clips"), str(tmp_path / "report.json"),
-                         str(tmp_path / "metrics.json"), replace(PARAMS.align, mode=mode), runner)
+                         str(tmp_path / "metrics.json"), PARAMS.align.replace(mode=mode), runner)
     assert len(fan.ok) == 8 and not fan.rejected  # 3 CREMA-D FLVs (VP6 + mp3) and 5 GRID MPEGs
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["face_frame_ratio"] >= 0.98
@@ -66,7 +65,7 @@ def test_copied_real_videos_align_like_encoded_ones(prefect_server, real_raw, tm
     runner = RunnerParams(kind="threads", workers=2)
     aligned = {}
     for mode in ("encode", "copy"):
-        convert_flow.run(str(real_raw), str(tmp_path / mode), replace(PARAMS.convert_fps, video=mode), runner)
+        convert_flow.run(str(real_raw), str(tmp_path / mode), PARAMS.convert_fps.replace(video=mode), runner)
         fan = align_flow.run(str(tmp_path / mode), str(tmp_path / f"{mode}-clips"), str(tmp_path / f"{mode}.json"),
                              str(tmp_path / f"{mode}-metrics.json"), PARAMS.align, runner)
         assert len(fan.ok) == 8 and not fan.rejected

@@ -1,7 +1,6 @@
 """The generated corpus: CREMA-D's format, ground truth, determinism, and what a model can learn from it."""
 
 import json
-from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -101,7 +100,7 @@ def test_bundled_photos_are_distinct_people_and_all_give_a_face():
 def test_default_corpus_holds_people_out():
     """From params.yaml: one photo per actor, and the split keeps each person on one side."""
     params = load_params(REPO / "params.yaml")
-    sample = replace(params.sample, photos=str(REPO / params.sample.photos))
+    sample = params.sample.replace(photos=str(REPO / params.sample.photos))
     identities = build_identities(sample)
     person = {str(1001 + i): identity.name.split(":")[1] for i, identity in enumerate(identities)}
     assert len(set(person.values())) == len(person) == sample.identities

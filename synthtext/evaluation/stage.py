@@ -7,7 +7,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -252,7 +252,7 @@ def record_run(run: Evaluation, experiment: str, reports: Path, name: str, candi
         mlrun.tags({**tracking.git_state(run.root), "candidate_version": candidate.version,
                     "promotion": "promoted" if decision.promote else "refused",
                     "promotion_reasons": "; ".join(decision.reasons)[:5000]})
-        mlrun.params(tracking.flatten({"evaluate": asdict(run.settings), "promote": asdict(run.gate)}))
+        mlrun.params(tracking.flatten({"evaluate": run.settings.as_dict(), "promote": run.gate.as_dict()}))
         mlrun.metrics({f"{kind}.{k}": v for kind, values in table.items() for k, v in values.items()
                        if np.isfinite(v)})
         mlrun.artifacts(reports, "report")

@@ -1,28 +1,32 @@
-"""params.yaml, typed: one frozen dataclass per section, holding that section's defaults (what applies
-where the file leaves a key out), the table of training stages, and the loader.
+"""params.yaml, typed: one frozen pydantic model per section (``synthtext.ops.params.Section``: unknown
+keys, wrong types, values out of their choices or range stop with one line naming the key), the shared
+``generator`` block of the two generator stages, the table of training stages, and the loader.
 
-``load_params`` refuses what a typo would otherwise turn into a silent default: an unknown section or
-key (naming the closest valid one) and a value of the wrong type. Values with a fixed set of choices are
-checked whenever a section is built, from the file or in code. Dicts appear only where Prefect or
-torchrun need JSON: ``dataclasses.asdict`` on the way out, ``from_dict`` (the same checks) on the way in.
+Defaults, one source: params.yaml is what the pipeline runs with, and every model's defaults ARE
+params.yaml's values (tests/test_config.py checks ``Params() == load_params()``), so a section built in
+code (``AlignParams(size=...)``, the CLI, tests) starts from what the pipeline runs with; a change of a
+value goes into both, and the test says where they part. ``TrainParams`` is one stage's full set of
+training parameters; its defaults are what ``pretrain_emotion`` runs with (its keys the file leaves out
+take them too). The generator stages' keys live in three sections: ``generator`` (``GeneratorParams``,
+the 19 keys both stages share, written once: ``decoder`` among them, as train_gan starts from
+pretrain_generator's model), and ``pretrain_generator`` / ``train_gan`` with the keys of their own;
+``Params.training`` merges them into a TrainParams. Dicts appear only where Prefect or torchrun need JSON:
+``as_dict`` on the way out, ``from_dict`` (the same checks) on the way in.
 """
 
 from __future__ import annotations
 
-import difflib
-import types
-import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
+from pydantic import Field, model_validator
 
 from synthtext import INTENSITIES
 from synthtext.ops.errors import SynthTextError
-
-FILE = "params.yaml"
+from synthtext.ops.params import FILE, Section, unknown
 
 RUNNER_KINDS = ("threads", "processes", "dask")
 LANDMARK_BACKENDS = ("dlib", "face_alignment")  # each implemented in synthtext.data.landmarks.BACKENDS
@@ -32,103 +36,20 @@ DECODERS = ("motion", "pixels")
 PERCEPTUAL_NETS = ("emotion", "vgg19")
 REFERENCES = ("clip", "neutral", "mixed")  # where a training window's reference frame comes from
 EVALUATE_REFERENCES = ("neutral", "clip")
+VIDEO_MODES = ("encode", "copy")
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
-
-def _listed(choices: tuple) -> str:
-    return ", ".join("null" if c is None else str(c) for c in choices)
-
-
-def _check_choices(cls: type[Section], values: Mapping[str, Any], where: str) -> None:
-    for name, allowed in cls.CHOICES.items():
-        if name in values and values[name] not in allowed:
-            raise SynthTextError(f"{where}.{name} must be one of {_listed(allowed)}, not {values[name]!r}")
-
-
-_KINDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
-
-
-def _typed(where: str, value: Any, kind: Any) -> Any:
-    """``value`` as the field type ``kind`` (bool, int, float, str, ``X | None``, ``tuple[X, ...]``)."""
-    optional = typing.get_origin(kind) in (types.UnionType, typing.Union)
-    if optional:
-        if value is None:
-            return None
-        kind = next(a for a in typing.get_args(kind) if a is not type(None))
-    if typing.get_origin(kind) is tuple:
-        item = typing.get_args(kind)[0]
-        if isinstance(value, list | tuple) and all(_fits(v, item) for v in value):
-            return tuple(value)
-        wanted = f"a list of {_KINDS[item]}"
-    elif _fits(value, kind):
-        return float(value) if kind is float else value
-    else:
-        wanted = _KINDS[kind]
-    got = f"the text {value!r}" if isinstance(value, str) else f"{value!r}"
-    hint = ""
-    if kind is float and isinstance(value, str) and "e" in value.lower():
-        try:
-            float(value)
-            hint = " (YAML reads an exponent without a dot as text: write 1.0e-4, not 1e-4)"
-        except ValueError:
-            pass
-    raise SynthTextError(f"{FILE}: {where} must be {wanted}{' or null' if optional else ''}, not {got}{hint}")
-
-
-def _fits(value: Any, kind: type) -> bool:
-    if kind is bool:
-        return isinstance(value, bool)
-    if kind is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, kind)
-
-
-def _unknown(what: str, name: str, valid: list[str]) -> SynthTextError:
-    close = difflib.get_close_matches(name.rsplit(".", 1)[-1], valid, n=1)
-    hint = f"did you mean {close[0]}?" if close else f"use one of {', '.join(valid)}"
-    return SynthTextError(f"{FILE}: unknown {what} {name} ({hint})")
-
-
-class Section:
-    """What every section's dataclass shares: its choices checked when built, and ``from_dict``."""
-
-    SECTION: ClassVar[str]
-    CHOICES: ClassVar[dict[str, tuple]] = {}
-    SET_ELSEWHERE: ClassVar[dict[str, str]] = {}
-    """Fields that params.yaml sets in another section (field -> that key): not keys of this section."""
-
-    def __post_init__(self) -> None:
-        _check_choices(type(self), {name: getattr(self, name) for name in self.CHOICES}, self.SECTION)
-
-    @classmethod
-    def file_keys(cls) -> list[str]:
-        """The keys this section may have in params.yaml."""
-        return [f.name for f in fields(cls) if f.name not in cls.SET_ELSEWHERE]
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any], section: str | None = None, *, in_file: bool = False) -> Self:
-        """A section from a mapping (params.yaml's, or ``asdict`` of one that crossed a process or Prefect);
-        unknown keys and wrong types stop with a SynthTextError that names them. ``in_file``: the keys
-        params.yaml sets elsewhere (``SET_ELSEWHERE``) are refused too."""
-        section = section or cls.SECTION
-        valid = cls.file_keys() if in_file else [f.name for f in fields(cls)]
-        for key in values:
-            if key in cls.SET_ELSEWHERE and in_file:
-                raise SynthTextError(f"{FILE}: {section}.{key} is not a key of {section}: set "
-                                      f"{cls.SET_ELSEWHERE[key]} instead")
-            if key not in valid:
-                raise _unknown("key", f"{section}.{key}", valid)
-        hints = typing.get_type_hints(cls)
-        typed = {key: _typed(f"{section}.{key}", value, hints[key]) for key, value in values.items()}
-        _check_choices(cls, typed, f"{FILE}: {section}")
-        return cls(**typed)
+Positive = Annotated[int, Field(ge=1)]
+Count = Annotated[int, Field(ge=0)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+Weight = Annotated[float, Field(ge=0.0)]
+Rate = Annotated[float, Field(gt=0.0)]
+Names = Annotated[tuple[str, ...], Field(strict=False)]  # YAML gives a list
 
 
 # ---------------------------------------------------------------- the sections, in params.yaml's order
 
 
-@dataclass(frozen=True)
 class DataParams(Section):
     """The ``data`` section."""
 
@@ -137,171 +58,226 @@ class DataParams(Section):
     source: str = "data/raw/sample"  # raw clips, searched recursively; the default is the sample corpus
 
 
-@dataclass(frozen=True)
 class CorpusParams(Section):
     """The ``sample`` section: the generated corpus."""
 
     SECTION: ClassVar[str] = "sample"
-    CHOICES: ClassVar[dict[str, tuple]] = {"intensity": INTENSITIES}
 
-    identities: int = 12
-    sentences: int = 2
-    intensity: str = "HI"  # of the five non-neutral emotions (neutral clips are XX, as in CREMA-D)
+    identities: Positive = 12
+    sentences: Positive = 2
+    intensity: Literal[INTENSITIES] = "HI"  # of the five non-neutral emotions (neutral clips are XX)
     seed: int = 0
-    photos: str | None = None  # a folder of face photos, one person each; None: the bundled assets/faces
+    photos: str | None = "assets/faces"  # a folder of face photos, one person each; None: the bundled ones
     voice: str | None = None  # a Piper .onnx voice; default: the bundled en_US joe voice
 
 
-@dataclass(frozen=True)
 class RunnerParams(Section):
     """The ``runner`` section: how per-clip tasks run in parallel (results do not depend on it)."""
 
     SECTION: ClassVar[str] = "runner"
-    CHOICES: ClassVar[dict[str, tuple]] = {"kind": RUNNER_KINDS}
 
-    kind: str = "threads"
-    workers: int | None = None  # parallel clips; None (or 0): the task runner's own default
+    kind: Literal[RUNNER_KINDS] = "threads"
+    workers: Count | None = 2  # parallel clips; None (or 0): the task runner's own default
     dask_address: str | None = None  # an existing Dask scheduler (tcp://host:8786); None: a local cluster
 
 
-VIDEO_MODES = ("encode", "copy")
-X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
-
-
-@dataclass(frozen=True)
 class ConvertParams(Section):
     """The ``convert_fps`` section."""
 
     SECTION: ClassVar[str] = "convert_fps"
-    CHOICES: ClassVar[dict[str, tuple]] = {"preset": X264_PRESETS, "video": VIDEO_MODES}
 
-    fps: int = 25
-    sample_rate: int = 16000
+    fps: Positive = 25
+    sample_rate: Positive = 16000
     # encode: H.264 mp4 at fps. copy: the source's video stream unchanged (.mkv, no decode or encode)
     # plus the frames fps keeps, which align picks while decoding: same frames, one lossy step less
-    video: str = "encode"
-    crf: int = 18  # encode only
-    preset: str = "veryfast"  # encode only: x264's speed/size trade-off (ultrafast: about 2x faster, 2.5x bigger)
+    video: Literal[VIDEO_MODES] = "encode"
+    crf: Annotated[int, Field(ge=0, le=51)] = 18  # encode only
+    preset: Literal[X264_PRESETS] = "veryfast"  # encode only: x264's speed/size trade-off
     min_audio_db: float = -50.0  # quieter than this (RMS dBFS) counts as silent
 
 
-@dataclass(frozen=True)
 class AlignParams(Section):
     """The ``align`` section."""
 
     SECTION: ClassVar[str] = "align"
-    CHOICES: ClassVar[dict[str, tuple]] = {"mode": (0, 1), "backend": LANDMARK_BACKENDS,
-                                           "compression": (None, "gzip", "lzf")}
 
-    size: int = 128
-    mode: int = 1  # 1: one transform from the first frame; 0: per-frame transforms, smoothed
-    backend: str = "dlib"
-    detect_upsample: int = 1  # 0: no upsampling where a face of ~80 px and up is found (4x faster)
-    smooth_sigma: float = 2.0  # mode 0: Gaussian smoothing of landmarks over time, in frames
-    max_gap: int = 5  # longest run of face-less frames that is filled by interpolation
-    max_missing: float = 0.2  # reject a clip when more than this fraction of frames has no face
-    min_frames: int = 32  # one training window
-    max_shape_error: float = 0.12  # re-detect when the rigid-point fit error exceeds this (IOD units)
-    max_jump: float = 0.35  # re-detect when the face moves more than this between frames (IOD units)
-    compression: str | None = None  # of the HDF5 frames: None (12x faster to write and read than gzip; 23% bigger)
+    size: Positive = 128
+    mode: Literal[0, 1] = 1  # 1: one transform from the first frame; 0: per-frame transforms, smoothed
+    backend: Literal[LANDMARK_BACKENDS] = "dlib"
+    detect_upsample: Count = 1  # 0: no upsampling where a face of ~80 px and up is found (4x faster)
+    smooth_sigma: Weight = 2.0  # mode 0: Gaussian smoothing of landmarks over time, in frames
+    max_gap: Count = 5  # longest run of face-less frames that is filled by interpolation
+    max_missing: Fraction = 0.2  # reject a clip when more than this fraction of frames has no face
+    min_frames: Positive = 32  # one training window
+    max_shape_error: Rate = 0.12  # re-detect when the rigid-point fit error exceeds this (IOD units)
+    max_jump: Rate = 0.35  # re-detect when the face moves more than this between frames (IOD units)
+    compression: Literal["gzip", "lzf"] | None = None  # of the HDF5 frames: None is 12x faster than gzip
 
 
-@dataclass(frozen=True)
 class SplitParams(Section):
     """The ``split`` section."""
 
     SECTION: ClassVar[str] = "split"
 
-    val_ratio: float = 0.25  # fraction of actors held out for validation
+    val_ratio: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.25  # fraction of actors held out for validation
     seed: int = 0
 
 
-@dataclass(frozen=True)
 class ComputeParams(Section):
     """The ``compute`` section: where the training stages run."""
 
     SECTION: ClassVar[str] = "compute"
-    CHOICES: ClassVar[dict[str, tuple]] = {"device": DEVICES}
 
-    device: str = "auto"
-    nproc: int = 1  # > 1: DDP through torchrun
+    device: Literal[DEVICES] = "auto"
+    nproc: Positive = 1  # > 1: DDP through torchrun
 
 
-@dataclass(frozen=True)
 class TrainParams(Section):
-    """One training stage's section (``pretrain_emotion``, ``pretrain_generator``, ``train_gan``)."""
+    """One training stage's parameters: the ``pretrain_emotion`` section, and what ``Params.training``
+    makes of ``generator`` plus ``pretrain_generator`` or ``train_gan``. Defaults: pretrain_emotion's."""
 
     SECTION: ClassVar[str] = "training"
-    CHOICES: ClassVar[dict[str, tuple]] = {"profile": PROFILE_NAMES, "decoder": (None, *DECODERS),
-                                           "perceptual_net": PERCEPTUAL_NETS, "reference": REFERENCES,
-                                           "device": DEVICES}
-    SET_ELSEWHERE: ClassVar[dict[str, str]] = {"device": "compute.device"}
+    SET_ELSEWHERE: ClassVar[dict[str, str]] = {"device": "set compute.device instead"}
 
-    profile: str = "cpu"
-    decoder: str | None = None  # motion | pixels; None: the profile's (motion, or pixels for paper)
-    steps: int = 200
-    batch: int = 4
-    lr: float = 2e-4  # generator / classifier
-    lr_d: float = 1e-4  # discriminators in the GAN stage
-    workers: int = 2  # DataLoader worker processes
-    checkpoint_every: int = 50
-    log_every: int = 10
-    image_every: int = 50
+    profile: Literal[PROFILE_NAMES] = "cpu"
+    decoder: Literal[DECODERS] | None = None  # motion | pixels; None: the profile's (motion, or pixels for paper)
+    steps: Positive = 200
+    batch: Positive = 8
+    lr: Rate = 1e-3  # generator / classifier
+    lr_d: Rate = 1e-4  # discriminators in the GAN stage
+    workers: Count = 0  # DataLoader worker processes
+    checkpoint_every: Positive = 50
+    log_every: Positive = 10
+    image_every: Positive = 50
     seed: int = 0
-    device: str = "auto"  # compute.device
-    rec: float = 1.0
-    perceptual: float = 0.1
-    perceptual_net: str = "emotion"  # emotion | vgg19
+    device: Literal[DEVICES] = "auto"  # compute.device
+    rec: Weight = 1.0
+    perceptual: Weight = 0.1
+    perceptual_net: Literal[PERCEPTUAL_NETS] = "emotion"
     vgg19_weights: str | None = None
-    aux: float = 0.1
-    disc_frame: float = 0.01
-    disc_emo: float = 0.001
-    gp: float = 10.0
-    coarse: float = 1.0  # motion decoder: L1 of 4x4-block averages
-    smooth: float = 0.05  # motion decoder: total variation of the motion field
-    mask_prior: float = 1.0  # motion decoder: (1 - mask) outside the mouth
-    landmark_flow: float = 1.0  # motion decoder: the field at the frame's landmarks points to the reference's
-    landmark_points: float = 1.0  # motion decoder: its landmark displacements are the true ones (pixels)
-    expression_lr: float = 10.0  # motion decoder: the expression table's learning rate, in multiples of lr
-    reference: str = "neutral"  # reference frame: neutral (a neutral clip of the same actor) | clip | mixed
+    aux: Weight = 0.1
+    disc_frame: Weight = 0.01
+    disc_emo: Weight = 0.001
+    gp: Weight = 10.0
+    coarse: Weight = 1.0  # motion decoder: L1 of 4x4-block averages
+    smooth: Weight = 0.05  # motion decoder: total variation of the motion field
+    mask_prior: Weight = 1.0  # motion decoder: (1 - mask) outside the mouth
+    landmark_flow: Weight = 1.0  # motion decoder: the field at the frame's landmarks points to the reference's
+    landmark_points: Weight = 1.0  # motion decoder: its landmark displacements are the true ones (pixels)
+    expression_lr: Rate = 10.0  # motion decoder: the expression table's learning rate, in multiples of lr
+    reference: Literal[REFERENCES] = "neutral"  # neutral (a neutral clip of the same actor) | clip | mixed
     still_head: bool = True  # windows moved into the reference's head pose (see ClipWindows)
 
 
-@dataclass(frozen=True)
+class GeneratorParams(Section):
+    """The ``generator`` section: the keys pretrain_generator and train_gan share, written once."""
+
+    SECTION: ClassVar[str] = "generator"
+
+    profile: Literal[PROFILE_NAMES] = "cpu"
+    batch: Positive = 4
+    workers: Count = 0
+    log_every: Positive = 10
+    rec: Weight = 1.0
+    perceptual: Weight = 0.1
+    perceptual_net: Literal[PERCEPTUAL_NETS] = "emotion"
+    vgg19_weights: str | None = None
+    aux: Weight = 0.1
+    decoder: Literal[DECODERS] = "motion"  # both stages' (train_gan starts from pretrain_generator's model)
+    coarse: Weight = 1.0
+    smooth: Weight = 0.05
+    mask_prior: Weight = 1.0
+    landmark_flow: Weight = 1.0
+    landmark_points: Weight = 1.0
+    expression_lr: Rate = 10.0
+    still_head: bool = True
+    reference: Literal[REFERENCES] = "neutral"
+    seed: int = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stage_keys_live_in_stages(cls, values: Any) -> Any:
+        for key in values if isinstance(values, Mapping) else ():
+            if key in TrainParams.model_fields and key not in cls.model_fields and key != "device":
+                raise ValueError(f"{key} is a key of each stage, not shared: set it in pretrain_generator "
+                                 "and train_gan")
+        return values
+
+
+class _GeneratorStage(Section):
+    """A generator stage's own keys; the shared ones belong to ``generator``, and ``decoder`` must match."""
+
+    SET_ELSEWHERE: ClassVar[dict[str, str]] = {"device": "set compute.device instead"}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shared_keys_live_in_generator(cls, values: Any) -> Any:
+        for key in values if isinstance(values, Mapping) else ():
+            if key == "decoder":
+                raise ValueError("decoder must match between pretrain_generator and train_gan (train_gan "
+                                 "starts from pretrain_generator's model): set it once, as generator.decoder")
+            if key in GeneratorParams.model_fields:
+                raise ValueError(f"{key} is shared by pretrain_generator and train_gan: set generator.{key} instead")
+        return values
+
+
+class PretrainGeneratorParams(_GeneratorStage):
+    """The ``pretrain_generator`` section: its own keys (the rest: ``generator``)."""
+
+    SECTION: ClassVar[str] = "pretrain_generator"
+
+    steps: Positive = 600
+    lr: Rate = 3e-4
+    checkpoint_every: Positive = 50
+    image_every: Positive = 50
+
+
+class TrainGanParams(_GeneratorStage):
+    """The ``train_gan`` section: its own keys (the rest: ``generator``)."""
+
+    SECTION: ClassVar[str] = "train_gan"
+
+    steps: Positive = 80
+    lr: Rate = 1e-4
+    lr_d: Rate = 1e-4
+    checkpoint_every: Positive = 25
+    image_every: Positive = 25
+    disc_frame: Weight = 0.01
+    disc_emo: Weight = 0.001
+    gp: Weight = 10.0
+
+
 class EvaluateParams(Section):
     """The ``evaluate`` section."""
 
     SECTION: ClassVar[str] = "evaluate"
-    CHOICES: ClassVar[dict[str, tuple]] = {"reference": EVALUATE_REFERENCES}
 
-    seconds: float = 2.0  # of each validation clip (and of the speech each held-out photo speaks)
-    max_clips: int | None = None  # validation clips, spread over the people and emotions; None: every clip
-    sample_clips: int = 3  # clips in each per-emotion sample video and sheet
-    reference: str = "neutral"  # the first frame of the speaker's neutral clip | clip (its own)
-    photos: str | None = None  # photos of people in neither split; None: none
-    photo_clips: int = 1  # each photo speaks the speech of this many validation clips
-    size: int = 256  # the aligned face's size for held-out photos
-    face_frames: int = 4  # frames per video for identity and re-detection
+    seconds: Rate = 2.0  # of each validation clip (and of the speech each held-out photo speaks)
+    max_clips: Positive | None = 6  # validation clips, spread over the people and emotions; None: every clip
+    sample_clips: Positive = 3  # clips in each per-emotion sample video and sheet
+    reference: Literal[EVALUATE_REFERENCES] = "neutral"  # the speaker's neutral clip's first frame | clip (its own)
+    photos: str | None = "assets/heldout"  # photos of people in neither split; None: none
+    photo_clips: Positive = 1  # each photo speaks the speech of this many validation clips
+    size: Positive = 256  # the aligned face's size for held-out photos
+    face_frames: Positive = 4  # frames per video for identity and re-detection
     syncnet_weights: str | None = None  # SyncNet's published state_dict: adds LSE-D / LSE-C
     inception: str | None = None  # a TorchScript Inception feature extractor: adds FID
     seed: int = 0
 
 
-@dataclass(frozen=True)
 class PromoteParams(Section):
     """The ``promote`` section: the gate from candidate to champion (see synthtext/evaluation/promote.py)."""
 
     SECTION: ClassVar[str] = "promote"
 
-    metrics: tuple[str, ...] = ("sync_r", "emotion_accuracy")  # each must beat the champion by margin
+    metrics: Names = ("sync_r", "emotion_accuracy")  # each must beat the champion by margin
     margin: float = 0.0
     against_static: bool = True  # and these and static_floor be no worse than the static baseline
-    static_floor: tuple[str, ...] = ("ssim",)
-    max_identity: float | None = 0.45  # median identity distance on the held-out photos; None: not checked
+    static_floor: Names = ("ssim",)
+    max_identity: Weight | None = 0.45  # median identity distance on the held-out photos; None: not checked
     outside_judge: bool = True  # the outside judge reads the held-out photos' emotions better than chance
 
 
-@dataclass(frozen=True)
 class RetrainParams(Section):
     """The ``retrain`` section: the scheduled retraining flow (flows/retrain.py)."""
 
@@ -342,10 +318,14 @@ TRAINING_STAGES: dict[str, TrainingStage] = {
 
 # ---------------------------------------------------------------- the whole file
 
+GENERATOR_STAGES = {"pretrain_generator": PretrainGeneratorParams, "train_gan": TrainGanParams}
+"""The training stages whose parameters are ``generator`` plus their own section."""
+
 
 @dataclass(frozen=True)
 class Params:
-    """params.yaml: one attribute per section; a section the file leaves out has its defaults."""
+    """params.yaml: one attribute per section; a section the file leaves out has its defaults (which are
+    params.yaml's values). ``training(stage)``: one training stage's TrainParams."""
 
     data: DataParams = field(default_factory=DataParams)
     sample: CorpusParams = field(default_factory=CorpusParams)
@@ -355,8 +335,9 @@ class Params:
     split: SplitParams = field(default_factory=SplitParams)
     compute: ComputeParams = field(default_factory=ComputeParams)
     pretrain_emotion: TrainParams = field(default_factory=TrainParams)
-    pretrain_generator: TrainParams = field(default_factory=TrainParams)
-    train_gan: TrainParams = field(default_factory=TrainParams)
+    generator: GeneratorParams = field(default_factory=GeneratorParams)
+    pretrain_generator: PretrainGeneratorParams = field(default_factory=PretrainGeneratorParams)
+    train_gan: TrainGanParams = field(default_factory=TrainGanParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     promote: PromoteParams = field(default_factory=PromoteParams)
     retrain: RetrainParams = field(default_factory=RetrainParams)
@@ -366,14 +347,14 @@ class Params:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Params:
-        """Every section of ``raw`` (params.yaml as read) through its dataclass's checks."""
+        """Every section of ``raw`` (params.yaml as read) through its model's checks."""
         if not isinstance(raw, Mapping):
             raise SynthTextError(f"{FILE} must map section names to sections, not {raw!r}")
         sections = section_classes()
         built = {}
         for name, values in raw.items():
             if name not in sections:
-                raise _unknown("section", str(name), list(sections))
+                raise unknown("section", str(name), list(sections))
             values = {} if values is None else values
             if not isinstance(values, Mapping):
                 raise SynthTextError(f"{FILE}: section {name} must map keys to values, not {values!r}")
@@ -381,16 +362,19 @@ class Params:
         return cls(**built, raw=dict(raw))
 
     def training(self, stage: str) -> TrainParams:
-        """The section of training stage ``stage`` (a key of ``TRAINING_STAGES``)."""
+        """The parameters of training stage ``stage`` (a key of ``TRAINING_STAGES``): its section, and for
+        the generator stages the ``generator`` block under it."""
         if stage not in TRAINING_STAGES:
             raise SynthTextError(f"{stage} is not a training stage: use one of {', '.join(TRAINING_STAGES)}")
-        return getattr(self, stage)
+        if stage not in GENERATOR_STAGES:
+            return getattr(self, stage)
+        merged = {**self.generator.as_dict(), **getattr(self, stage).as_dict()}
+        return TrainParams.from_dict(merged, stage)
 
 
 def section_classes() -> dict[str, type[Section]]:
-    """Each params.yaml section's name -> its dataclass."""
-    hints = typing.get_type_hints(Params)
-    return {f.name: hints[f.name] for f in fields(Params) if f.name != "raw"}
+    """Each params.yaml section's name -> its model."""
+    return {name: f.default_factory for name, f in Params.__dataclass_fields__.items() if name != "raw"}
 
 
 def load_params(path: str | Path = FILE) -> Params:

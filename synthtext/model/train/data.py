@@ -64,8 +64,8 @@ class ClipWindows(Dataset):
     """
 
     def __init__(self, files: list[Path], cfg: ModelConfig, windows: int = 4, augment: bool = True, seed: int = 0,
-                 length: int | None = None, reference: str = TrainParams.reference,
-                 still_head: bool = TrainParams.still_head):
+                 length: int | None = None, reference: str = TrainParams.defaults()["reference"],
+                 still_head: bool = TrainParams.defaults()["still_head"]):
         if reference not in REFERENCES:
             raise ValueError(f"reference must be one of {', '.join(REFERENCES)}, not {reference!r}")
         self.files, self.cfg, self.augment, self.seed = list(files), cfg, augment, seed
