@@ -82,6 +82,21 @@ def post(url: str, fields: dict, token: str | None = None) -> tuple[int, dict, d
         return error.code, json.loads(error.read()), dict(error.headers)
 
 
+def submit(base: str, fields: dict, token: str | None, refused: list[int], lock) -> tuple[dict, float]:
+    """POST a video job, waiting out 429s (each counted in ``refused``) as Retry-After says: the job
+    and the time its accepted submission was sent."""
+    while True:
+        began = time.perf_counter()
+        status, job, headers = post(f"{base}/api/videos", fields, token)
+        if status != 429:
+            break
+        with lock:
+            refused[0] += 1
+        time.sleep(float(headers.get("Retry-After", 1)))
+    assert status == 202, job
+    return job, began
+
+
 def run(model: str, workers: int, requests: int, clients: int, queue: int) -> dict:
     with tempfile.TemporaryDirectory() as folder, \
             server_on(model, folder, "--workers", str(workers), "--queue", str(queue)) as (base, server):
@@ -96,14 +111,7 @@ def run(model: str, workers: int, requests: int, clients: int, queue: int) -> di
                 fields = {"photo": photo["photo"], "emotion": "HAP",
                           "text": f"{SENTENCES[number % len(SENTENCES)]} Number {number}."}
                 began = time.perf_counter()
-                while True:
-                    status, job, headers = post(f"{base}/api/videos", fields)
-                    if status != 429:
-                        break
-                    with lock:
-                        refused[0] += 1
-                    time.sleep(float(headers.get("Retry-After", 1)))
-                assert status == 202, job
+                job, _ = submit(base, fields, None, refused, lock)
                 while job["status"] not in ("done", "failed"):
                     time.sleep(0.05)
                     job = json.loads(urllib.request.urlopen(f"{base}{job['url']}", timeout=30).read())
@@ -360,15 +368,7 @@ def load(model: str, clients: int, jobs: int) -> None:
                 for number in numbers:
                     fields = {"photo": photos[name], "emotion": "HAP",
                               "text": f"{SENTENCES[number % len(SENTENCES)]} Number {number}."}
-                    while True:
-                        began = time.perf_counter()
-                        status, job, headers = post(f"{base}/api/videos", fields, token)
-                        if status != 429:
-                            break
-                        with lock:
-                            refused[0] += 1
-                        time.sleep(float(headers.get("Retry-After", 1)))
-                    assert status == 202, job
+                    job, began = submit(base, fields, token, refused, lock)
                     thread = threading.Thread(target=watch, args=(job, began, token))
                     thread.start()
                     with lock:

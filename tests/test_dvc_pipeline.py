@@ -80,9 +80,11 @@ def project(tmp_path_factory, prefect_api) -> tuple[Path, dict]:
     env.pop("MLFLOW_TRACKING_URI", None)
     params = yaml.safe_load((work / "params.yaml").read_text())
     params["sample"].update(identities=2, sentences=1)  # 12 clips keep the test short
+    small = {"profile": "tiny", "batch": 2, "workers": 0, "log_every": 1}
     for stage in TRAINING:  # a few steps of the tiny profile: the real stages, made small
-        params[stage].update(profile="tiny", steps=4, batch=2, workers=0, checkpoint_every=2, log_every=1,
-                             image_every=2)
+        params[stage].update(steps=4, checkpoint_every=2, image_every=2)
+    params["pretrain_emotion"].update(small)
+    params["generator"].update(small)  # the keys both generator stages share
     # One held-out photo, measured on one frame a video at 128 px: the stage's wiring, at a third of its cost
     # (the held-out measurements themselves are tested in test_evaluation).
     params["evaluate"].update(seconds=1.5, max_clips=3, sample_clips=1, size=128, face_frames=1)
