@@ -1,14 +1,14 @@
 """How much of the corpus's expression the generator makes on faces it never saw, at each strength.
 
 For each held-out photo (assets/heldout/) and emotion, the generator speaks the same speech at
-intensities LO, MD, HI and 1.5 (head still, no blinks); its landmark moves (the decoder's ``points``,
-averaged over the frames) minus the same photo's NEU moves are projected on the corpus's expression:
-1.0 = the corpus's full expression, in its direction. The corpus's expression is what the model
-learns from: the aligned training clips' landmarks (dlib's, in the still-head frame training uses),
-each emotion's mean minus the same actor's NEU mean, over the actors (``data/processed/clips``).
-The expression as the corpus renders it (``corpus.motion.expression_offsets``) is printed beside
-it: dlib's points and the alignment on the eyes and nose bridge see 53-79% of it. Issue 26's
-target: HI >= 0.9 on held-out photos, LO < MD < HI.
+intensities LO, MD, HI and 1.5 (head still, no blinks), rendered on the aligned face as inference
+renders it: the network's speech-driven moves with the emotion's expression drawn from its action units
+on the photo's own landmarks (``synthtext.inference.expression``). The landmark detector the corpus
+was aligned with reads every frame; the mean landmarks minus the same photo's NEU video's are projected
+on the corpus's expression: 1.0 = the corpus's full expression, in its direction. The corpus's
+expression is measured the same way in the aligned training clips: each emotion's mean landmarks minus
+the same actor's NEU mean, over the actors (``data/processed/clips``). Issue 26's target: HI >= 0.9 on
+held-out photos, LO < MD < HI.
 
     python benchmarks/bench_expression.py [--model models/generator]
 
@@ -29,10 +29,11 @@ sys.path.insert(0, str(ROOT))
 import h5py  # noqa: E402
 
 from synthtext import EMOTIONS  # noqa: E402
-from synthtext.data.corpus.motion import expression_offsets  # noqa: E402
-from synthtext.data.template import template  # noqa: E402
+from synthtext.data.landmarks import make_backend  # noqa: E402
+from synthtext.evaluation.evaluator import Measurer  # noqa: E402
 from synthtext.inference import infer  # noqa: E402
 from synthtext.inference.markup import intensity_amount  # noqa: E402
+from synthtext.inference.render import crop_frames  # noqa: E402
 from synthtext.inference.tts.engines import make_engine, synthesize_text  # noqa: E402
 from synthtext.model.train.data import stabilise  # noqa: E402
 
@@ -78,7 +79,8 @@ def main() -> None:
     args = parser.parse_args()
     model = infer.load_generator(args.model)
     side = model.cfg.image_size
-    rest = template(side)
+    size = int(model.preprocess["size"])
+    measurer = Measurer(make_backend(model.preprocess["landmark_backend"]), size)
     engine = make_engine("piper")
     speech = synthesize_text(engine, "Don't forget a jacket. It is cold outside.", "NEU", "MD", 1.0, 0)
     measured = measured_expressions(Path(args.clips), side)
@@ -88,15 +90,16 @@ def main() -> None:
     print(f"model {args.model} (md5 {model.md5[:10]}), {len(photos)} held-out photos, "
           f"{len(speech.audio) / speech.sample_rate:.1f} s of speech")
     print(f"{'emotion':<8}" + "".join(f"{str(level):>8}" for level in LEVELS)
-          + "   (share of the corpus's HI expression)")
+          + "   (share of the corpus's HI expression, as the landmark detector sees both)")
     shares = {e: {level: [] for level in LEVELS} for e in EMOTIONS if e != "NEU"}
     for photo in photos:
         face = infer.prepare_face(photo, model.preprocess)
 
-        def moves(emotion: str, amount: float, crop: np.ndarray = face.crop) -> np.ndarray:
-            animation = infer.animate(model.generator, speech.audio, speech.sample_rate, crop,
-                                      weights(emotion, amount))
-            return animation.parts["points"].numpy().mean(0) * (side / 2)  # [68, 2] in the network's pixels
+        def moves(emotion: str, amount: float, face: infer.Face = face) -> np.ndarray:
+            animation = infer.animate(model.generator, speech.audio, speech.sample_rate, face.crop,
+                                      weights(emotion, amount), landmarks=face.landmarks)
+            points = measurer.landmarks(crop_frames(animation, face.crop_at(size)))
+            return np.nanmean(points, 0) * (side / size)  # [68, 2] in the network's pixels
 
         neutral = moves("NEU", 1.0)
         for emotion in shares:
@@ -106,13 +109,9 @@ def main() -> None:
                 made = moves(emotion, amount) - neutral
                 shares[emotion][level].append(float((made * corpus).sum() / (corpus * corpus).sum()))
     for emotion, by_level in shares.items():
-        rendered = expression_offsets(rest, emotion, 1.0)[:68]
-        seen = float((measured[emotion] * rendered).sum() / (rendered * rendered).sum())
-        print(f"{emotion:<8}" + "".join(f"{np.mean(v):8.2f}" for v in by_level.values())
-              + f"   (the aligned clips hold {seen:.2f} of the rendered expression)")
+        print(f"{emotion:<8}" + "".join(f"{np.mean(v):8.2f}" for v in by_level.values()))
     every = {level: np.mean([np.mean(by_level[level]) for by_level in shares.values()]) for level in LEVELS}
     print(f"{'mean':<8}" + "".join(f"{v:8.2f}" for v in every.values()))
-
 
 if __name__ == "__main__":
     main()

@@ -594,23 +594,30 @@ def _constant_evaluator(emotion: str):
 
 def test_the_emotion_condition_changes_at_the_tag(model, photo):
     """Windows wholly before the border are the first emotion's output, windows wholly after it the
-    second's (same seed, same noise); across the border the motion changes no faster than within a
-    segment, while a cut would jump."""
-    import torch
-
+    second's (same seed, same noise); across the border the face (the network's moves and the
+    expression drawn on them) changes no faster than within a segment, while a cut would jump."""
+    from synthtext import EMOTIONS
+    from synthtext.inference.expression import ExpressionRig
     from synthtext.inference.infer import animate, prepare_face
     from synthtext.inference.markup import emotion_track
 
     face = prepare_face(photo, model.preprocess)
     gen = model.generator
-    with torch.no_grad():
-        gen.decoder.expressions.copy_(torch.randn_like(gen.decoder.expressions) * 0.05)  # distinct expressions
+    side = gen.cfg.image_size
+    rig = ExpressionRig(face.landmarks * side / face.crop.shape[0], (side, side), EMOTIONS)
     audio, rate = np.zeros(16000 * 4, np.float32), 16000  # 100 frames of silence: only the emotion moves
     frames = 100
     smooth = emotion_track([("HAP", 1.0, 0, 50), ("SAD", 1.0, 50, 100)], frames, 25)
     cut = emotion_track([("HAP", 1.0, 0, 50), ("SAD", 1.0, 50, 100)], frames, 25, transition=0.0)
-    points = {name: animate(gen, audio, rate, face.crop, condition, seed=3).parts["points"].numpy()
-              for name, condition in (("HAP", "HAP"), ("SAD", "SAD"), ("smooth", smooth), ("cut", cut))}
+
+    def shown(condition) -> np.ndarray:
+        """The 68 points' moves each frame shows (network pixels)."""
+        parts = animate(gen, audio, rate, face.crop, condition, seed=3, landmarks=face.landmarks).parts
+        return np.stack([p * side / 2 + rig.landmark_moves(w)
+                         for p, w in zip(parts["points"].numpy(), parts["emotion"].numpy(), strict=True)])
+
+    points = {name: shown(condition) for name, condition in (("HAP", "HAP"), ("SAD", "SAD"), ("smooth", smooth),
+                                                             ("cut", cut))}
     size = gen.cfg.frames
     assert np.allclose(points["smooth"][:50 - 5 - size], points["HAP"][:50 - 5 - size], atol=1e-6)
     assert np.allclose(points["smooth"][50 + 5 + size:], points["SAD"][50 + 5 + size:], atol=1e-6)

@@ -271,6 +271,8 @@ def animate_chunks(generator: Generator, audio: np.ndarray, sample_rate: int, cr
         mels = torch.from_numpy(np.stack([mel_windows(mel, s, cfg.frames, cfg) for s in chunk])).to(device)
         weights = torch.from_numpy(np.stack([track[s:s + cfg.frames] for s in chunk])).to(device)
         parts, _ = generator.decode(mels, reference.expand(len(chunk), -1, -1, -1), weights, generator=noise)
+        if generator.cfg.decoder == "motion" and generator.decoder.expressions is not None:
+            parts = without_table(generator, parts, weights)
         end = chunk[-1] + cfg.frames - base  # the accumulators must reach the last window's end
         if len(weight) < end:
             weight = torch.cat([weight, torch.zeros(end - len(weight), device=device)])
@@ -295,6 +297,18 @@ def animate_chunks(generator: Generator, audio: np.ndarray, sample_rate: int, cr
             acc = {k: v[n:].clone() for k, v in acc.items()}
             weight = weight[n:].clone()
             base = ready
+
+
+def without_table(generator: Generator, parts: dict[str, torch.Tensor], weights: torch.Tensor
+                  ) -> dict[str, torch.Tensor]:
+    """The decoder's parts without its learnt expression table's move, and each frame's emotion weights
+    [B, T, 6] as ``emotion``: the expression is drawn on the photo at its own resolution instead, from the
+    corpus's action units (``synthtext.inference.expression``), so it is not made twice."""
+    decoder = generator.decoder
+    table = torch.einsum("bte,ekc->btkc", weights.to(decoder.expressions.dtype), decoder.expressions)
+    return {**parts, "points": parts["points"] - table,
+            "flow": parts["flow"] + torch.einsum("btkc,khw->btchw", table, decoder.kernels),
+            "emotion": weights.to(parts["flow"].dtype)}
 
 
 def emotion_frames(emotion: str | np.ndarray, length: int, emotions: tuple[str, ...]) -> np.ndarray:

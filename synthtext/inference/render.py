@@ -12,11 +12,13 @@ import cv2
 import numpy as np
 import torch
 
+from synthtext import EMOTIONS
 from synthtext.data.features import to_uint8
 from synthtext.data.frames import resize_frames
 from synthtext.data.geometry import inner_lip_distance
 from synthtext.data.template import eye_centres, template
 from synthtext.evaluation.liveliness import mouth_measures
+from synthtext.inference.expression import ExpressionRig
 from synthtext.inference.infer import Animation, Face, animate
 from synthtext.inference.life import HeadField, Lids
 from synthtext.inference.mouth import paint_mouth
@@ -153,6 +155,12 @@ def move_pixels(animation: Animation, image: np.ndarray, to_net: np.ndarray,
     moves = moves.float().cpu().numpy() * (side / 2) if moves is not None else None
     own_teeth = moves is not None and shows_teeth(image, eyes)
     to_image = cv2.invertAffineTransform(to_net)
+    # The emotion's expression, drawn on the photo's own landmarks (``synthtext.inference.expression``).
+    emotion = animation.parts.get("emotion")
+    weights = emotion.float().cpu().numpy() if emotion is not None else None
+    rig = None
+    if weights is not None and np.abs(np.delete(weights, EMOTIONS.index("NEU"), 1)).max() > 0:
+        rig = ExpressionRig(eyes - (x0, y0), (box_h, box_w), EMOTIONS)
 
     def mouth_points(t: int) -> np.ndarray:
         """The frame's 68 points in box pixels: the reference's moved by the decoder, then by the head."""
@@ -160,7 +168,8 @@ def move_pixels(animation: Animation, image: np.ndarray, to_net: np.ndarray,
         if head is not None:
             dx, dy = HeadField(moved[:, 0], moved[:, 1], points, side).displacement(*life[t, 1:])
             moved = moved + np.stack([dx, dy], 1)
-        return cv2.transform(moved[None], to_image)[0] - (x0, y0)
+        moved = cv2.transform(moved[None], to_image)[0] - (x0, y0)
+        return moved if rig is None else moved + rig.landmark_moves(weights[t])
 
     def fields(t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The field and mask and the synthesized image over the box, and where the still face's pixels
@@ -183,6 +192,10 @@ def move_pixels(animation: Animation, image: np.ndarray, to_net: np.ndarray,
         warped, filled, base_x, base_y = fields(t)
         map_x = base_x + linear[0, 0] * warped[..., 0] + linear[0, 1] * warped[..., 1]
         map_y = base_y + linear[1, 0] * warped[..., 0] + linear[1, 1] * warped[..., 1]
+        if rig is not None:  # the expression under the speech's moves: box pixels there
+            map_x, map_y = rig.pull(map_x - np.float32(x0), map_y - np.float32(y0), weights[t])
+            map_x += np.float32(x0)
+            map_y += np.float32(y0)
         face_px = cv2.remap(image, map_x, map_y, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE)
         face_px = face_px.astype(np.float32)
         if lids is not None:
