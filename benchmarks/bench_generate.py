@@ -107,7 +107,7 @@ def cold(photo: Path, model_dir: Path | str, prefect: bool) -> float:
         cmd = [str(exe), "generate", "--image", str(photo), "--text", SENTENCE, "--emotion", "HAP",
                "--model", str(model_dir), "--out", str(Path(scratch) / "cold.mp4")]
         start = time.perf_counter()
-        subprocess.run(cmd + ([] if prefect else ["--no-prefect"]), check=True, capture_output=True, cwd=ROOT)
+        subprocess.run(cmd + (["--prefect"] if prefect else []), check=True, capture_output=True, cwd=ROOT)
         return time.perf_counter() - start
 
 

@@ -564,8 +564,12 @@ def test_generate_runs_the_prefect_flow(prefect_server, model_dir, photo, tmp_pa
     before = asyncio.run(completed_runs())
     out = tmp_path / "flow.mp4"
     assert _cli("generate", "--image", str(photo), "--text", "Hello.", "--emotion", "NEU", "--model",
-                str(model_dir), "--out", str(out)) == 0
+                str(model_dir), "--out", str(out), "--prefect") == 0
     assert asyncio.run(completed_runs()) == before + 1 and out.is_file()
+    # one video without --prefect is made in this process: no flow run
+    assert _cli("generate", "--image", str(photo), "--text", "Hello.", "--emotion", "NEU", "--model",
+                str(model_dir), "--out", str(tmp_path / "here.mp4")) == 0
+    assert asyncio.run(completed_runs()) == before + 1 and (tmp_path / "here.mp4").is_file()
 
 
 @needs_realdata
