@@ -51,7 +51,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from flows.runner import huge_pages_for_children  # noqa: E402
-from flows.with_server import free_port, server_env, start_server, stop_server, wait_healthy  # noqa: E402
 from synthtext import EMOTIONS, INTENSITIES  # noqa: E402
 from synthtext.data import media  # noqa: E402
 from synthtext.data.align import align_clip  # noqa: E402
@@ -60,6 +59,7 @@ from synthtext.data.landmarks import make_backend  # noqa: E402
 from synthtext.data.naming import CREMA_SENTENCES, find_videos, parse_clip_name  # noqa: E402
 from synthtext.ops.config import VIDEO_MODES, AlignParams, ConvertParams, RunnerParams  # noqa: E402
 from synthtext.ops.errors import ClipRejected  # noqa: E402
+from synthtext.ops.prefect_server import free_port, server_env, start_server, stop_server, wait_healthy  # noqa: E402
 
 CREMA_CLIPS = 7442
 CREMA_MEAN_S = 2.54  # mean CREMA-D clip duration

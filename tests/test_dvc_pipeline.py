@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import yaml
 
-from flows.with_server import free_port, start_server, stop_server, wait_healthy
+from synthtext.ops.prefect_server import free_port, start_server, stop_server, wait_healthy
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow

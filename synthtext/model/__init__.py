@@ -2,7 +2,8 @@
 emotion and noise; a frame discriminator; an emotion discriminator.
 
 ``train`` holds their training: data windows, losses, the shared set-up (``setup``), the three stages
-(``loop``), the pictures a run logs and a sample video.
+(``loop``), the pictures a run logs, a sample video, and each stage's run around the training (``stage``:
+its inputs and lineage, MLflow run, torchrun, outputs and registered model).
 """
 
 from synthtext.model.config import PROFILES, ModelConfig, profile
