@@ -134,6 +134,13 @@ def first_frame(path: str) -> np.ndarray:
         return f["video"][0]
 
 
+@functools.lru_cache(maxsize=64)
+def first_landmarks(path: str) -> np.ndarray:
+    """The 68 points of a clip file's first frame (where a generated video draws the expression)."""
+    with h5py.File(path, "r") as f:
+        return f["landmarks"][0]
+
+
 @dataclass
 class Instruments:
     """Everything that measures a video, built once per evaluation."""
@@ -216,7 +223,7 @@ def evaluate_clip(path: str, reference_file: str, generator, tools: Instruments,
     for name, (frames, conditions, condition) in candidates.items():
         if frames is None:
             frames = generate_frames(generator, speech.audio, speech.sample_rate, reference_frame, condition, seed,
-                                     size=real.shape[1])[:len(real)]
+                                     size=real.shape[1], landmarks=first_landmarks(reference_file))[:len(real)]
         own = condition in (None, emotion)  # image and motion metrics: only the own emotion is ever read
         videos[name], _ = measure_video(frames, tools, reference, neutral, speech, conditions,
                                         (real, real_measured) if own else None, truth,

@@ -301,11 +301,14 @@ def animate_chunks(generator: Generator, audio: np.ndarray, sample_rate: int, cr
 
 def without_table(generator: Generator, parts: dict[str, torch.Tensor], weights: torch.Tensor
                   ) -> dict[str, torch.Tensor]:
-    """The decoder's parts without its learnt expression table's move, and each frame's emotion weights
-    [B, T, 6] as ``emotion``: the expression is drawn on the photo at its own resolution instead, from the
-    corpus's action units (``synthtext.inference.expression``), so it is not made twice."""
+    """The decoder's parts without its learnt expression table's emotion moves, and each frame's emotion
+    weights [B, T, 6] as ``emotion``: the expression is drawn on the photo at its own resolution instead,
+    from the corpus's action units (``synthtext.inference.expression``), so it is not made twice. Each
+    row is taken out relative to NEU's, so what every emotion shares (NEU's row, the speaking face's
+    posture) stays, and a NEU video is exactly the decoder's."""
     decoder = generator.decoder
-    table = torch.einsum("bte,ekc->btkc", weights.to(decoder.expressions.dtype), decoder.expressions)
+    rows = decoder.expressions - decoder.expressions[generator.cfg.emotions.index("NEU")]
+    table = torch.einsum("bte,ekc->btkc", weights.to(rows.dtype), rows)
     return {**parts, "points": parts["points"] - table,
             "flow": parts["flow"] + torch.einsum("btkc,khw->btchw", table, decoder.kernels),
             "emotion": weights.to(parts["flow"].dtype)}

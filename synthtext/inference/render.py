@@ -37,11 +37,13 @@ def crop_frames(animation: Animation, crop: np.ndarray) -> np.ndarray:
 
 
 def generate_frames(generator: Generator, audio: np.ndarray, sample_rate: int, crop: np.ndarray, emotion: str,
-                    seed: int = 0, overlap: int | None = None, batch: int = 64, size: int | None = None) -> np.ndarray:
+                    seed: int = 0, overlap: int | None = None, batch: int = 64, size: int | None = None,
+                    landmarks: np.ndarray | None = None) -> np.ndarray:
     """Frames [T, size, size, 3] uint8 (default: the model's image size) for speech of any length:
-    ``animate`` then ``crop_frames`` on the crop resized to ``size``."""
+    ``animate`` then ``crop_frames`` on the crop resized to ``size``. ``landmarks``: the crop's 68 points
+    in its pixels (where the expression is drawn; default: the template's)."""
     size = size or generator.cfg.image_size
-    animation = animate(generator, audio, sample_rate, crop, emotion, seed, overlap, batch)
+    animation = animate(generator, audio, sample_rate, crop, emotion, seed, overlap, batch, landmarks=landmarks)
     return crop_frames(animation, resize_frames(crop[None], size)[0])
 
 

@@ -27,7 +27,8 @@ def write_sample_video(generator: Generator, clip_path: Path, out: Path, seconds
     audio = clip.audio[:audio_length(total, rate, fps)]
     was_training = generator.training
     generator.eval()
-    fake = generate_frames(generator, audio, rate, clip.video[0], clip.attrs["emotion"])[:total]
+    fake = generate_frames(generator, audio, rate, clip.video[0], clip.attrs["emotion"],
+                           landmarks=clip.landmarks[0])[:total]
     generator.train(was_training)
     real = to_uint8(torch.from_numpy(to_tensor_frames(clip.video[:total], cfg.image_size)))
     write_video(out, np.concatenate([real, fake], axis=2), cfg.fps, audio, rate)
