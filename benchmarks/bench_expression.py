@@ -11,6 +11,12 @@ the same actor's NEU mean, over the actors (``data/processed/clips``). Issue 26'
 held-out photos, LO < MD < HI.
 
     python benchmarks/bench_expression.py [--model models/generator]
+    python benchmarks/bench_expression.py --judge [--levels MD,0.8,HI]
+
+``--judge`` prints what the strength costs and buys instead, as ``evaluate`` measures them on the
+held-out photos (the first validation clip's 2 s of speech, blinks and head motion on, 256 px): the
+outside judge's accuracy and hits per emotion, and the share of frames whose dlib face descriptor
+stays within 0.45 of the photo's (identity kept), at each strength.
 
 Needs a trained model (`make demo`).
 """
@@ -71,13 +77,58 @@ def measured_expressions(folder: Path, side: int) -> dict[str, np.ndarray]:
     return out
 
 
+def judge_and_identity(model, photos: list[Path], levels: list[float]) -> None:
+    """The outside judge's reading and identity kept on the held-out photos at each strength."""
+    from synthtext.data.split import read_split
+    from synthtext.evaluation.face_metrics import FaceJudge, identity_distance
+    from synthtext.evaluation.judge import OutsideJudge
+    from synthtext.evaluation.runs import clip_inputs, spread_clips
+    from synthtext.inference.life import Life
+    from synthtext.inference.render import face_frames
+
+    val = read_split(ROOT / "data/processed/splits", ROOT / "data/processed/clips", "val")
+    if not val:
+        sys.exit("no validation clips in data/processed: run dvc repro (make demo) first")
+    _, _, speech = clip_inputs(spread_clips(val, 6)[0], 2.0)
+    judge, faces = OutsideJudge(), FaceJudge()
+    print(f"{'strength':<9}{'accuracy':>9}{'identity kept':>15}   per emotion: hits of {len(photos)}, identity kept")
+    for amount in levels:
+        read, distances = {}, {}
+        for photo in photos:
+            face = infer.prepare_face(photo, model.preprocess)
+            reference = faces.reference(face.crop_at(256)).descriptor
+            for emotion in EMOTIONS:
+                animation = infer.animate(model.generator, speech.audio, speech.sample_rate, face.crop,
+                                          weights(emotion, 0.0 if emotion == "NEU" else amount), 0, life=Life(),
+                                          landmarks=face.landmarks)
+                frames = face_frames(animation, face, 256)
+                read.setdefault(emotion, []).append(EMOTIONS[int(np.argmax(judge.clip_probabilities(frames)))])
+                found = (faces.describe(frames[i]) for i in range(0, len(frames), 6))
+                distances.setdefault(emotion, []).extend(identity_distance(d, reference) for d in found
+                                                         if d is not None)
+        hits = {e: sum(r == e for r in read[e]) for e in EMOTIONS}
+        kept = {e: float(np.mean(np.array(distances[e]) <= 0.45)) for e in EMOTIONS}
+        every = np.concatenate([distances[e] for e in EMOTIONS])
+        print(f"{amount:<9.2f}{sum(hits.values()) / (len(EMOTIONS) * len(photos)):9.3f}"
+              f"{float(np.mean(every <= 0.45)):15.2f}   "
+              + "  ".join(f"{e} {hits[e]} {kept[e]:.2f}" for e in EMOTIONS), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=str(ROOT / "models/generator"))
     parser.add_argument("--photos", default=str(ROOT / "assets/heldout"))
     parser.add_argument("--clips", default=str(ROOT / "data/processed/clips"), help="the aligned training clips")
+    parser.add_argument("--judge", action="store_true",
+                        help="print the outside judge's accuracy and identity kept at each strength instead")
+    parser.add_argument("--levels", default="MD,0.8,HI,1.2", help="--judge: strengths (LO/MD/HI or numbers)")
     args = parser.parse_args()
     model = infer.load_generator(args.model)
+    if args.judge:
+        photos = sorted(p for p in Path(args.photos).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        levels = [intensity_amount(v) if v in ("LO", "MD", "HI") else float(v) for v in args.levels.split(",")]
+        judge_and_identity(model, photos, levels)
+        return
     side = model.cfg.image_size
     size = int(model.preprocess["size"])
     measurer = Measurer(make_backend(model.preprocess["landmark_backend"]), size)
