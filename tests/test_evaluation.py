@@ -424,6 +424,31 @@ def test_gate_refuses_ssim_below_static_and_identity_above_the_limit():
         decide(sharp, static, None, ["sync_r"], static_floor=["sharpnes"])
 
 
+def test_expressive_videos_may_be_as_far_as_real_expressions_and_the_face_at_rest_is_held_to_the_limit():
+    from synthtext.evaluation.promote import decide
+
+    static = {"sync_r": 0.0}
+    candidate = {"sync_r": 0.5}
+    expressive = {"heldout_face": {"identity_median": 0.47}, "heldout_photo": {"identity_median": 0.44}}
+    rest = {"heldout_face": 0.22, "heldout_photo": 0.24}
+    gate = {"max_identity": 0.45, "real_identity": 0.44, "over_real": 0.05}
+    decision = decide(candidate, static, None, ["sync_r"], heldout=expressive, at_rest=rest, **gate)
+    assert decision.promote, decision.reasons
+    assert "identity_median (held-out, aligned face): 0.4700 <= limit 0.4900 (the real clips' 0.4400 + " \
+        "promote.identity_over_real; lower is better)" in decision.reasons
+    assert "identity_median at rest (NEU) (held-out, aligned face): 0.2200 <= limit 0.4500 (promote.max_identity; " \
+        "lower is better)" in decision.reasons
+    # further than real expressions are from their neutral face: refused
+    too_far = {**expressive, "heldout_face": {"identity_median": 0.50}}
+    assert not decide(candidate, static, None, ["sync_r"], heldout=too_far, at_rest=rest, **gate).promote
+    # a face that is someone else even at rest: refused
+    assert not decide(candidate, static, None, ["sync_r"], heldout=expressive,
+                      at_rest={**rest, "heldout_photo": 0.46}, **gate).promote
+    # without the real clips' figure (no real column) every video is held to max_identity
+    assert not decide(candidate, static, None, ["sync_r"], heldout=expressive, at_rest=rest,
+                      **{**gate, "real_identity": None}).promote
+
+
 # ---------------------------------------------------------------- lineage hashes and the schedule
 
 

@@ -184,6 +184,16 @@ def champion_generator(champion) -> Iterator[object]:
         yield load_generator(folder).generator
 
 
+def at_rest_identity(photos: list) -> dict[str, float] | None:
+    """Held-out column -> the NEU videos' median identity distance (None without held-out photos)."""
+    if not photos:
+        return None
+    neutral = heldout_breakdown(photos)["emotions"].get("NEU", {})
+    return {column: neutral[kind]["identity_median"] for kind, column in (("face", "heldout_face"),
+                                                                          ("photo", "heldout_photo"))
+            if kind in neutral}
+
+
 def decide(run: Evaluation, candidate, champion) -> tuple[promote.Decision, dict]:
     """The gate's decision on the candidate, and the promotion record the report and metrics show."""
     table, gate, judged = run.table, run.gate, run.judged
@@ -195,7 +205,8 @@ def decide(run: Evaluation, candidate, champion) -> tuple[promote.Decision, dict
             list(gate.metrics), gate.margin, gate.against_static, list(gate.static_floor),
             {k: v for k, v in table.items() if k in HELDOUT_COLUMNS}, gate.max_identity,
             {c: judged[c]["accuracy"] for c in HELDOUT_COLUMNS if judged and c in judged}
-            if gate.outside_judge else None)
+            if gate.outside_judge else None,
+            at_rest_identity(run.photos), table.get("real", {}).get("identity_median"), gate.identity_over_real)
     promotion = {"promoted": decision.promote, "candidate_version": int(candidate.version),
                  "champion_version_before": int(champion.version) if champion else None,
                  "reasons": decision.reasons}

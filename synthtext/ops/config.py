@@ -275,6 +275,9 @@ class PromoteParams(Section):
     against_static: bool = True  # and these and static_floor be no worse than the static baseline
     static_floor: Names = ("ssim",)
     max_identity: Weight | None = 0.45  # median identity distance on the held-out photos; None: not checked
+    # With a value: max_identity holds for the held-out NEU videos, and all videos may be as far as the real
+    # clips from their neutral frame plus this (expression moves the descriptor); None: all within max_identity
+    identity_over_real: Weight | None = 0.05
     outside_judge: bool = True  # the outside judge reads the held-out photos' emotions better than chance
 
 
